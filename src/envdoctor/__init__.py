@@ -1,0 +1,81 @@
+"""envdoctor: check, fix, certify and explain LLM fine-tuning environments against versioned matrices.
+
+Importing envdoctor is cheap and never imports torch, transformers or bitsandbytes: the public names
+below are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    CompatError,
+    EnvDoctorError,
+    FixError,
+    InspectionError,
+    MatrixError,
+    NotCertifiedError,
+    ResolutionError,
+    RestartRequired,
+)
+
+# public name -> module that defines it (imported on first attribute access, PEP 562)
+_LAZY = {
+    "check": "._check",
+    "Report": "._check",
+    "Finding": "._check",
+    "Status": "._check",
+    "load_matrix": "._matrix.loader",
+    "available_matrices": "._matrix.loader",
+    "Matrix": "._matrix.model",
+    "inspect_environment": "._environment",
+    "Environment": "._environment",
+    "GpuInfo": "._gpu",
+    "guard": "._guard",
+    "explain": "._explain",
+    "install_excepthook": "._explain",
+    "compat": ".compat",
+}
+_ALIASES = {"available_matrices": "available"}
+
+__all__ = [
+    "__version__",
+    "CompatError",
+    "EnvDoctorError",
+    "FixError",
+    "InspectionError",
+    "MatrixError",
+    "NotCertifiedError",
+    "ResolutionError",
+    "RestartRequired",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envdoctor' has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module, __name__)
+    value = mod if name == "compat" else getattr(mod, _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import compat
+    from ._check import Finding, Report, Status, check
+    from ._environment import Environment, inspect_environment
+    from ._explain import explain, install_excepthook
+    from ._gpu import GpuInfo
+    from ._guard import guard
+    from ._matrix.loader import available as available_matrices
+    from ._matrix.loader import load_matrix
+    from ._matrix.model import Matrix

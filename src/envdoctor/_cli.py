@@ -1,0 +1,73 @@
+"""The command line: a thin funnel that parses arguments, calls the library, prints, and maps errors to exit codes.
+
+Exit codes: 0 all good, 1 problems found, 2 bad input or usage, 3 restart required.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+from .errors import EnvDoctorError
+
+# Each module in envdoctor._commands exposes register(subparsers) and keeps heavy imports inside its handlers.
+COMMANDS = ("check", "matrix", "fix", "lint", "explain", "certify", "train")
+
+EPILOG = """\
+examples:
+  envdoctor check                          check this environment against the default matrix (llama31)
+  envdoctor check --matrix llama31@2024.12 --gpu t4 --model path/to/config.json
+  envdoctor matrix list                    the bundled matrices and their versions
+  envdoctor fix --matrix llama31 --dry-run the plan, with the exact pip commands, changing nothing
+  envdoctor explain error.log              what a traceback means and how to fix it
+  envdoctor certify --tier 2               run the GPU probes and write a certificate
+
+exit codes: 0 all good, 1 problems found, 2 bad input or usage, 3 restart required
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with one subcommand per module in envdoctor._commands."""
+    parser = argparse.ArgumentParser(
+        prog="envdoctor",
+        description="Check, fix, certify and explain LLM fine-tuning environments "
+        "(torch, transformers, peft, bitsandbytes, trl) against versioned compatibility matrices.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"envdoctor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"envdoctor._commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"envdoctor._commands.{name}":
+                continue  # a command still being written is simply not offered
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except EnvDoctorError as e:
+        print(f"envdoctor: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("envdoctor: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

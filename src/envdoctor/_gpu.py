@@ -1,0 +1,195 @@
+"""GPU facts through NVML, with fallbacks (nvidia-smi, /proc), and declared GPU targets for --gpu."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from .errors import UsageError
+
+Runner = Callable[[Sequence[str], float], str]
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU as seen (or declared). `available=False` carries the reason instead of None."""
+
+    available: bool
+    kind: str = "none"  # "cuda" | "mps" | "none"
+    name: str = ""
+    memory_total_bytes: int = 0
+    compute_capability: tuple[int, int] | None = None
+    driver_version: str = ""
+    cuda_driver_version: str = ""  # the newest CUDA the driver supports, e.g. "13.0"
+    uuid: str = ""
+    count: int = 0
+    source: str = "none"  # "nvml" | "nvidia-smi" | "proc" | "declared" | "platform" | "none"
+    reason: str = ""
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_total_bytes / 2**30
+
+    @property
+    def cc(self) -> float | None:
+        """Compute capability as a number, e.g. 8.0 for an A100."""
+        if self.compute_capability is None:
+            return None
+        major, minor = self.compute_capability
+        return major + minor / 10
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "available": self.available, "kind": self.kind, "name": self.name,
+            "memory_gib": round(self.memory_gib, 2),
+            "compute_capability": f"{self.compute_capability[0]}.{self.compute_capability[1]}"
+            if self.compute_capability else None,
+            "driver_version": self.driver_version, "cuda_driver_version": self.cuda_driver_version,
+            "uuid": self.uuid, "count": self.count, "source": self.source, "reason": self.reason,
+        }
+
+
+NO_GPU = GpuInfo(available=False, reason="no GPU declared")
+
+# Declared targets for `--gpu`: memory as marketed (GiB of usable memory is a little less), compute capability.
+GPU_TARGETS: dict[str, GpuInfo] = {
+    "none": NO_GPU,
+    "t4": GpuInfo(True, "cuda", "Tesla T4", 15 * 2**30, (7, 5)),
+    "v100-16gb": GpuInfo(True, "cuda", "Tesla V100-SXM2-16GB", 16 * 2**30, (7, 0)),
+    "v100-32gb": GpuInfo(True, "cuda", "Tesla V100-SXM2-32GB", 32 * 2**30, (7, 0)),
+    "a10g": GpuInfo(True, "cuda", "NVIDIA A10G", 22 * 2**30, (8, 6)),
+    "l4": GpuInfo(True, "cuda", "NVIDIA L4", 22 * 2**30, (8, 9)),
+    "rtx-3090": GpuInfo(True, "cuda", "NVIDIA GeForce RTX 3090", 24 * 2**30, (8, 6)),
+    "rtx-4090": GpuInfo(True, "cuda", "NVIDIA GeForce RTX 4090", 24 * 2**30, (8, 9)),
+    "a100-40gb": GpuInfo(True, "cuda", "NVIDIA A100-SXM4-40GB", 40 * 2**30, (8, 0)),
+    "a100-80gb": GpuInfo(True, "cuda", "NVIDIA A100-SXM4-80GB", 80 * 2**30, (8, 0)),
+    "l40s": GpuInfo(True, "cuda", "NVIDIA L40S", 45 * 2**30, (8, 9)),
+    "h100-80gb": GpuInfo(True, "cuda", "NVIDIA H100 80GB HBM3", 80 * 2**30, (9, 0)),
+    "h200": GpuInfo(True, "cuda", "NVIDIA H200", 141 * 2**30, (9, 0)),
+    "mps": GpuInfo(True, "mps", "Apple MPS", 0, None),
+}
+
+
+def declared(target: str) -> GpuInfo:
+    """The GPU named by `--gpu TARGET`; raises UsageError listing the known targets."""
+    key = target.strip().lower()
+    if key not in GPU_TARGETS:
+        import difflib
+
+        hint = difflib.get_close_matches(key, list(GPU_TARGETS), n=1)
+        did = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise UsageError(f"unknown GPU target {target!r}{did}; known: {', '.join(GPU_TARGETS)}")
+    info = GPU_TARGETS[key]
+    return replace(info, source="declared", count=1 if info.available else 0,
+                   reason=info.reason or f"declared with --gpu {key}")
+
+
+def _run(cmd: Sequence[str], timeout: float) -> str:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
+def _cuda_from_int(v: int) -> str:
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def _from_nvml() -> GpuInfo:
+    try:
+        import pynvml  # nvidia-ml-py: imported only here, because most callers never need it
+    except ImportError:
+        return GpuInfo(False, reason="nvidia-ml-py is not installed")
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return GpuInfo(False, reason=f"NVML: {e}")
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        if count == 0:
+            return GpuInfo(False, source="nvml", reason="NVML sees no GPU")
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        name = pynvml.nvmlDeviceGetName(h)
+        uuid = pynvml.nvmlDeviceGetUUID(h)
+        return GpuInfo(
+            True, "cuda",
+            name.decode() if isinstance(name, bytes) else name,
+            int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+            tuple(pynvml.nvmlDeviceGetCudaComputeCapability(h)),  # type: ignore[arg-type]
+            _s(pynvml.nvmlSystemGetDriverVersion()),
+            _cuda_from_int(pynvml.nvmlSystemGetCudaDriverVersion()),
+            uuid.decode() if isinstance(uuid, bytes) else uuid,
+            count, "nvml",
+        )
+    except Exception as e:
+        return GpuInfo(False, source="nvml", reason=f"NVML query failed: {e}")
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def _s(v: object) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _from_smi(run: Runner) -> GpuInfo:
+    try:
+        out = run(["nvidia-smi", "--query-gpu=name,memory.total,compute_cap,driver_version,uuid",
+                   "--format=csv,noheader,nounits"], 5.0)
+    except FileNotFoundError:
+        return GpuInfo(False, reason="nvidia-smi not found")
+    except subprocess.TimeoutExpired:
+        return GpuInfo(False, reason="nvidia-smi timed out after 5 s")
+    except (subprocess.CalledProcessError, OSError) as e:
+        return GpuInfo(False, reason=f"nvidia-smi failed: {e}")
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if not lines:
+        return GpuInfo(False, source="nvidia-smi", reason="nvidia-smi lists no GPU")
+    name, mem, cc, driver, uuid = (x.strip() for x in lines[0].split(",")[:5])
+    major, _, minor = cc.partition(".")
+    cuda = ""
+    try:
+        head = run(["nvidia-smi"], 5.0)
+        marker = "CUDA Version:"
+        if marker in head:
+            cuda = head.split(marker, 1)[1].split()[0]
+    except Exception:
+        pass
+    return GpuInfo(True, "cuda", name, int(float(mem)) * 2**20,
+                   (int(major), int(minor or 0)) if major.isdigit() else None,
+                   driver, cuda, uuid, len(lines), "nvidia-smi")
+
+
+def _from_proc() -> GpuInfo:
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return GpuInfo(False, reason="no NVIDIA driver (NVML, nvidia-smi and /proc/driver/nvidia all absent)")
+    driver = ""
+    for word in text.split():
+        if word.count(".") >= 1 and word.replace(".", "").isdigit():
+            driver = word
+            break
+    return GpuInfo(False, "cuda", driver_version=driver, source="proc",
+                   reason="an NVIDIA driver is loaded but neither NVML nor nvidia-smi could read the GPU")
+
+
+def detect(run: Runner = _run) -> GpuInfo:
+    """The first GPU of this machine: NVML, else nvidia-smi, else /proc; Apple silicon reports MPS."""
+    if sys.platform == "darwin":
+        if platform.machine() == "arm64":
+            return GpuInfo(True, "mps", "Apple MPS", 0, None, source="platform", count=1)
+        return GpuInfo(False, reason="macOS without Apple silicon: no CUDA and no MPS")
+    info = _from_nvml()
+    if info.available:
+        return info
+    smi = _from_smi(run)
+    if smi.available:
+        return smi
+    proc = _from_proc()
+    if proc.source == "proc":
+        return proc
+    return GpuInfo(False, reason=f"{info.reason}; {smi.reason}")

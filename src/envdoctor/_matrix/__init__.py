@@ -1,0 +1,1 @@
+"""Matrices: the file format (schema), the compiled model, loading, merging and caching."""

@@ -1,0 +1,164 @@
+"""Validate matrix files with pydantic, report every problem with its key path, and merge `extends`."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from pydantic import BaseModel, ValidationError
+
+from ..errors import MatrixError
+from . import schema
+from .model import Matrix
+
+# How list entries are matched when a child matrix overrides its parent's.
+_MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    "packages": ("name",),
+    "install_groups": ("name",),
+    "protected": ("name",),
+    "absent": ("name",),
+    "known_bad": ("name", "specifier", "with_"),
+    "platform": ("marker",),
+    "renames": ("callable", "old"),
+    "symptoms": ("id",),
+    "model_features": ("key", "equals", "contains"),
+    "probes": ("name",),
+}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the last key in loc, to suggest its real field names."""
+    model: Any = schema.Matrix
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = None
+        for c in candidates:
+            for inner in [c, *getattr(c, "__args__", ())]:
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    nxt = inner
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _problems(path: Path, error: ValidationError) -> list[str]:
+    out = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        where = _loc(loc)
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(loc)
+            names = [f.alias or n for n, f in owner.model_fields.items()] if owner else []
+            hint = difflib.get_close_matches(str(loc[-1]), names, n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            out.append(f"{path}: unknown key {where!r}{did}")
+        elif err["type"] == "missing":
+            out.append(f"{path}: missing required key {where!r}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{path}: {where}: {msg}")
+    return out
+
+
+def _key(entry: dict[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(
+        canonicalize_name(entry[f]) if f == "name" and entry.get(f) else repr(entry.get(f)) for f in fields
+    )
+
+
+def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Child over parent: scalars replace, keyed lists merge entry by entry, `gpu` merges per rule."""
+    out = dict(parent)
+    for k, v in child.items():
+        if k in _MERGE_KEYS and isinstance(v, list):
+            fields = _MERGE_KEYS[k]
+            merged = {_key(e, fields): e for e in parent.get(k, [])}
+            for e in v:
+                merged[_key(e, fields)] = e
+            out[k] = list(merged.values())
+        elif k == "gpu" and v is not None and parent.get("gpu"):
+            gpu = dict(parent["gpu"])
+            for gk, gv in v.items():
+                if gk == "workloads":
+                    by = {w["name"]: w for w in gpu.get("workloads", [])}
+                    by.update({w["name"]: w for w in gv})
+                    gpu[gk] = list(by.values())
+                elif gv is not None:
+                    gpu[gk] = gv
+            out[k] = gpu
+        elif k == "python" and v is None:
+            continue
+        else:
+            out[k] = v
+    return out
+
+
+def _check_merged(path: Path, data: dict[str, Any]) -> list[str]:
+    problems = []
+    groups = {g["name"] for g in data.get("install_groups", [])}
+    for p in data.get("packages", []):
+        if p.get("group") is not None and p["group"] not in groups:
+            known = ", ".join(sorted(groups)) or "none declared"
+            problems.append(f"{path}: package {p['name']!r} names unknown install group {p['group']!r} ({known})")
+    return problems
+
+
+def _bundled_name_check(path: Path, data: dict[str, Any]) -> list[str]:
+    from .._paths import bundled_matrix_dir
+
+    try:
+        path.relative_to(bundled_matrix_dir())
+    except ValueError:
+        return []
+    if (data.get("name"), data.get("version")) != (path.parent.name, path.stem):
+        return [f"{path}: name/version {data.get('name')}@{data.get('version')} must match its place "
+                f"{path.parent.name}/{path.stem}.toml"]
+    return []
+
+
+def compile_chain(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> Matrix:
+    """Validate every file of an extends chain (root first), merge them, and build the compiled Matrix."""
+    problems: list[str] = []
+    dumped: list[dict[str, Any]] = []
+    for path, _, data in chain:
+        try:
+            model = schema.Matrix.model_validate(data)
+        except ValidationError as e:
+            problems.extend(_problems(path, e))
+            continue
+        problems.extend(_bundled_name_check(path, data))
+        dumped.append(model.model_dump(exclude_unset=True))
+    if problems:
+        raise MatrixError(problems[0], tuple(problems))
+    merged: dict[str, Any] = {}
+    for d in dumped:
+        merged = merge(merged, d)
+    leaf = chain[-1][0]
+    problems = _check_merged(leaf, merged)
+    if problems:
+        raise MatrixError(problems[0], tuple(problems))
+    merged["source"] = str(leaf)
+    merged["chain"] = [f"{d['name']}@{d['version']}" for d in dumped]
+    merged["extends"] = dumped[-1].get("extends")
+    for k in ("status", "status_reason", "title", "description"):
+        merged[k] = dumped[-1].get(k, schema.Matrix.model_fields[k].default)
+    return Matrix.from_dict(merged)

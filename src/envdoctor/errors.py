@@ -1,0 +1,65 @@
+"""The one error hierarchy of envdoctor: every failure the CLI reports is one of these."""
+
+from __future__ import annotations
+
+
+class EnvDoctorError(Exception):
+    """Base of every error envdoctor raises on purpose; the CLI prints its message on one line."""
+
+    exit_code = 2
+
+
+class MatrixError(EnvDoctorError):
+    """A matrix cannot be found, parsed or validated. Holds every problem found, not only the first."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        self.problems = tuple(problems) or (message,)
+        super().__init__(message if not problems else "\n".join(self.problems))
+
+
+class InspectionError(EnvDoctorError):
+    """The environment (another interpreter, the GPU) could not be inspected."""
+
+
+class ResolutionError(EnvDoctorError):
+    """The resolver says a target set cannot be installed together; the message names both sides."""
+
+    exit_code = 1
+
+
+class FixError(EnvDoctorError):
+    """A fix step failed; the environment was restored (or the message says it could not be)."""
+
+    exit_code = 1
+
+
+class LockedError(FixError):
+    """Another `envdoctor fix` holds the lock on this environment."""
+
+    exit_code = 2
+
+
+class RestartRequired(EnvDoctorError):
+    """Packages this process already imported were changed on disk: restart the interpreter."""
+
+    exit_code = 3
+
+
+class NotCertifiedError(EnvDoctorError):
+    """The environment has no valid certificate for this matrix and GPU; the message is the report."""
+
+    exit_code = 1
+
+
+class CompatError(EnvDoctorError, TypeError):
+    """A keyword has no equivalent in the installed library version (raised by envdoctor.compat)."""
+
+    exit_code = 1
+
+
+class ConfigError(EnvDoctorError):
+    """A trainer configuration file or flag is invalid."""
+
+
+class UsageError(EnvDoctorError):
+    """The command line asks for something that cannot be done as asked."""
