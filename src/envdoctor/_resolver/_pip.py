@@ -1,0 +1,136 @@
+"""The pip backend: `<python> -m pip install --dry-run --report`, the resolver pip itself would use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from packaging.version import InvalidVersion, Version
+
+from ..errors import ResolutionError
+from . import Install, Requested, Resolution, Sources
+from ._conflict import from_pip
+
+# A declared platform name -> pip platform tags. pip expands macOS versions itself but not manylinux_2_X
+# (only the legacy manylinux2014/2010 aliases), so every glibc level is listed, newest first.
+def _manylinux(arch: str) -> tuple[str, ...]:
+    return (*(f"manylinux_2_{i}_{arch}" for i in range(28, 16, -1)), f"manylinux2014_{arch}",
+            f"manylinux2010_{arch}", f"manylinux1_{arch}")
+
+
+PIP_PLATFORMS: dict[str, tuple[str, ...]] = {
+    "linux": _manylinux("x86_64"),
+    "linux-aarch64": _manylinux("aarch64")[:-2],
+    "macos": ("macosx_14_0_arm64", "macosx_14_0_universal2"),
+    "macos-x86_64": ("macosx_14_0_x86_64", "macosx_14_0_universal2"),
+    "windows": ("win_amd64",),
+}
+
+
+def source_args(sources: Sources) -> list[str]:
+    """pip options for explicit sources; none means pip's own configuration decides."""
+    args: list[str] = []
+    if sources.no_index:
+        args.append("--no-index")
+    if sources.index_url:
+        args += ["--index-url", sources.index_url]
+    for url in sources.extra_index_urls:
+        args += ["--extra-index-url", url]
+    for link in sources.find_links:
+        args += ["--find-links", link]
+    return args + list(sources.extra_args)
+
+
+def pip_command(python: str | None) -> list[str]:
+    """`<python> -m pip` of the target interpreter; this interpreter's pip with `--python` when it has none."""
+    exe = python or sys.executable
+    if python is None or _has_pip(exe):
+        return [exe, "-m", "pip"]
+    return [sys.executable, "-m", "pip", "--python", exe]
+
+
+def _has_pip(exe: str) -> bool:
+    try:
+        proc = subprocess.run([exe, "-c", "import pip"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def pip_env() -> dict[str, str]:
+    """The environment for a pip subprocess: no version check, no prompts, no colour."""
+    env = dict(os.environ)
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", PIP_NO_COLOR="1", PYTHONIOENCODING="utf-8")
+    return env
+
+
+def resolve_pip(
+    reqs: Sequence[Requested],
+    *,
+    python: str | None,
+    python_version: str | None,
+    platform: str | None,
+    against_installed: bool,
+    sources: Sources,
+    constraints: Sequence[str],
+    no_deps: bool,
+    timeout: float,
+) -> Resolution:
+    """Resolve with pip's own resolver and read its JSON installation report."""
+    with tempfile.TemporaryDirectory(prefix="envdoctor-pip-") as tmp:
+        report = os.path.join(tmp, "report.json")
+        cmd = [*pip_command(python), "install", "--dry-run", "--report", report, "--progress-bar", "off"]
+        if not against_installed:
+            cmd.append("--ignore-installed")
+        if python_version is not None or platform is not None:
+            cmd += ["--only-binary=:all:", "--target", os.path.join(tmp, "target")]
+            if python_version is not None:
+                cmd += ["--python-version", python_version]
+            if platform is not None:
+                for tag in PIP_PLATFORMS.get(platform, (platform,)):
+                    cmd += ["--platform", tag]
+        if no_deps:
+            cmd.append("--no-deps")
+        if constraints:
+            cfile = os.path.join(tmp, "constraints.txt")
+            with open(cfile, "w", encoding="utf-8") as f:
+                f.write("\n".join(constraints) + "\n")
+            cmd += ["-c", cfile]
+        cmd += source_args(sources)
+        cmd += [r.requirement for r in reqs]
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=pip_env())
+        except subprocess.TimeoutExpired as e:
+            raise ResolutionError(f"pip did not finish resolving within {timeout:.0f} s") from e
+        except OSError as e:
+            raise ResolutionError(f"cannot run pip ({cmd[0]}): {e.strerror or e}") from e
+        seconds = time.perf_counter() - start
+        raw = proc.stdout + proc.stderr
+        if proc.returncode != 0 or not os.path.exists(report):
+            if "No module named pip" in raw:
+                raise ResolutionError(f"{cmd[0]} has no pip and this pip cannot drive it: {raw.strip()[-200:]}")
+            return Resolution(False, "pip", conflict=from_pip(raw, reqs), seconds=seconds, raw=raw,
+                              command=tuple(cmd))
+        with open(report, encoding="utf-8") as f:
+            data = json.load(f)
+    keys = {r.key for r in reqs}
+    installs = tuple(i for i in (_install(item, keys) for item in data.get("install", [])) if i is not None)
+    return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
+
+
+def _install(item: dict, requested_keys: set[str]) -> Install | None:
+    meta = item.get("metadata", {})
+    try:
+        version = Version(meta.get("version", ""))
+    except InvalidVersion:
+        return None
+    url = (item.get("download_info") or {}).get("url")
+    inst = Install(meta.get("name", "?"), version, url, bool(item.get("requested")),
+                   tuple(meta.get("requires_dist") or ()))
+    return Install(inst.name, inst.version, inst.url, inst.requested or inst.key in requested_keys, inst.requires)

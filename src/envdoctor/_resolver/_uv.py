@@ -1,0 +1,157 @@
+"""The uv backend: `uv pip install --dry-run --python <target>` (against the environment) or `uv pip compile`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..errors import ResolutionError
+from . import Install, Requested, Resolution, Sources, find_uv
+from ._conflict import from_uv
+from ._pipconf import pip_sources, uv_has_own_sources
+
+UV_PLATFORMS = {
+    "linux": "x86_64-manylinux_2_28",
+    "linux-aarch64": "aarch64-manylinux_2_28",
+    "macos": "aarch64-apple-darwin",
+    "macos-x86_64": "x86_64-apple-darwin",
+    "windows": "x86_64-pc-windows-msvc",
+}
+_CHANGE = re.compile(r"^\s*(?P<op>[+-])\s+(?P<name>[A-Za-z0-9._-]+)(\[[^\]]*\])?==(?P<version>\S+)")
+_PINNED = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(\[[^\]]*\])?==(?P<version>[^\s;]+)")
+
+
+def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
+    """uv options for the sources; with none given, pip's configured indexes (uv would not read them)."""
+    if sources == Sources() and not uv_has_own_sources():
+        prefix = os.path.dirname(os.path.dirname(python)) if python else None
+        sources = pip_sources(prefix)
+    args: list[str] = []
+    if sources.no_index:
+        args.append("--no-index")
+    if sources.index_url:
+        args += ["--index-url", sources.index_url]
+    for url in sources.extra_index_urls:
+        if url.startswith("file://") and not os.path.isdir(url[len("file://"):]):
+            continue  # pip ignores a missing local index with a warning; uv would fail on it
+        args += ["--extra-index-url", url]
+    for link in sources.find_links:
+        args += ["--find-links", link]
+    # pip takes the best match across all indexes; uv's default takes the first index that has the name.
+    args += ["--index-strategy", "unsafe-best-match"]
+    return args + list(sources.extra_args)
+
+
+def uv_env() -> dict[str, str]:
+    """The environment for a uv subprocess: no colour, no progress bars, never download a Python."""
+    env = dict(os.environ)
+    env.update(NO_COLOR="1", UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+    return env
+
+
+def resolve_uv(
+    reqs: Sequence[Requested],
+    *,
+    python: str | None,
+    python_version: str | None,
+    platform: str | None,
+    against_installed: bool,
+    sources: Sources,
+    constraints: Sequence[str],
+    no_deps: bool,
+    timeout: float,
+) -> Resolution:
+    """Resolve with uv; `install --dry-run` keeps what is installed, `compile` resolves from scratch."""
+    uv = find_uv()
+    if uv is None:
+        raise ResolutionError("uv is not installed; use --backend pip")
+    exe = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="envdoctor-uv-") as tmp:
+        if against_installed:
+            cmd = [uv, "pip", "install", "--dry-run", "--python", exe]
+        else:
+            cmd = [uv, "pip", "compile", "-", "--no-header", "--no-annotate", "--quiet"]
+            if python_version is None:
+                cmd += ["--python", exe]
+            else:
+                cmd += ["--python-version", python_version]
+            if platform is not None:
+                cmd += ["--python-platform", UV_PLATFORMS.get(platform, platform)]
+            if python_version is not None or platform is not None:
+                cmd += ["--only-binary", ":all:"]
+        if no_deps:
+            cmd.append("--no-deps")
+        if constraints:
+            cfile = os.path.join(tmp, "constraints.txt")
+            with open(cfile, "w", encoding="utf-8") as f:
+                f.write("\n".join(constraints) + "\n")
+            cmd += ["-c", cfile]
+        cmd += uv_sources_args(sources, python)
+        lines = [r.requirement for r in reqs]
+        stdin = None
+        if against_installed:
+            cmd += lines
+        else:
+            stdin = "\n".join(lines) + "\n"
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=uv_env())
+        except subprocess.TimeoutExpired as e:
+            raise ResolutionError(f"uv did not finish resolving within {timeout:.0f} s") from e
+        except OSError as e:
+            raise ResolutionError(f"cannot run uv ({uv}): {e.strerror or e}") from e
+    seconds = time.perf_counter() - start
+    raw = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        return Resolution(False, "uv", conflict=from_uv(raw, reqs), seconds=seconds, raw=raw, command=tuple(cmd))
+    keys = {r.key for r in reqs}
+    if against_installed:
+        installs, removes = _changes(proc.stderr + "\n" + proc.stdout, keys)
+    else:
+        installs, removes = _pinned(proc.stdout, keys), ()
+    return Resolution(True, "uv", installs=installs, removes=removes, seconds=seconds, raw=raw, command=tuple(cmd))
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _changes(text: str, keys: set[str]) -> tuple[tuple[Install, ...], tuple[tuple[str, Version], ...]]:
+    """The ' + name==v' / ' - name==v' lines of `uv pip install --dry-run`."""
+    installs: list[Install] = []
+    removes: list[tuple[str, Version]] = []
+    for line in text.splitlines():
+        m = _CHANGE.match(line)
+        if not m:
+            continue
+        version = _version(m.group("version"))
+        if version is None:
+            continue
+        if m.group("op") == "+":
+            installs.append(Install(m.group("name"), version, requested=canonicalize_name(m.group("name")) in keys))
+        else:
+            removes.append((m.group("name"), version))
+    return tuple(installs), tuple(removes)
+
+
+def _pinned(text: str, keys: set[str]) -> tuple[Install, ...]:
+    """The 'name==version' lines of `uv pip compile`."""
+    out: list[Install] = []
+    for line in text.splitlines():
+        m = _PINNED.match(line.strip())
+        version = _version(m.group("version")) if m else None
+        if m and version is not None:
+            out.append(Install(m.group("name"), version, requested=canonicalize_name(m.group("name")) in keys))
+    return tuple(out)
+
