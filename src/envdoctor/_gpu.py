@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -183,6 +184,10 @@ def detect(run: Runner = _run) -> GpuInfo:
         if platform.machine() == "arm64":
             return GpuInfo(True, "mps", "Apple MPS", 0, None, source="platform", count=1)
         return GpuInfo(False, reason="macOS without Apple silicon: no CUDA and no MPS")
+    if sys.platform.startswith("linux") and not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
+    ):
+        return GpuInfo(False, reason="no NVIDIA driver loaded (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)")
     info = _from_nvml()
     if info.available:
         return info

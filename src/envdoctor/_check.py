@@ -1,0 +1,321 @@
+"""Check an environment against a matrix: every finding at once, ordered by root cause."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import InvalidMarker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from ._environment import Environment, inspect_environment
+from ._findings import Finding, Kind, Report, Status
+from ._gpu import GpuInfo
+from ._matrix.loader import DEFAULT_MATRIX, load_matrix
+from ._matrix.model import Matrix
+from .errors import InspectionError
+
+__all__ = ["Finding", "Report", "Status", "check", "check_environment"]
+
+
+def _spec(s: SpecifierSet) -> str:
+    return str(s) or "any version"
+
+
+def _contains(spec: SpecifierSet, version: Any) -> bool:
+    return spec.contains(version, prereleases=True)
+
+
+def _satisfied(req: Requirement, env: Environment) -> bool:
+    version = env.version_of(req.name)
+    return version is not None and _contains(req.specifier, version)
+
+
+def _packages(matrix: Matrix, env: Environment) -> Iterator[Finding]:
+    for rule in matrix.packages:
+        dist = env.get(rule.name)
+        common = dict(reason=rule.reason, evidence=rule.evidence, expected=_spec(rule.specifier))
+        if dist is None:
+            status = Status.WARN if rule.optional else Status.FAIL
+            yield Finding(Kind.MISSING, status, rule.name, f"{rule.name} is not installed (needs {_spec(rule.specifier)})",
+                          fix=f"envdoctor fix --matrix {matrix.ref}", **common)
+            continue
+        if dist.version is None:
+            yield Finding(Kind.PACKAGE, Status.FAIL, rule.name,
+                          f"{rule.name} has an invalid version {dist.raw_version!r}", found=dist.raw_version,
+                          fix=f"envdoctor fix --matrix {matrix.ref}", **common)
+            continue
+        found = str(dist.version)
+        if not _contains(rule.specifier, dist.version):
+            yield Finding(Kind.PACKAGE, Status.FAIL, rule.name,
+                          f"{rule.name} {found} does not satisfy {rule.specifier}", found=found,
+                          fix=f"envdoctor fix --matrix {matrix.ref}", **common)
+        elif rule.local and dist.local != rule.local:
+            yield Finding(Kind.PACKAGE, Status.FAIL, rule.name,
+                          f"{rule.name} {found} is not the +{rule.local} build", found=found,
+                          fix=f"envdoctor fix --matrix {matrix.ref}", **common)
+        else:
+            yield Finding(Kind.PACKAGE, Status.OK, rule.name, f"{rule.name} {found} satisfies {_spec(rule.specifier)}",
+                          found=found, **common)
+
+
+def _absent_and_bad(matrix: Matrix, env: Environment) -> Iterator[Finding]:
+    for rule in matrix.absent:
+        dist = env.get(rule.name)
+        if dist is not None:
+            yield Finding(Kind.ABSENT, Status.FAIL, rule.name, f"{rule.name} {dist.raw_version} must not be installed",
+                          reason=rule.reason, evidence=rule.evidence, expected="absent", found=dist.raw_version,
+                          fix=f"pip uninstall {rule.name}")
+    for bad in matrix.known_bad:
+        dist = env.get(bad.name)
+        if dist is None or dist.version is None or not _contains(bad.specifier, dist.version):
+            continue
+        if bad.with_ is not None and not _satisfied(bad.with_, env):
+            continue
+        together = f" together with {bad.with_}" if bad.with_ is not None else ""
+        yield Finding(Kind.KNOWN_BAD, Status.FAIL, bad.name,
+                      f"{bad.name} {dist.version} is a known-bad version ({bad.specifier}){together}",
+                      reason=bad.reason, evidence=bad.evidence, expected=f"not {bad.specifier}",
+                      found=str(dist.version), fix=f"envdoctor fix --matrix {matrix.ref}")
+
+
+def _extra_only(line: str) -> bool:
+    """Fast path: a requirement whose marker is a plain conjunction with an `extra ==` clause never applies.
+
+    Most Requires-Dist lines belong to extras; parsing them all costs more than the rest of the check.
+    Markers with `or` are left to packaging, which evaluates them properly.
+    """
+    _, sep, marker = line.partition(";")
+    return bool(sep) and "extra" in marker and " or " not in marker
+
+
+def _consistency(matrix: Matrix, env: Environment) -> Iterator[Finding]:
+    """Like `pip check`: every installed distribution's requirements, markers evaluated for this interpreter."""
+    ours = {p.key for p in matrix.packages}
+    markers = dict(env.markers, extra="")
+    for key, dist in sorted(env.distributions.items()):
+        for line in dist.requires:
+            if _extra_only(line):
+                continue
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                yield Finding(Kind.METADATA, Status.WARN, dist.name, f"{dist.name} declares an invalid requirement {line!r}")
+                continue
+            try:
+                if req.marker is not None and not req.marker.evaluate(markers):
+                    continue
+            except InvalidMarker:
+                continue
+            dep = env.get(req.name)
+            status = Status.FAIL if key in ours or canonicalize_name(req.name) in ours else Status.WARN
+            head = f"{dist.name} {dist.raw_version} requires {req.name}{req.specifier}"
+            if dep is None:
+                yield Finding(Kind.CONSISTENCY, status, dist.name, f"{head}, which is not installed",
+                              expected=str(req), found="not installed", fix=f"pip install '{req}'",
+                              reason="declared in its METADATA (Requires-Dist)",
+                              evidence=(f"{dist.path}/METADATA: Requires-Dist: {line}",))
+            elif dep.version is not None and not _contains(req.specifier, dep.version):
+                yield Finding(Kind.CONSISTENCY, status, dist.name, f"{head}, but {dep.name} {dep.version} is installed",
+                              expected=str(req), found=str(dep.version),
+                              reason="declared in its METADATA (Requires-Dist)",
+                              evidence=(f"{dist.path}/METADATA: Requires-Dist: {line}",))
+
+
+def _python_platform(matrix: Matrix, env: Environment) -> Iterator[Finding]:
+    if matrix.python is not None:
+        rule = matrix.python
+        ok = _contains(rule.specifier, env.python_version)
+        yield Finding(Kind.PYTHON, Status.OK if ok else Status.FAIL, "python",
+                      f"Python {env.python_version} {'satisfies' if ok else 'does not satisfy'} {rule.specifier}",
+                      reason=rule.reason, evidence=rule.evidence, expected=str(rule.specifier),
+                      found=str(env.python_version))
+    for rule in matrix.platform:
+        ok = rule.marker.evaluate(dict(env.markers))
+        yield Finding(Kind.PLATFORM, Status.OK if ok else Status.FAIL, "platform",
+                      f"platform {'satisfies' if ok else 'does not satisfy'} {rule.marker}",
+                      reason=rule.reason, evidence=rule.evidence, expected=str(rule.marker),
+                      found=f"{env.markers.get('sys_platform')} {env.markers.get('platform_machine')}")
+
+
+def _gpu(matrix: Matrix, env: Environment) -> Iterator[Finding]:
+    gpu, rules = env.gpu, matrix.gpu
+    desc = f"{gpu.name} ({gpu.source})" if gpu.available else f"no GPU ({gpu.reason})"
+    if rules.cuda is not None and rules.cuda.required:
+        needs = ", ".join(rules.cuda.packages) or "this stack"
+        if gpu.available and gpu.kind == "cuda":
+            yield Finding(Kind.GPU, Status.OK, "cuda", f"CUDA GPU: {gpu.name}", reason=rules.cuda.reason,
+                          evidence=rules.cuda.evidence, expected="CUDA", found=gpu.name)
+        elif gpu.kind == "mps" and rules.mps is not None and not rules.mps.supported:
+            yield Finding(Kind.GPU, Status.FAIL, "mps", f"{needs} needs CUDA; Apple MPS is not supported",
+                          reason=rules.mps.reason, evidence=rules.mps.evidence, expected="CUDA", found="MPS",
+                          fix="run on a CUDA machine (Colab T4/A100, a rented GPU)")
+        else:
+            yield Finding(Kind.GPU, Status.FAIL, "cuda", f"{needs} needs a CUDA GPU; found {desc}",
+                          reason=rules.cuda.reason, evidence=rules.cuda.evidence, expected="CUDA",
+                          found=gpu.kind if gpu.available else "none",
+                          fix="run on a CUDA machine, or check a declared GPU with --gpu t4|a100-40gb|h100-80gb")
+    if not (gpu.available and gpu.kind == "cuda"):
+        return
+    if rules.bf16 is not None and gpu.cc is not None:
+        rule = rules.bf16
+        ok = gpu.cc >= rule.min_compute_capability
+        yield Finding(Kind.GPU, Status.OK if ok else Status.WARN, "bf16",
+                      f"bf16 compute {'supported' if ok else 'unsupported'} on {gpu.name} (compute capability "
+                      f"{gpu.cc:.1f}{'' if ok else f' < {rule.min_compute_capability:.1f}: use {rule.fallback}'})",
+                      reason=rule.reason, evidence=rule.evidence, expected=f">= {rule.min_compute_capability}",
+                      found=f"{gpu.cc:.1f}")
+    for w in rules.workloads:
+        ok = gpu.memory_gib >= w.min_vram_gib
+        yield Finding(Kind.GPU, Status.OK if ok else Status.WARN, f"vram:{w.name}",
+                      f"{w.name} needs {w.min_vram_gib:g} GiB; {gpu.name} has {gpu.memory_gib:.0f} GiB",
+                      reason=w.reason, evidence=w.evidence, expected=f">= {w.min_vram_gib:g} GiB",
+                      found=f"{gpu.memory_gib:.1f} GiB")
+    if rules.driver is not None and rules.driver.check and env.get("torch") is not None:
+        yield from _driver(rules.driver, env, gpu)
+
+
+def _driver(rule: Any, env: Environment, gpu: GpuInfo) -> Iterator[Finding]:
+    torch_cuda = env.torch_cuda
+    common = dict(reason=rule.reason, evidence=rule.evidence)
+    if torch_cuda is None:
+        yield Finding(Kind.GPU, Status.FAIL, "torch-cuda", f"torch {env.get('torch').raw_version} is not a CUDA build",  # type: ignore[union-attr]
+                      expected="a CUDA build of torch", found="CPU build",
+                      fix="envdoctor fix (installs the matrix's torch build)", **common)
+        return
+    if not gpu.cuda_driver_version:
+        yield Finding(Kind.GPU, Status.SKIP, "torch-cuda", f"torch is built for CUDA {torch_cuda}; the driver's CUDA "
+                      "version is unknown", expected=f">= {torch_cuda}", **common)
+        return
+    t = tuple(int(x) for x in torch_cuda.split(".")[:2])
+    d = tuple(int(x) for x in gpu.cuda_driver_version.split(".")[:2])
+    if t <= d:
+        status, verb = Status.OK, "supports"
+    elif t[0] == d[0]:
+        status, verb = Status.WARN, "is older than (minor-version compatibility may still work for)"
+    else:
+        status, verb = Status.FAIL, "is too old for"
+    yield Finding(Kind.GPU, status, "torch-cuda",
+                  f"driver {gpu.driver_version} (CUDA {gpu.cuda_driver_version}) {verb} torch's CUDA {torch_cuda} build",
+                  expected=f">= {torch_cuda}", found=gpu.cuda_driver_version,
+                  fix=None if status is Status.OK else "update the NVIDIA driver, or install a torch build for an older CUDA",
+                  **common)
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def load_model_config(model: str | os.PathLike[str]) -> dict[str, Any]:
+    """config.json of a model: a file, or a folder that holds one."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InspectionError(f"--model {model}: cannot read {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise InspectionError(f"--model {model}: {path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise InspectionError(f"--model {model}: {path} is not a JSON object")
+    return data
+
+
+def _model(matrix: Matrix, env: Environment, config: dict[str, Any]) -> Iterator[Finding]:
+    for rule in matrix.model_features:
+        value = _lookup(config, rule.key)
+        if value is None:
+            continue
+        if rule.contains is not None:
+            if not (isinstance(value, list) and rule.contains in value):
+                continue
+        elif rule.equals is not None and value != rule.equals:
+            continue
+        found = env.version_of(rule.requires.name)
+        ok = found is not None and _contains(rule.requires.specifier, found)
+        yield Finding(Kind.MODEL, Status.OK if ok else Status.FAIL, rule.requires.name,
+                      f"the model uses {rule.feature}: needs {rule.requires}"
+                      + (f", found {found}" if found is not None else ", not installed"),
+                      reason=rule.reason, evidence=rule.evidence, expected=str(rule.requires.specifier),
+                      found=str(found) if found is not None else None,
+                      fix=None if ok else f"pip install '{rule.requires}'")
+
+
+def _metadata(env: Environment) -> Iterator[Finding]:
+    for b in env.broken:
+        yield Finding(Kind.METADATA, Status.WARN, Path(b.path).name, f"unreadable metadata in {b.path}: {b.reason}",
+                      fix="reinstall that package, or delete the stray folder")
+    for d in env.duplicates:
+        yield Finding(Kind.METADATA, Status.WARN, d.name,
+                      f"{d.name} is installed twice: {d.kept_version} (used) shadows {d.shadowed_version} in {d.shadowed}",
+                      expected="one install", found=f"{d.kept_version}, {d.shadowed_version}",
+                      fix=f"pip uninstall {d.name} (repeat until none is left), then reinstall it")
+
+
+def _matrix_status(matrix: Matrix) -> Iterator[Finding]:
+    if matrix.status != "current":
+        yield Finding(Kind.MATRIX, Status.WARN, matrix.ref,
+                      f"matrix {matrix.ref} is marked {matrix.status}: {matrix.status_reason or 'see its description'}",
+                      reason=matrix.status_reason or "")
+
+
+def _certificate(matrix: Matrix, env: Environment) -> tuple[dict[str, Any], list[Finding]]:
+    try:
+        from ._certify import certificate_status
+    except ImportError:
+        return {}, []
+    try:
+        status = certificate_status(matrix, env)
+    except Exception as e:  # a broken certificate store must never break the check
+        return {"valid": False, "reason": str(e)}, []
+    info = {"valid": bool(status.valid), "reason": status.reason}
+    found = Finding(Kind.CERTIFICATE, Status.OK if status.valid else Status.SKIP, "certificate",
+                    f"certificate: {status.reason}",
+                    fix=None if status.valid else f"envdoctor certify --matrix {matrix.ref}")
+    return info, [found]
+
+
+def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, Any] | None = None,
+                      certificate: bool = True) -> Report:
+    """Apply every rule of `matrix` to `env`; pure apart from reading the certificate store."""
+    findings: list[Finding] = []
+    findings += _matrix_status(matrix)
+    findings += _python_platform(matrix, env)
+    findings += _packages(matrix, env)
+    findings += _absent_and_bad(matrix, env)
+    findings += _consistency(matrix, env)
+    findings += _gpu(matrix, env)
+    if model_config is not None:
+        findings += _model(matrix, env, model_config)
+    findings += _metadata(env)
+    cert_info, cert_findings = _certificate(matrix, env) if certificate else ({}, [])
+    findings += cert_findings
+    findings.sort(key=lambda f: f.sort_key)
+    return Report(
+        matrix=matrix.ref, matrix_status=matrix.status, python=str(env.python_version),
+        executable=env.executable, gpu=env.gpu.to_dict(), runtime=vars(env.runtime).copy(),
+        findings=tuple(findings), certificate=cert_info,
+    )
+
+
+def check(matrix: str | Matrix = DEFAULT_MATRIX, *, model: str | os.PathLike[str] | None = None,
+          gpu: str | GpuInfo | None = None, python: str | os.PathLike[str] | None = None,
+          environment: Environment | None = None) -> Report:
+    """Check an environment (this one, `python=` another interpreter) against a matrix reference."""
+    m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix)
+    env = environment if environment is not None else inspect_environment(python=python, gpu=gpu)
+    config = load_model_config(model) if model is not None else None
+    return check_environment(m, env, config)
+
+

@@ -1,0 +1,105 @@
+"""Typed check results: a Finding per rule, a Report for one environment against one matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class Status(str, Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class Kind(str, Enum):
+    """What a finding is about, in root-cause order: the report sorts by this."""
+
+    MATRIX = "matrix"
+    PYTHON = "python"
+    PLATFORM = "platform"
+    PACKAGE = "package"
+    MISSING = "missing"
+    ABSENT = "absent"
+    KNOWN_BAD = "known-bad"
+    CONSISTENCY = "consistency"
+    GPU = "gpu"
+    MODEL = "model"
+    METADATA = "metadata"
+    CERTIFICATE = "certificate"
+
+
+_KIND_ORDER = {k: i for i, k in enumerate(Kind)}
+_STATUS_ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.SKIP: 2, Status.OK: 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule applied to the environment. `message` is one line a person reads; the rest is for machines."""
+
+    kind: Kind
+    status: Status
+    subject: str
+    message: str
+    reason: str = ""
+    evidence: tuple[str, ...] = ()
+    expected: str | None = None
+    found: str | None = None
+    fix: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        return _KIND_ORDER[self.kind], _STATUS_ORDER[self.status], self.subject
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value, "status": self.status.value, "subject": self.subject,
+            "message": self.message, "expected": self.expected, "found": self.found,
+            "reason": self.reason, "evidence": list(self.evidence), "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every finding of one check, ordered by root cause, with what was checked against what."""
+
+    matrix: str
+    matrix_status: str
+    python: str
+    executable: str
+    gpu: dict[str, Any]
+    runtime: dict[str, bool]
+    findings: tuple[Finding, ...] = ()
+    certificate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status is Status.FAIL for f in self.findings)
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.WARN))
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.findings if f.status is status)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "ok": self.ok,
+            "matrix": self.matrix,
+            "matrix_status": self.matrix_status,
+            "environment": {"python": self.python, "executable": self.executable, "runtime": self.runtime},
+            "gpu": self.gpu,
+            "certificate": self.certificate,
+            "summary": {s.value: self.count(s) for s in Status},
+            "findings": [f.to_dict() for f in self.findings],
+        }

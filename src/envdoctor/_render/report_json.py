@@ -1,0 +1,11 @@
+"""The check report as JSON: a schema version, stable keys, a `findings` list, nothing else."""
+
+from __future__ import annotations
+
+import json
+
+from .._findings import Report
+
+
+def render(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"

@@ -1,0 +1,55 @@
+"""The check report as a plain-text table a person reads at a glance (no rich: this is the hot path)."""
+
+from __future__ import annotations
+
+from .._findings import Finding, Report, Status
+
+_MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+_COLOR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.SKIP: "2"}
+
+
+def _paint(text: str, status: Status, color: bool) -> str:
+    return f"\x1b[{_COLOR[status]}m{text}\x1b[0m" if color else text
+
+
+def _row(f: Finding, color: bool, width: int) -> list[str]:
+    mark = _paint(f"{_MARK[f.status]:<4}", f.status, color)
+    lines = [f"  {mark}  {f.kind.value:<{width}}  {f.message}"]
+    pad = " " * (10 + width)
+    if f.status in (Status.FAIL, Status.WARN):
+        if f.reason:
+            lines.append(f"{pad}why: {f.reason}")
+        if f.evidence:
+            lines.append(f"{pad}evidence: {f.evidence[0]}" + (f" (+{len(f.evidence) - 1} more)" if len(f.evidence) > 1 else ""))
+        if f.fix:
+            lines.append(f"{pad}fix: {f.fix}")
+    return lines
+
+
+def render(report: Report, *, color: bool = False, verbose: bool = False) -> str:
+    """Problems first within each root cause; passing rules are listed compactly (all of them with verbose)."""
+    gpu = report.gpu
+    gpu_line = (f"{gpu['name']}, {gpu['memory_gib']:.0f} GiB, cc {gpu['compute_capability']}, driver "
+                f"{gpu['driver_version'] or '?'} (CUDA {gpu['cuda_driver_version'] or '?'}) [{gpu['source']}]"
+                if gpu.get("available") and gpu.get("kind") == "cuda"
+                else (gpu.get("name") or "none") + (f" ({gpu['reason']})" if gpu.get("reason") else ""))
+    rt = [k for k, v in report.runtime.items() if v and k != "virtualenv"]
+    out = [
+        f"envdoctor check: {report.matrix}" + (f" [{report.matrix_status}]" if report.matrix_status != "current" else ""),
+        f"  python  {report.python}  {report.executable}" + (f"  ({', '.join(rt)})" if rt else ""),
+        f"  gpu     {gpu_line}",
+        "",
+    ]
+    # Passing package, Python and model rules stay visible: they are what a person checks at a glance.
+    listed = ("package", "python", "model")
+    shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
+    width = max((len(f.kind.value) for f in shown), default=7)
+    for f in shown:
+        out.extend(_row(f, color, width))
+    hidden = len(report.findings) - len(shown)
+    n_fail, n_warn = report.count(Status.FAIL), report.count(Status.WARN)
+    summary = f"{report.count(Status.OK)} ok, {n_warn} warning(s), {n_fail} problem(s)"
+    if hidden:
+        summary += f"; {hidden} passing check(s) not shown (--verbose)"
+    out += ["", ("OK: " if report.ok else "PROBLEMS: ") + summary]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,149 @@
+"""Each rule kind of a matrix, applied to fake environments built from real dist-info folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from envdoctor._check import check_environment, load_model_config
+from envdoctor._findings import Kind, Status
+from envdoctor._matrix.loader import load_matrix
+from envdoctor.errors import InspectionError
+from envdoctor.testing import fake_environment, fake_gpu
+
+R = 'reason = "r"\nevidence = ["e"]\n'
+
+
+def _by(report, kind: Kind):
+    return [f for f in report.findings if f.kind is kind]
+
+
+@pytest.fixture
+def matrix(write_matrix):
+    def make(body: str):
+        return load_matrix(str(write_matrix(body)))
+    return make
+
+
+def test_package_version_missing_and_optional(site: Path, dist, matrix) -> None:
+    dist("transformers", "4.41.0")
+    m = matrix(f'[[packages]]\nname = "transformers"\nspecifier = ">=4.43.0"\n{R}'
+               f'[[packages]]\nname = "peft"\nspecifier = ">=0.13"\n{R}'
+               f'[[packages]]\nname = "wandb"\noptional = true\n{R}')
+    report = check_environment(m, fake_environment(site))
+    [pkg] = _by(report, Kind.PACKAGE)
+    assert pkg.status is Status.FAIL and pkg.found == "4.41.0" and pkg.expected == ">=4.43.0"
+    missing = {f.subject: f.status for f in _by(report, Kind.MISSING)}
+    assert missing == {"peft": Status.FAIL, "wandb": Status.WARN}
+    assert not report.ok and report.exit_code == 1
+
+
+def test_local_build_label(site: Path, dist, matrix) -> None:
+    dist("torch", "2.4.0+cpu")
+    m = matrix(f'[[packages]]\nname = "torch"\nspecifier = "==2.4.0"\nlocal = "cu118"\n{R}')
+    [f] = _by(check_environment(m, fake_environment(site)), Kind.PACKAGE)
+    assert f.status is Status.FAIL and "+cu118 build" in f.message
+
+
+def test_must_be_absent_and_known_bad_with_condition(site: Path, dist, matrix) -> None:
+    dist("tensorflow", "2.19.0")
+    dist("transformers", "5.0.0")
+    dist("trl", "0.8.6")
+    m = matrix(f'[[absent]]\nname = "tensorflow"\n{R}'
+               f'[[known_bad]]\nname = "transformers"\nspecifier = ">=5"\nwith = "trl<0.9"\n{R}'
+               f'[[known_bad]]\nname = "transformers"\nspecifier = "==4.46.0"\n{R}')
+    report = check_environment(m, fake_environment(site))
+    assert [f.subject for f in _by(report, Kind.ABSENT)] == ["tensorflow"]
+    [bad] = _by(report, Kind.KNOWN_BAD)
+    assert "together with trl<0.9" in bad.message
+
+
+def test_known_bad_condition_not_met_is_silent(site: Path, dist, matrix) -> None:
+    dist("transformers", "5.0.0")
+    dist("trl", "1.16.0")
+    m = matrix(f'[[known_bad]]\nname = "transformers"\nspecifier = ">=5"\nwith = "trl<0.9"\n{R}')
+    assert _by(check_environment(m, fake_environment(site)), Kind.KNOWN_BAD) == []
+
+
+def test_consistency_like_pip_check_with_markers(site: Path, dist, matrix) -> None:
+    dist("transformers", "4.46.3", ["tokenizers<0.21,>=0.20", 'torch>=2; extra == "torch"',
+                                    'never-installed>=1; python_version < "3.0"'])
+    dist("tokenizers", "0.21.0")
+    dist("other", "1.0", ["missingdep>=1"])
+    m = matrix(f'[[packages]]\nname = "transformers"\n{R}')
+    found = {(f.subject, f.status) for f in _by(check_environment(m, fake_environment(site)), Kind.CONSISTENCY)}
+    # the matrix's own package fails; an unrelated broken package only warns; markers and extras are evaluated
+    assert found == {("transformers", Status.FAIL), ("other", Status.WARN)}
+
+
+def test_python_and_platform(site: Path, matrix) -> None:
+    m = matrix(f'[python]\nspecifier = ">=3.11"\n{R}[[platform]]\nmarker = "sys_platform == \'linux\'"\n{R}')
+    report = check_environment(m, fake_environment(site, python_version="3.10.14", sys_platform="darwin"))
+    assert _by(report, Kind.PYTHON)[0].status is Status.FAIL
+    assert _by(report, Kind.PLATFORM)[0].status is Status.FAIL
+
+
+GPU = (f'[gpu.cuda]\npackages = ["bitsandbytes"]\n{R}[gpu.bf16]\n{R}[gpu.mps]\n{R}[gpu.driver]\n{R}'
+       f'[[gpu.workloads]]\nname = "qlora-8b"\nmin_vram_gib = 22\n{R}')
+
+
+def test_gpu_rules_on_fake_t4(site: Path, dist, matrix) -> None:
+    dist("torch", "2.4.0+cu118")
+    report = check_environment(matrix(GPU), fake_environment(site, gpu=fake_gpu("t4")))
+    status = {f.subject: f.status for f in _by(report, Kind.GPU)}
+    assert status == {"cuda": Status.OK, "bf16": Status.WARN, "vram:qlora-8b": Status.WARN, "torch-cuda": Status.OK}
+    bf16 = next(f for f in report.findings if f.subject == "bf16")
+    assert "use fp16" in bf16.message
+
+
+def test_gpu_rules_on_fake_a100_with_old_driver(site: Path, dist, matrix) -> None:
+    dist("torch", "2.6.0+cu126")
+    gpu = fake_gpu("a100-80gb", cuda_driver_version="11.8")
+    status = {f.subject: f.status for f in _by(check_environment(matrix(GPU), fake_environment(site, gpu=gpu)), Kind.GPU)}
+    assert status["bf16"] is Status.OK and status["torch-cuda"] is Status.FAIL
+
+
+def test_gpu_rules_without_gpu_and_on_mps(site: Path, matrix) -> None:
+    report = check_environment(matrix(GPU), fake_environment(site))
+    assert [(f.subject, f.status) for f in _by(report, Kind.GPU)] == [("cuda", Status.FAIL)]
+    mps = check_environment(matrix(GPU), fake_environment(site, gpu=fake_gpu("mps")))
+    assert [(f.subject, f.status) for f in _by(mps, Kind.GPU)] == [("mps", Status.FAIL)]
+
+
+def test_cpu_torch_on_fake_cuda_gpu_fails(site: Path, dist, matrix) -> None:
+    dist("torch", "2.13.0+cpu")
+    report = check_environment(matrix(GPU), fake_environment(site, gpu=fake_gpu("h100-80gb")))
+    assert any(f.subject == "torch-cuda" and f.status is Status.FAIL for f in report.findings)
+
+
+def test_model_features_listed_even_when_satisfied(site: Path, dist, matrix, tmp_path: Path) -> None:
+    dist("transformers", "4.41.0")
+    m = matrix(f'[[model_features]]\nkey = "rope_scaling.rope_type"\nequals = "llama3"\nrequires = "transformers>=4.43.0"\n'
+               f'feature = "Llama 3.1 rope"\n{R}'
+               f'[[model_features]]\nkey = "architectures"\ncontains = "MllamaForConditionalGeneration"\n'
+               f'requires = "transformers>=4.45.0"\nfeature = "Llama 3.2 Vision"\n{R}')
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}))
+    [f] = _by(check_environment(m, fake_environment(site), load_model_config(tmp_path)), Kind.MODEL)
+    assert f.status is Status.FAIL and f.expected == ">=4.43.0" and f.found == "4.41.0"
+    dist("transformers", "4.46.3")  # a second dist-info: the first on the path still wins
+    site2 = tmp_path / "site2"
+    from envdoctor.testing import make_dist
+    make_dist(site2, "transformers", "4.46.3")
+    [ok] = _by(check_environment(m, fake_environment(site2), load_model_config(cfg)), Kind.MODEL)
+    assert ok.status is Status.OK
+
+
+def test_bad_model_config_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(InspectionError, match="is not valid JSON"):
+        load_model_config(tmp_path)
+
+
+def test_findings_ordered_by_root_cause(site: Path, dist, matrix) -> None:
+    dist("tensorflow", "2.19.0")
+    m = matrix(f'[[absent]]\nname = "tensorflow"\n{R}[[packages]]\nname = "peft"\n{R}[python]\nspecifier = "<3"\n{R}')
+    kinds = [f.kind for f in check_environment(m, fake_environment(site)).findings]
+    assert kinds.index(Kind.PYTHON) < kinds.index(Kind.MISSING) < kinds.index(Kind.ABSENT)
