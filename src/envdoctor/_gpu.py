@@ -80,7 +80,7 @@ def declared(target: str) -> GpuInfo:
     if key not in GPU_TARGETS:
         import difflib
 
-        hint = difflib.get_close_matches(key, list(GPU_TARGETS), n=1)
+        hint = difflib.get_close_matches(key, list(GPU_TARGETS), n=1, cutoff=0.5)
         did = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise UsageError(f"unknown GPU target {target!r}{did}; known: {', '.join(GPU_TARGETS)}")
     info = GPU_TARGETS[key]
