@@ -201,6 +201,7 @@ class RenameRule(_Record):
     new: str | None = None
     kind: str = "rename"
     target: str | None = None
+    via: str | None = None
     added: Version | None = None
     deprecated: Version | None = None
     removed: Version | None = None

@@ -148,6 +148,9 @@ class RenameRule(Rule):
     new: str | None = None
     kind: Literal["rename", "moved", "removed", "default_changed"] = "rename"
     target: str | None = Field(default=None, description="For 'moved': the config object that now takes it.")
+    via: str | None = Field(
+        default=None, description="For 'moved': the keyword of `callable` that carries the target object, e.g. 'args'."
+    )
     added: str | None = Field(default=None, description="First version that accepts `new`.")
     deprecated: str | None = Field(default=None, description="First version that warns on `old`.")
     removed: str | None = Field(default=None, description="First version that rejects `old`.")
@@ -163,8 +166,8 @@ class RenameRule(Rule):
     def _shape(self) -> RenameRule:
         if self.kind in ("rename", "moved") and not self.new:
             raise ValueError(f"rename of {self.old!r} ({self.kind}) needs `new`")
-        if self.kind == "moved" and not self.target:
-            raise ValueError(f"moved keyword {self.old!r} needs `target`")
+        if self.kind == "moved" and not (self.target and self.via):
+            raise ValueError(f"moved keyword {self.old!r} needs `target` and `via`")
         return self
 
 
