@@ -1,0 +1,22 @@
+"""The README's two set-up commands stay true: CI runs the test command verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"))[:2]
+
+
+def test_readme_opens_with_setup_and_test_commands() -> None:
+    main, tests = _commands()
+    assert main.endswith("envdoctor check") and "pip install ." in main
+    assert tests.endswith("python -m pytest") and "torch==2.13.0" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    assert _commands()[1] in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
