@@ -305,6 +305,7 @@ def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, 
     return Report(
         matrix=matrix.ref, matrix_status=matrix.status, python=str(env.python_version),
         executable=env.executable, gpu=env.gpu.to_dict(), runtime=vars(env.runtime).copy(),
+        tools={"pip": env.pip_version, "uv": env.uv},
         findings=tuple(findings), certificate=cert_info,
     )
 

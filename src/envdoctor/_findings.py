@@ -73,6 +73,7 @@ class Report:
     executable: str
     gpu: dict[str, Any]
     runtime: dict[str, bool]
+    tools: dict[str, str | None] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     certificate: dict[str, Any] = field(default_factory=dict)
 
@@ -97,7 +98,8 @@ class Report:
             "ok": self.ok,
             "matrix": self.matrix,
             "matrix_status": self.matrix_status,
-            "environment": {"python": self.python, "executable": self.executable, "runtime": self.runtime},
+            "environment": {"python": self.python, "executable": self.executable, "runtime": self.runtime,
+                            "tools": self.tools},
             "gpu": self.gpu,
             "certificate": self.certificate,
             "summary": {s.value: self.count(s) for s in Status},

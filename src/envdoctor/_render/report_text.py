@@ -38,6 +38,7 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
         f"envdoctor check: {report.matrix}" + (f" [{report.matrix_status}]" if report.matrix_status != "current" else ""),
         f"  python  {report.python}  {report.executable}" + (f"  ({', '.join(rt)})" if rt else ""),
         f"  gpu     {gpu_line}",
+        f"  tools   pip {report.tools.get('pip') or 'not installed'}, uv {report.tools.get('uv') or 'not found'}",
         "",
     ]
     # Passing package, Python and model rules stay visible: they are what a person checks at a glance.
