@@ -1,0 +1,51 @@
+"""Certification: probes in tiers run in subprocesses, a signed certificate per environment and matrix, and its status.
+
+This package's __init__ stays stdlib-only and cheap: `guard()` imports it on every start of a training script.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .registry import Outcome, ProbeContext, ProbeSpec, probes, register_probe
+from .store import Certificate, CertificateStatus, Here
+
+__all__ = [
+    "Certificate",
+    "CertificateStatus",
+    "Outcome",
+    "ProbeContext",
+    "ProbeSpec",
+    "certificate_status",
+    "probes",
+    "register_probe",
+]
+
+
+def _here_for(env: Any) -> Here:
+    """The judging context for an inspected Environment (possibly another interpreter, or a declared GPU)."""
+    from .fingerprint import python_id
+    from .gpuid import GpuIdentity
+
+    gpu = env.gpu
+    if gpu.available and gpu.kind == "cuda":
+        ident = GpuIdentity((gpu.uuid,) if gpu.uuid else (), (gpu.name,), gpu.driver_version, gpu.source,
+                            "" if gpu.uuid else f"the GPU was {gpu.source} ({gpu.name}), so its UUID is unknown")
+    else:
+        ident = GpuIdentity((), (), "", gpu.source, gpu.reason or "no GPU")
+    markers = env.markers
+    return Here(tuple(env.sys_path), env.prefix,
+                python_id(markers.get("implementation_name"), markers.get("python_full_version")), lambda: ident)
+
+
+def certificate_status(matrix: Any, env: Any = None, *, tier: int = 0, device: str | None = None) -> CertificateStatus:
+    """Whether a valid certificate exists for `matrix` (a reference or a loaded Matrix) in `env` (this one by default).
+
+    Cheap: no torch, no probes. `envdoctor check` shows its reason.
+    """
+    from .store import resolve, status
+
+    source = getattr(matrix, "source", None)
+    matrix_file = os.fspath(source) if source else resolve(os.fspath(matrix))
+    return status(matrix_file, tier=tier, device=device, env=None if env is None else _here_for(env))

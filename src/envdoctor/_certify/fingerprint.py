@@ -1,0 +1,74 @@
+"""A cheap fingerprint of an environment: every installed distribution plus a token that changes when it is reinstalled.
+
+Stdlib only and no importlib.metadata, because the guard computes it on every start of a training script
+and must stay within a few milliseconds. It reads directory listings (os.scandir over the path entries)
+and one stat() per distribution: RECORD (written by pip and uv at install time), else METADATA/PKG-INFO.
+Installing, removing, upgrading or reinstalling any distribution changes it; editing a package's files in
+place does not (that would need hashing every file, seconds instead of milliseconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterable
+
+FINGERPRINT_VERSION = 1
+_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def python_id(implementation: str | None = None, full_version: str | None = None) -> str:
+    """The interpreter as the fingerprint sees it, e.g. 'cpython-3.12.3' (marker names, so another env can match)."""
+    impl = implementation if implementation is not None else sys.implementation.name
+    ver = full_version if full_version is not None else sys.version.split()[0]  # = platform.python_version()
+    return f"{impl}-{ver}"
+
+
+def _token(folder: str) -> str:
+    """mtime and size of the file that a (re)install rewrites; '-' when none can be read."""
+    for name in ("RECORD", "METADATA", "PKG-INFO"):
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        return f"{name[0]}{st.st_mtime_ns:x}.{st.st_size:x}"
+    try:
+        st = os.stat(folder)  # an egg-info file, or a folder without metadata
+    except OSError:
+        return "-"
+    return f"d{st.st_mtime_ns:x}.{st.st_size:x}"
+
+
+def entries(paths: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(path entry, metadata folder name, token) for every distribution on the path entries, in path order."""
+    out: list[tuple[str, str, str]] = []
+    seen_dirs: set[str] = set()
+    for entry in paths:
+        root = entry or "."
+        if root in seen_dirs:
+            continue
+        seen_dirs.add(root)
+        try:
+            with os.scandir(root) as it:
+                names = sorted(e.name for e in it if e.name.endswith(_SUFFIXES))
+        except OSError:
+            continue  # a missing or unreadable entry, or a zip file: it holds no installed distribution
+        for name in names:
+            out.append((root, name, _token(os.path.join(root, name))))
+    return out
+
+
+def fingerprint(paths: Iterable[str] | None = None, prefix: str | None = None, python: str | None = None) -> str:
+    """The fingerprint of an environment (this interpreter's sys.path by default), as 'v1:<sha256 hex>'."""
+    h = hashlib.sha256()
+    h.update(f"{FINGERPRINT_VERSION}\0{prefix if prefix is not None else sys.prefix}\0".encode())
+    h.update(f"{python if python is not None else python_id()}\0".encode())
+    for root, name, token in entries(sys.path if paths is None else paths):
+        h.update(f"{root}\0{name}\0{token}\n".encode("utf-8", "surrogateescape"))
+    return f"v{FINGERPRINT_VERSION}:{h.hexdigest()}"
+
+
+def distribution_tokens(paths: Iterable[str] | None = None) -> dict[str, str]:
+    """Metadata folder path -> token, for the certificate's list of distributions."""
+    return {os.path.join(root, name): token for root, name, token in entries(sys.path if paths is None else paths)}

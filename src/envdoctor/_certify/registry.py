@@ -1,0 +1,126 @@
+"""The one probe registry: built-in probes and third-party ones (`register_probe`, or the `envdoctor.probes` entry points).
+
+A probe is a function `probe(ctx: ProbeContext) -> Outcome`, importable by module and name, because it runs
+in a fresh subprocess of the interpreter being certified. Stdlib only: importing this costs nothing heavy.
+
+Third parties either decorate a function in an importable module with `@register_probe(...)`, or declare an
+entry point in the group `envdoctor.probes` whose target is such a module or function; a matrix then names
+the probe in `[[probes]]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ENTRY_POINT_GROUP = "envdoctor.probes"
+PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
+STATUSES = (PASS, FAIL, INCONCLUSIVE, SKIPPED)
+GpuNeed = Literal["required", "optional", "no"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a probe found: pass / fail / inconclusive / skipped, with a one-line reason and JSON-able details."""
+
+    status: str
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, reason: str, **details: Any) -> Outcome:
+        return cls(PASS, reason, details)
+
+    @classmethod
+    def failed(cls, reason: str, **details: Any) -> Outcome:
+        return cls(FAIL, reason, details)
+
+    @classmethod
+    def inconclusive(cls, reason: str, **details: Any) -> Outcome:
+        return cls(INCONCLUSIVE, reason, details)
+
+    @classmethod
+    def skipped(cls, reason: str, **details: Any) -> Outcome:
+        return cls(SKIPPED, reason, details)
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe gets in its subprocess: the device, the matrix's params for it, and facts of the matrix and GPU."""
+
+    device: str  # "cuda" | "cpu"
+    params: Mapping[str, Any]
+    matrix: Mapping[str, Any]  # name, version, packages {name: specifier}, bf16 rule
+    gpu: Mapping[str, Any]  # GpuInfo.to_dict() of the detected GPU
+    workdir: str  # an empty temporary folder the probe may write to
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A registered probe: its name, default tier, where its function lives, and what it needs."""
+
+    name: str
+    tier: int
+    target: str  # "module:function", imported in the subprocess
+    gpu: GpuNeed = "no"  # required: skipped without a GPU; optional: runs on CPU when the matrix allows it
+    timeout: float = 180.0
+    description: str = ""
+
+
+_REGISTRY: dict[str, ProbeSpec] = {}
+_loaded = False
+load_errors: list[str] = []
+
+
+def register_probe(
+    name: str, tier: int, *, gpu: GpuNeed = "no", timeout: float = 180.0, description: str = "", replace: bool = False
+) -> Callable[[Callable[[ProbeContext], Outcome]], Callable[[ProbeContext], Outcome]]:
+    """Decorator: register a probe function under `name` (a matrix's `[[probes]] name`)."""
+    if not 0 <= tier <= 3:
+        raise ValueError(f"probe {name!r}: tier must be 0 to 3, got {tier}")
+    if gpu not in ("required", "optional", "no"):
+        raise ValueError(f"probe {name!r}: gpu must be 'required', 'optional' or 'no', got {gpu!r}")
+
+    def deco(fn: Callable[[ProbeContext], Outcome]) -> Callable[[ProbeContext], Outcome]:
+        if "<locals>" in fn.__qualname__ or fn.__module__ == "__main__":
+            raise ValueError(f"probe {name!r}: {fn.__qualname__} must be a top-level function of an importable "
+                             "module, because it runs in a subprocess")
+        spec = ProbeSpec(name, tier, f"{fn.__module__}:{fn.__qualname__}", gpu, timeout,
+                         description or (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ or description else "")
+        old = _REGISTRY.get(name)
+        if old is not None and old.target != spec.target and not replace:
+            raise ValueError(f"probe {name!r} is already registered by {old.target}; pass replace=True to override it")
+        _REGISTRY[name] = spec
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    """Import the built-in probes and every `envdoctor.probes` entry point, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from . import probes as _builtin  # noqa: F401  (registers the built-in probes)
+
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()  # importing the module runs its @register_probe decorators
+        except Exception as e:  # a broken plugin is reported, never fatal
+            load_errors.append(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): {type(e).__name__}: {e}")
+
+
+def probes() -> dict[str, ProbeSpec]:
+    """Every registered probe by name (built-in and third-party)."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> ProbeSpec | None:
+    """The probe registered under `name`, or None."""
+    _load()
+    return _REGISTRY.get(name)

@@ -1,0 +1,140 @@
+"""The pre-flight guard: `envdoctor.guard(matrix=..., tier=...)` at the top of a training script.
+
+With a valid certificate for this environment, matrix and GPU it returns the certificate within a few
+milliseconds, importing only the standard library (no torch, transformers, pydantic or rich). Otherwise it
+runs the check (and the probes when `certify=True`) and raises NotCertifiedError whose message is the report
+and the commands that fix it; `exit=True` prints that message and exits with status 1 instead.
+
+Decorator form: `@envdoctor.guard.required(matrix="llama31", tier=2)` on the training entry function runs the
+guard before the first call (once per process).
+
+`ENVDOCTOR_SKIP_GUARD=1` skips the guard: it warns (GuardSkippedWarning) and appends a line to
+`<cache>/guard-skips.log`, so a skipped run is never silent.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._certify import store
+from .errors import NotCertifiedError
+
+SKIP_ENV = "ENVDOCTOR_SKIP_GUARD"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class GuardSkippedWarning(UserWarning):
+    """The guard was skipped through ENVDOCTOR_SKIP_GUARD."""
+
+
+def _record_skip(matrix: str, tier: int) -> None:
+    import warnings
+
+    msg = f"envdoctor guard skipped for matrix {matrix!r} tier {tier} because {SKIP_ENV} is set"
+    warnings.warn(msg, GuardSkippedWarning, stacklevel=3)
+    try:
+        path = os.path.join(store.cache_dir(), "guard-skips.log")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\t{sys.prefix}\t{matrix}\ttier {tier}\t{' '.join(sys.argv)}\n")
+    except OSError:
+        pass  # the warning above still says it
+
+
+def _commands(ref: str, tier: int, device: str | None, check_ok: bool | None) -> str:
+    dev = f" --device {device}" if device else ""
+    lines = []
+    if check_ok is False:
+        lines.append(f"  envdoctor fix --matrix {ref}")
+    lines.append(f"  envdoctor certify --matrix {ref} --tier {tier}{dev}")
+    return "to fix it, run:\n" + "\n".join(lines)
+
+
+def _slow(matrix: str, tier: int, device: str | None, reason: str, certify: bool, timeout: float | None) -> Any:
+    """No valid certificate: run the check (and the probes when asked); return a new certificate or raise."""
+    from ._certify.certify import certify_environment, render_text
+
+    if certify:
+        result = certify_environment(matrix, tier=tier, device=device, timeout=timeout)
+        if result.certified and result.certificate is not None:
+            return result.certificate
+        raise NotCertifiedError(
+            f"this environment is not certified for {result.matrix_ref} (tier {tier}): {result.summary}\n\n"
+            f"{render_text(result)}\n{_commands(matrix, tier, device, result.check_ok)}"
+        )
+    from ._certify.tier0 import run_check
+
+    check_ok, report_text = run_check(matrix)
+    raise NotCertifiedError(
+        f"this environment is not certified for {matrix} (tier {tier}): {reason}\n\n"
+        f"{report_text}\n{_commands(matrix, tier, device, check_ok)}"
+    )
+
+
+def guard(
+    matrix: str | os.PathLike[str] = "llama31",
+    tier: int = 2,
+    device: str | None = None,
+    exit: bool = False,
+    certify: bool = False,
+    timeout: float | None = None,
+) -> store.Certificate | None:
+    """Make sure this environment is certified for `matrix` at `tier` on `device` (the detected one by default).
+
+    `matrix` is any reference: a name, `name@version` or a path. Returns the certificate (None when skipped
+    through ENVDOCTOR_SKIP_GUARD). Without a valid certificate it raises NotCertifiedError (the check report plus
+    the commands to run); with `certify=True` it runs the probes first and returns the new certificate if they
+    pass; with `exit=True` it prints the message to stderr and exits with status 1.
+    """
+    ref = os.fspath(matrix)
+    if device not in (None, "cuda", "cpu"):
+        raise ValueError(f"guard(device={device!r}): use 'cuda', 'cpu' or None (the detected device)")
+    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
+        _record_skip(ref, tier)
+        return None
+    try:
+        matrix_file = store.resolve(ref)
+        status = store.status(matrix_file, tier=tier, device=device)
+        if status.valid:
+            return status.certificate
+        return _slow(ref, tier, device, status.reason, certify, timeout)
+    except NotCertifiedError as e:
+        if not exit:
+            raise
+        print(f"envdoctor: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception as e:
+        from .errors import EnvDoctorError
+
+        if exit and isinstance(e, EnvDoctorError):  # e.g. an unknown matrix: one line, no traceback
+            print(f"envdoctor: error: {e}", file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
+        raise
+
+
+def required(
+    matrix: str | os.PathLike[str] = "llama31", tier: int = 2, device: str | None = None,
+    exit: bool = False, certify: bool = False,
+) -> Callable[[F], F]:
+    """Decorator form of guard(): the wrapped function runs only in a certified environment (checked once per process)."""
+
+    def deco(fn: F) -> F:
+        done: list[Any] = []
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not done:
+                done.append(guard(matrix, tier=tier, device=device, exit=exit, certify=certify))
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+guard.required = required  # type: ignore[attr-defined]
