@@ -202,6 +202,7 @@ class RenameRule(_Record):
     kind: str = "rename"
     target: str | None = None
     via: str | None = None
+    reversible: bool = True
     added: Version | None = None
     deprecated: Version | None = None
     removed: Version | None = None

@@ -152,6 +152,9 @@ class RenameRule(Rule):
         default=None, description="For 'moved': the keyword of `callable` that carries the target object, e.g. 'args'."
     )
     added: str | None = Field(default=None, description="First version that accepts `new`.")
+    reversible: bool = Field(
+        default=True, description="False when `new` meant something else before `added`: never translate new -> old."
+    )
     deprecated: str | None = Field(default=None, description="First version that warns on `old`.")
     removed: str | None = Field(default=None, description="First version that rejects `old`.")
     old_default: str | None = None
