@@ -1,0 +1,1 @@
+"""`envdoctor lint`: find (and with --fix rewrite) keywords that the installed or pinned libraries renamed."""

@@ -1,0 +1,186 @@
+"""Interpret the drift matrix's rename rules for given package versions: what one keyword should become."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from .._matrix.model import Matrix, RenameRule
+
+# trl.SFTConfig is a subclass of transformers.TrainingArguments: every TrainingArguments rule applies to it.
+# compat reads this from the class's MRO at runtime; lint, which never imports the libraries, reads it here.
+INHERITS: dict[str, tuple[str, ...]] = {"trl.SFTConfig": ("transformers.TrainingArguments",)}
+
+# Result statuses. "removed": the installed version rejects the keyword. "deprecated": it still works but
+# warns. "too_new": the keyword is newer than the installed version. "no_equivalent": nothing replaces it.
+REMOVED, DEPRECATED, TOO_NEW, NO_EQUIVALENT = "removed", "deprecated", "too_new", "no_equivalent"
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What one keyword of one callable becomes for the given versions."""
+
+    callable: str
+    keyword: str
+    status: str
+    rule: RenameRule
+    version: Version
+    new: str | None = None  # the keyword to use instead (in `target` when target is set)
+    target: str | None = None  # a moved keyword goes into this object...
+    via: str | None = None  # ...passed as this keyword of `callable`
+
+    @property
+    def fixable(self) -> bool:
+        return self.new is not None
+
+    @property
+    def stale(self) -> bool:
+        """True when the keyword fails or warns on the installed version (exit 1 in lint)."""
+        return self.status in (REMOVED, DEPRECATED, NO_EQUIVALENT, TOO_NEW)
+
+    def describe(self) -> str:
+        """One line: old -> new, and why, naming the version."""
+        pkg = f"{self.rule.package} {self.version}"
+        if self.new is None:
+            return f"`{self.keyword}` has no equivalent in {pkg}: {self.rule.reason}"
+        where = f"{short(self.target)}({self.new}=...) passed as {self.via}=" if self.target else f"`{self.new}`"
+        verb = {REMOVED: "is rejected by", DEPRECATED: "is deprecated in", TOO_NEW: "is not known to"}[self.status]
+        return f"`{self.keyword}` {verb} {pkg}; use {where}. {self.rule.reason}"
+
+
+@dataclass(frozen=True)
+class DefaultChange:
+    """A keyword left out whose default changed silently in the given version."""
+
+    callable: str
+    keyword: str
+    rule: RenameRule
+    version: Version
+
+    def describe(self) -> str:
+        return (f"`{self.keyword}` is not set: its default is {self.rule.new_default} from "
+                f"{self.rule.package} {self.rule.added} (installed/target: {self.version}); it was "
+                f"{self.rule.old_default}. {self.rule.reason}")
+
+
+def short(path: str | None) -> str:
+    """'trl.SFTConfig' -> 'SFTConfig'."""
+    return (path or "").rsplit(".", 1)[-1]
+
+
+def normalize(dotted: str) -> str:
+    """A resolved dotted path as the rules name it: package + class (+ from_pretrained)."""
+    parts = dotted.split(".")
+    if len(parts) >= 3 and parts[-1] == "from_pretrained":
+        return f"{parts[0]}.{parts[-2]}.from_pretrained"
+    return f"{parts[0]}.{parts[-1]}" if len(parts) >= 2 else dotted
+
+
+def _matches(rule_callable: str, callable_: str) -> bool:
+    if rule_callable == callable_:
+        return True
+    pkg, _, rest = rule_callable.partition(".")
+    if rest.startswith("*."):
+        cpkg, _, crest = callable_.partition(".")
+        return cpkg == pkg and crest.endswith("." + rest[2:]) and crest.count(".") == rest.count(".")
+    return False
+
+
+def rules_for(matrix: Matrix, callable_: str, bases: Iterable[str] = ()) -> list[RenameRule]:
+    """Every rule of the callable, its declared bases and the static INHERITS table, own rules first."""
+    names = [callable_, *bases, *INHERITS.get(callable_, ())]
+    out: list[RenameRule] = []
+    for name in names:
+        out.extend(r for r in matrix.renames if _matches(r.callable, name) and r not in out)
+    return out
+
+
+def known_callables(matrix: Matrix) -> set[str]:
+    """The callables any rule names (with wildcards), plus those that inherit rules."""
+    return {r.callable for r in matrix.renames} | set(INHERITS)
+
+
+def _accepts_new(rule: RenameRule, v: Version) -> bool:
+    return rule.added is None or v >= rule.added
+
+
+def _accepts_old(rule: RenameRule, v: Version) -> bool:
+    return rule.removed is None or v < rule.removed
+
+
+def translate(
+    matrix: Matrix, callable_: str, keyword: str, versions: Mapping[str, Version | None],
+    bases: Iterable[str] = (),
+) -> Translation | None:
+    """What `keyword` of `callable_` should become for these versions; None when it is fine as written."""
+    rules = [r for r in rules_for(matrix, callable_, bases) if r.kind != "default_changed"]
+    for rule in rules:
+        v = versions.get(canonicalize_name(rule.package))
+        if v is None or rule.old != keyword:
+            continue
+        t = _forward(rule, callable_, keyword, v)
+        if t is not None:
+            return t
+    for rule in rules:
+        v = versions.get(canonicalize_name(rule.package))
+        if v is None or rule.kind != "rename" or rule.new != keyword or not rule.reversible:
+            continue
+        if not _accepts_new(rule, v) and _accepts_old(rule, v):
+            return Translation(callable_, keyword, TOO_NEW, rule, v, new=rule.old)
+    return None
+
+
+def _forward(rule: RenameRule, callable_: str, keyword: str, v: Version) -> Translation | None:
+    old_ok = _accepts_old(rule, v)
+    status = DEPRECATED if old_ok else REMOVED
+    if rule.kind == "removed":
+        if not old_ok:
+            return Translation(callable_, keyword, NO_EQUIVALENT, rule, v)
+        if rule.deprecated is not None and v >= rule.deprecated:
+            return Translation(callable_, keyword, DEPRECATED, rule, v)
+        return None
+    if _accepts_new(rule, v):
+        if rule.kind == "moved":
+            return Translation(callable_, keyword, status, rule, v, new=rule.new, target=rule.target, via=rule.via)
+        return Translation(callable_, keyword, status, rule, v, new=rule.new)
+    if old_ok:
+        return None  # the old spelling is the right one for this version
+    return Translation(callable_, keyword, NO_EQUIVALENT, rule, v)
+
+
+def final_name(
+    matrix: Matrix, target: str, keyword: str, versions: Mapping[str, Version | None]
+) -> str | None:
+    """The keyword a moved value takes in its target (following the target's own renames)."""
+    t = translate(matrix, target, keyword, versions)
+    if t is None:
+        return keyword
+    return t.new if t.target is None else None
+
+
+def default_changes(
+    matrix: Matrix, callable_: str, given: Iterable[str], versions: Mapping[str, Version | None],
+    bases: Iterable[str] = (),
+) -> list[DefaultChange]:
+    """Keywords left out whose default changed silently in the version in use."""
+    given = set(given)
+    out = []
+    all_rules = rules_for(matrix, callable_, bases)
+    for rule in all_rules:
+        if rule.kind != "default_changed" or rule.added is None:
+            continue
+        v = versions.get(canonicalize_name(rule.package))
+        if v is None or v < rule.added:
+            continue
+        aliases = {rule.old} | {r.old for r in all_rules if r.new == rule.old}
+        if not aliases & given:
+            out.append(DefaultChange(callable_, rule.old, rule, v))
+    return out
+
+
+def packages_of(matrix: Matrix) -> set[str]:
+    """The packages the rename rules are about, canonicalized."""
+    return {canonicalize_name(r.package) for r in matrix.renames}
