@@ -1,0 +1,188 @@
+"""Apply a plan: lock, snapshot, run each step with progress and a log file, verify, roll back on any failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from packaging.requirements import Requirement
+
+from .._environment import Environment, facts_of, from_facts
+from .._gpu import GpuInfo
+from .._resolver._pip import pip_env
+from .._resolver._uv import uv_env
+from ..errors import FixError
+from .lock import fix_lock
+from .plan import Plan, Step, write_constraints
+from .restart import StaleModule, stale_modules
+from .rollback import RollbackResult, rollback
+from .snapshot import Snapshot, changed_since, record_files, take_snapshot
+from .state import clear_state, save_state
+from .targets import Target
+from .workdir import workdir_for
+
+Runner = Callable[[Sequence[str], IO[str], Callable[[str], None]], int]
+
+
+class Reporter(Protocol):
+    """Progress of an apply; the CLI draws bars, the notebook updates a cell, the default does nothing."""
+
+    def start(self, index: int, total: int, step: Step) -> None: ...
+    def line(self, text: str) -> None: ...
+    def finish(self, index: int, ok: bool) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class NullReporter:
+    """The default reporter: silent."""
+
+    def start(self, index: int, total: int, step: Step) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        pass
+
+    def finish(self, index: int, ok: bool) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FixResult:
+    """What an apply did. `ok=False` always comes with `failed_step`/`reason` and a `rollback`."""
+
+    ok: bool
+    plan: Plan
+    changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    stale: tuple[StaleModule, ...] = ()
+    failed_step: int | None = None
+    reason: str = ""
+    rollback: RollbackResult | None = None
+    log: str = ""
+    snapshot: str = ""
+    seconds: float = 0.0
+
+    @property
+    def restart_required(self) -> bool:
+        return self.ok and bool(self.stale)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if not self.ok else (3 if self.stale else 0)
+
+
+def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None]) -> int:
+    """Run one installer command, streaming its output into the log and to the reporter."""
+    env = uv_env() if "uv" in os.path.basename(cmd[0]) else pip_env()
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.write(line)
+        on_line(line.rstrip("\n"))
+    return proc.wait()
+
+
+def _inspect(python: str) -> Environment:
+    return from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
+
+
+def _unmet(target: Target | None, env: Environment) -> list[str]:
+    """What the target still asks for after the steps ran: the verify step."""
+    if target is None:
+        return []
+    out: list[str] = []
+    for p in target.packages:
+        req = Requirement(p.requirement)
+        dist = env.get(req.name)
+        if dist is None:
+            out.append(f"{p.name} is not installed after the fix ({p.origin})")
+        elif dist.version is not None and req.specifier and not req.specifier.contains(dist.version, prereleases=True):
+            out.append(f"{p.name} is {dist.raw_version} after the fix, not {req.specifier} ({p.origin})")
+    for r in target.removals:
+        if env.get(r.name) is not None:
+            out.append(f"{r.name} is still installed ({r.origin})")
+    return out
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    useful = [ln for ln in text if ln.strip() and not ln.startswith(("WARNING: Location", "  "))]
+    return " | ".join(useful[-lines:])
+
+
+def apply_plan(
+    plan: Plan,
+    target: Target | None = None,
+    *,
+    reporter: Reporter | None = None,
+    runner: Runner | None = None,
+    start_at: int = 0,
+    snapshot: Snapshot | None = None,
+) -> FixResult:
+    """Carry out `plan` on its environment; on any failure restore the snapshot and verify it."""
+    if not plan.ok:
+        raise FixError("the plan has problems and cannot be applied:\n  " + "\n  ".join(plan.problems))
+    rep = reporter or NullReporter()
+    run = runner or run_command
+    work = workdir_for(plan.prefix)
+    start = time.perf_counter()
+    with fix_lock(work, plan.prefix):
+        write_constraints(plan)
+        env = _inspect(plan.python)
+        if snapshot is None:
+            rep.note("snapshot of the installed set")
+            keep = [c.name for c in plan.changes if c.before is not None]
+            snapshot = take_snapshot(env, keep, work)
+        log_path = Path(snapshot.folder) / "fix.log"
+        failed: int | None = None
+        reason = ""
+        with open(log_path, "a", encoding="utf-8") as log:
+            for i, step in enumerate(plan.steps):
+                if i < start_at:
+                    continue
+                save_state(work, plan, snapshot, next_step=i, phase="steps")
+                rep.start(i, len(plan.steps), step)
+                log.write(f"$ {' '.join(step.command)}\n")
+                log.flush()
+                try:
+                    rc = run(step.command, log, rep.line)
+                except OSError as e:
+                    rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
+                log.flush()
+                rep.finish(i, rc == 0)
+                if rc != 0:
+                    failed = i
+                    reason = reason or f"exit status {rc}: {_tail(log_path)}"
+                    break
+        after = _inspect(plan.python)
+        if failed is None:
+            unmet = _unmet(target, after)
+            if unmet:
+                failed, reason = len(plan.steps), "verify failed: " + "; ".join(unmet)
+        if failed is not None:
+            rep.note("a step failed: restoring the snapshot")
+            rb = rollback(snapshot)
+            clear_state(work)
+            return FixResult(False, plan, failed_step=failed, reason=reason, rollback=rb, log=str(log_path),
+                             snapshot=snapshot.folder, seconds=time.perf_counter() - start)
+        changed = {str(k): v for k, v in changed_since(snapshot, after).items()}
+        files = {k: list(s.files) for k, s in snapshot.saved.items()}
+        for key in changed:
+            dist = after.get(key)
+            if dist is not None and dist.path.endswith(".dist-info"):
+                files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
+        stale = stale_modules(changed, files, snapshot.site_dirs)
+        clear_state(work)
+        return FixResult(True, plan, changed=changed, stale=tuple(stale), log=str(log_path),
+                         snapshot=snapshot.folder, seconds=time.perf_counter() - start)

@@ -1,0 +1,67 @@
+"""Restart detection: which modules this process already imported from packages the fix changed on disk."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class StaleModule:
+    """A module loaded before the fix whose file belongs to a changed distribution."""
+
+    module: str
+    file: str
+    package: str
+    loaded_version: str | None
+    installed_version: str | None
+
+
+def _top_levels(files: Iterable[str], sites: Iterable[str]) -> set[str]:
+    """Importable top-level names of a distribution, from the files it installed."""
+    roots = [os.path.normpath(s) + os.sep for s in sites]
+    out: set[str] = set()
+    for f in files:
+        for root in roots:
+            if f.startswith(root):
+                first = f[len(root):].split(os.sep, 1)[0]
+                if first.endswith((".dist-info", ".egg-info", ".data", ".pth")) or first == "__pycache__":
+                    break
+                out.add(first.split(".", 1)[0] if first.endswith((".py", ".so", ".pyd")) else first)
+                break
+    return out
+
+
+def stale_modules(
+    changed: Mapping[str, tuple[str | None, str | None]],
+    files_before: Mapping[str, Iterable[str]],
+    sites: Iterable[str],
+    modules: Mapping[str, ModuleType] | None = None,
+) -> list[StaleModule]:
+    """Modules in `modules` (default sys.modules) that come from a changed distribution.
+
+    changed: package key -> (version before, version after); files_before: package key -> its files before the
+    fix (from the snapshot); sites: the environment's site-packages folders.
+    """
+    mods = dict(sys.modules if modules is None else modules)
+    sites = [os.path.normpath(s) for s in sites]
+    owners: dict[str, str] = {}
+    for key in changed:
+        for name in _top_levels(files_before.get(key, ()), sites):
+            owners.setdefault(name, key)
+    out: list[StaleModule] = []
+    for name, mod in sorted(mods.items()):
+        top = name.split(".", 1)[0]
+        key = owners.get(top)
+        file = getattr(mod, "__file__", None)
+        if key is None or not file:
+            continue
+        if not any(os.path.normpath(file).startswith(s + os.sep) for s in sites):
+            continue  # the same name imported from elsewhere (a source checkout) is not affected
+        before, after = changed[key]
+        version = getattr(mod, "__version__", None) if name == top else None
+        out.append(StaleModule(name, file, key, str(version) if version is not None else before, after))
+    return out

@@ -1,0 +1,152 @@
+"""Put an environment back to its snapshot after a failed step, and verify it with `pip freeze`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from .._environment import Environment, facts_of, from_facts
+from .._gpu import GpuInfo
+from .._resolver._pip import pip_command, pip_env
+from .snapshot import Snapshot, _link_or_copy, _mirror, changed_since, pip_freeze, record_files
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What the rollback did, and whether `pip freeze` now equals the snapshot's."""
+
+    restored: tuple[str, ...]
+    removed: tuple[str, ...]
+    failed: tuple[str, ...]
+    verified: bool
+    difference: tuple[str, ...] = ()
+
+
+def _inspect(python: str) -> Environment:
+    return from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
+
+
+def _remove_installed(env: Environment, key: str) -> bool:
+    """Remove the currently installed `key` by its RECORD (pip itself may be the broken part)."""
+    dist = env.get(key)
+    if dist is None:
+        return True
+    files = record_files(dist.path, dist.location) or []
+    for f in files:
+        try:
+            if os.path.isdir(f) and not os.path.islink(f):
+                continue
+            os.unlink(f)
+        except OSError:
+            pass
+    dirs = sorted({os.path.dirname(f) for f in files}, key=len, reverse=True)
+    for d in dirs:
+        _prune_empty(d, dist.location)
+    if os.path.isdir(dist.path):
+        shutil.rmtree(dist.path, ignore_errors=True)
+    return not os.path.exists(dist.path)
+
+
+def _prune_empty(d: str, stop: str) -> None:
+    stop = os.path.normpath(stop)
+    while d and os.path.normpath(d).startswith(stop) and os.path.normpath(d) != stop:
+        pycache = os.path.join(d, "__pycache__")
+        if os.path.isdir(pycache) and not any(not n.endswith(".pyc") for n in os.listdir(pycache)):
+            shutil.rmtree(pycache, ignore_errors=True)
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+        d = os.path.dirname(d)
+
+
+def _pip_leftovers(snapshot: Snapshot) -> None:
+    """pip, when killed, leaves its '~name' stash folders in site-packages; they were not there before."""
+    before = set(snapshot.site_entries)
+    for site in snapshot.site_dirs:
+        if not os.path.isdir(site):
+            continue
+        for entry in os.listdir(site):
+            path = os.path.join(site, entry)
+            if entry.startswith("~") and path not in before:
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+
+
+def rollback(snapshot: Snapshot) -> RollbackResult:
+    """Restore every distribution the snapshot holds, remove the ones added since, and verify."""
+    env = _inspect(snapshot.python)
+    changed = changed_since(snapshot, env)
+    restored: list[str] = []
+    removed: list[str] = []
+    failed: list[str] = []
+    _pip_leftovers(snapshot)
+    for key, (before, after) in sorted(changed.items()):
+        if before is None and after is not None:
+            (removed if _remove_installed(env, key) else failed).append(key)
+    for key, saved in snapshot.saved.items():
+        if after_version(env, key) == saved.version and key not in changed and _intact(saved):
+            continue
+        _remove_installed(env, key)
+        if saved.wheel_dir:
+            ok = _install_wheel(snapshot.python, saved.name, saved.version, saved.wheel_dir)
+        else:
+            ok = _restore_files(saved.files, saved.root)
+        (restored if ok else failed).append(key)
+    # Changed, but not predicted by the plan and so not kept: the best left is pip's cache or index.
+    env = _inspect(snapshot.python)
+    for key, (before, after) in sorted(changed_since(snapshot, env).items()):
+        if key in snapshot.saved or before is None:
+            continue
+        if after is not None:
+            _remove_installed(env, key)
+        ok = _pip_install(snapshot.python, f"{key}=={before}")
+        (restored if ok else failed).append(key)
+    _pip_leftovers(snapshot)
+    difference: tuple[str, ...] = ()
+    verified = False
+    if snapshot.freeze:
+        now = pip_freeze(snapshot.python)
+        verified = now == snapshot.freeze
+        if not verified:
+            a, b = set(snapshot.freeze.splitlines()), set(now.splitlines())
+            difference = tuple([f"-{x}" for x in sorted(a - b)] + [f"+{x}" for x in sorted(b - a)])
+    else:
+        verified = not changed_since(snapshot, _inspect(snapshot.python))
+    return RollbackResult(tuple(restored), tuple(removed), tuple(failed), verified, difference)
+
+
+def after_version(env: Environment, key: str) -> str | None:
+    dist = env.get(key)
+    return dist.raw_version if dist is not None else None
+
+
+def _intact(saved) -> bool:  # type: ignore[no-untyped-def]
+    return all(os.path.lexists(f) for f in saved.files)
+
+
+def _restore_files(files: tuple[str, ...], root: str) -> bool:
+    ok = True
+    for f in files:
+        src = _mirror(f, root)
+        try:
+            _link_or_copy(src, f)
+        except OSError:
+            ok = False
+    return ok
+
+
+def _install_wheel(python: str, name: str, version: str, wheel_dir: str) -> bool:
+    return _pip_install(python, f"{name}=={version}", "--no-index", "--find-links", wheel_dir)
+
+
+def _pip_install(python: str, spec: str, *extra: str) -> bool:
+    cmd = [*pip_command(python), "install", "--no-deps", "--no-input", *extra, spec]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=pip_env(), timeout=1800).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -1,0 +1,158 @@
+"""What a fix aims at: a matrix's packages, groups, removals and protections, or a plain requirements file."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from .._matrix.model import Matrix
+from ..errors import MatrixError, UsageError
+
+# `index_url = "pytorch:cu118"` in a matrix names torch's build index symbolically; the URL comes from
+# configuration so that no registry host is written into envdoctor.
+PYTORCH_INDEX_ENV = "ENVDOCTOR_PYTORCH_INDEX"
+_SYMBOLIC = re.compile(r"^(?P<scheme>[a-z][a-z0-9_-]*):(?P<tag>[A-Za-z0-9._-]+)$")
+
+
+@dataclass(frozen=True)
+class TargetPackage:
+    """One package the fix must make true, with the matrix's install instructions and where it is written."""
+
+    name: str
+    requirement: str
+    origin: str
+    group: str = ""
+    order: int = 0
+    index_url: str | None = None
+    no_deps: bool = False
+    protected: bool = False
+
+    @property
+    def key(self) -> NormalizedName:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A package that must not be installed, and the rule that says so."""
+
+    name: str
+    reason: str
+    origin: str
+
+    @property
+    def key(self) -> NormalizedName:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The whole aim of one fix: packages in install order, removals, and names never to replace."""
+
+    ref: str
+    kind: str  # "matrix" | "requirements"
+    packages: tuple[TargetPackage, ...]
+    removals: tuple[Removal, ...] = ()
+    protected: tuple[NormalizedName, ...] = ()
+    matrix: Matrix | None = None
+
+    def groups(self) -> list[tuple[str, list[TargetPackage]]]:
+        """Packages grouped by install group, in install order (stable within a group)."""
+        out: dict[tuple[int, str], list[TargetPackage]] = {}
+        for p in self.packages:
+            out.setdefault((p.order, p.group), []).append(p)
+        return [(group, pkgs) for (_, group), pkgs in sorted(out.items(), key=lambda kv: kv[0][0])]
+
+
+def expand_index(url: str | None, origin: str) -> str | None:
+    """Map a symbolic index ('pytorch:cu118') to a URL from ENVDOCTOR_PYTORCH_INDEX ('...{tag}'); URLs pass."""
+    if url is None:
+        return None
+    m = _SYMBOLIC.match(url)
+    if not m or m.group("scheme") in ("http", "https", "file"):
+        return url
+    if m.group("scheme") != "pytorch":
+        raise MatrixError(f"{origin}: unknown symbolic index {url!r} (known: pytorch:<tag>)")
+    template = os.environ.get(PYTORCH_INDEX_ENV)
+    if not template:
+        raise UsageError(
+            f"{origin}: index_url {url!r} needs the torch build index; set {PYTORCH_INDEX_ENV} to its URL "
+            f"with a {{tag}} placeholder (the tag here is {m.group('tag')!r})"
+        )
+    return template.replace("{tag}", m.group("tag")) if "{tag}" in template else template.rstrip("/") + "/" + m.group("tag")
+
+
+def from_matrix(matrix: Matrix) -> Target:
+    """The target of a matrix: its packages by install group, its `absent` list, its protected names."""
+    src = matrix.source or matrix.ref
+    orders = {g.name: g.order for g in matrix.install_groups}
+    group_index = {g.name: g.index_url for g in matrix.install_groups}
+    packages: list[TargetPackage] = []
+    for group, rules in matrix.groups_in_order():
+        gname = group.name if group is not None else ""
+        for rule in rules:
+            origin = f"{matrix.ref} [[packages]] {rule.name}" + (f" (group {gname})" if gname else "")
+            requirement = rule.requirement
+            if rule.local and rule.source is None and "==" in str(rule.specifier) and "+" not in requirement:
+                requirement = f"{rule.name}{rule.specifier}+{rule.local}"
+            packages.append(TargetPackage(
+                name=rule.name, requirement=requirement, origin=origin, group=gname,
+                order=orders.get(gname, 1 << 30),
+                index_url=expand_index(rule.index_url or group_index.get(gname), f"{src}: {origin}"),
+                no_deps=rule.no_deps, protected=rule.protected,
+            ))
+    removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)
+    protected = tuple(sorted({r.key for r in matrix.protected} | {p.key for p in matrix.packages if p.protected}))
+    return Target(matrix.ref, "matrix", tuple(packages), removals, protected, matrix)
+
+
+def from_requirements(path: str | os.PathLike[str]) -> Target:
+    """The target of a requirements file (read with pip-api); each line's origin is `file:line`."""
+    import pip_api
+
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"-r {path}: no such requirements file")
+    try:
+        parsed = pip_api.parse_requirements(file, include_invalid=True)
+    except Exception as e:  # pip-api raises its own PipError and plain ValueErrors
+        raise UsageError(f"-r {path}: cannot read it: {e}") from e
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    packages: list[TargetPackage] = []
+    for name, req in parsed.items():
+        text = str(req)
+        try:
+            Requirement(text)
+        except InvalidRequirement as e:
+            raise UsageError(f"-r {path}: invalid requirement {text!r}: {e}") from e
+        lineno = _line_of(lines, name)
+        origin = f"{file.name}:{lineno}" if lineno else file.name
+        packages.append(TargetPackage(name=getattr(req, "name", name), requirement=text, origin=origin))
+    if not packages:
+        raise UsageError(f"-r {path}: no requirements in it")
+    return Target(str(file), "requirements", tuple(packages))
+
+
+def _line_of(lines: list[str], name: str) -> int:
+    key = canonicalize_name(name)
+    for i, line in enumerate(lines, 1):
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if m and canonicalize_name(m.group(1)) == key:
+            return i
+    return 0
+
+
+def load_target(matrix: str | None = None, requirements: str | None = None) -> Target:
+    """The target named on the command line: `--matrix REF` or `-r FILE` (not both)."""
+    if matrix and requirements:
+        raise UsageError("give either --matrix or -r, not both")
+    if requirements:
+        return from_requirements(requirements)
+    from .._matrix.loader import DEFAULT_MATRIX, load_matrix
+
+    return from_matrix(load_matrix(matrix or DEFAULT_MATRIX))
