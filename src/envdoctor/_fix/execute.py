@@ -21,7 +21,7 @@ from .lock import fix_lock
 from .plan import Plan, Step, write_constraints
 from .restart import StaleModule, stale_modules
 from .rollback import RollbackResult, rollback
-from .snapshot import Snapshot, changed_since, record_files, take_snapshot
+from .snapshot import Snapshot, changed_since, discard_copies, record_files, take_snapshot
 from .state import clear_state, save_state
 from .targets import Target
 from .workdir import workdir_for
@@ -174,6 +174,8 @@ def apply_plan(
             rep.note("a step failed: restoring the snapshot")
             rb = rollback(snapshot)
             clear_state(work)
+            if rb.verified:
+                discard_copies(snapshot)
             return FixResult(False, plan, failed_step=failed, reason=reason, rollback=rb, log=str(log_path),
                              snapshot=snapshot.folder, seconds=time.perf_counter() - start)
         changed = {str(k): v for k, v in changed_since(snapshot, after).items()}
@@ -184,5 +186,6 @@ def apply_plan(
                 files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
         stale = stale_modules(changed, files, snapshot.site_dirs)
         clear_state(work)
+        discard_copies(snapshot)
         return FixResult(True, plan, changed=changed, stale=tuple(stale), log=str(log_path),
                          snapshot=snapshot.folder, seconds=time.perf_counter() - start)

@@ -160,3 +160,16 @@ def changed_since(snapshot: Snapshot, now: Environment) -> dict[NormalizedName, 
         if before != after:
             out[canonicalize_name(key)] = (before, after)
     return out
+
+
+def discard_copies(snapshot: Snapshot, keep_last: int = 5) -> None:
+    """Drop the kept files once they are not needed (the fix finished or was rolled back); keep the logs.
+
+    Only the newest `keep_last` snapshot folders of the environment are kept at all.
+    """
+    for saved in snapshot.saved.values():
+        shutil.rmtree(saved.root, ignore_errors=True)
+    parent = Path(snapshot.folder).parent
+    folders = sorted(parent.glob("snapshot-*"), key=lambda p: p.stat().st_mtime)
+    for old in folders[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""Render a plan and a fix result as text or JSON (strings only; the command prints them)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from .execute import FixResult
+from .plan import Plan
+from .state import plan_to_dict
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _cmd(command: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(c) for c in command)
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as a person reads it: changes, the exact commands in order, problems and warnings."""
+    lines = [f"fix plan for {plan.python} -> {plan.target} (resolved by {plan.backend} in {plan.seconds:.1f} s)"]
+    if plan.changes:
+        lines.append("changes:")
+        for c in plan.changes:
+            before, after = c.before or "(absent)", c.after or "(removed)"
+            lines.append(f"  {c.name:<28} {before} -> {after}")
+    if plan.steps:
+        lines.append("steps:")
+        for i, s in enumerate(plan.steps, 1):
+            lines.append(f"  {i}. {s.title}: {' '.join(s.packages)}")
+            lines.append(f"     $ {_cmd(s.command)}")
+        if plan.constraints_file:
+            lines.append(f"  (every install step is held to the resolved versions by -c {plan.constraints_file})")
+    elif not plan.problems:
+        lines.append("nothing to do: the environment already satisfies the target")
+    for w in plan.warnings:
+        lines.append(f"warning: {w}")
+    for p in plan.problems:
+        lines.append(f"refused: {p}")
+    if plan.problems:
+        lines.append("nothing was changed")
+    return "\n".join(lines)
+
+
+def result_text(result: FixResult) -> str:
+    """What happened: the changes made, or the failing step, the rollback and its verification."""
+    lines: list[str] = []
+    if result.ok:
+        if result.changed:
+            lines.append("changed:")
+            for name, (before, after) in sorted(result.changed.items()):
+                lines.append(f"  {name:<28} {before or '(absent)'} -> {after or '(removed)'}")
+        lines.append(f"fix done in {result.seconds:.1f} s; log: {result.log}")
+        if result.stale:
+            lines.append("restart required: these modules were imported before the fix and are now stale:")
+            for m in result.stale:
+                lines.append(f"  {m.module} ({m.package} {m.loaded_version} -> {m.installed_version or 'removed'})")
+        return "\n".join(lines)
+    step = result.failed_step
+    where = "verify" if step is not None and step >= len(result.plan.steps) else f"step {(step or 0) + 1}"
+    lines.append(f"fix failed at {where}: {result.reason}")
+    rb = result.rollback
+    if rb is not None:
+        state = "verified: pip freeze equals the one before" if rb.verified else "NOT verified"
+        lines.append(f"rolled back ({state}); restored {', '.join(rb.restored) or 'nothing'}; "
+                     f"removed {', '.join(rb.removed) or 'nothing'}")
+        if rb.failed:
+            lines.append(f"could not restore: {', '.join(rb.failed)}")
+        for d in rb.difference:
+            lines.append(f"  {d}")
+    lines.append(f"log: {result.log}")
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan, result: FixResult | None = None) -> str:
+    """The plan (and the result, if applied) as JSON with stable keys and a schema version."""
+    data: dict[str, Any] = {"schema_version": JSON_SCHEMA_VERSION, "plan": plan_to_dict(plan)}
+    data["plan"]["ok"] = plan.ok
+    data["plan"]["resolutions"] = [
+        {"backend": r.backend, "ok": r.ok, "seconds": round(r.seconds, 3), "command": list(r.command),
+         "conflict": None if r.conflict is None else {"message": r.conflict.message, "chain": list(r.conflict.chain)}}
+        for r in plan.resolutions
+    ]
+    if result is not None:
+        rb = result.rollback
+        data["result"] = {
+            "ok": result.ok, "exit_code": result.exit_code,
+            "changed": {k: list(v) for k, v in sorted(result.changed.items())},
+            "restart_required": bool(result.stale),
+            "stale_modules": [m.module for m in result.stale],
+            "failed_step": result.failed_step, "reason": result.reason, "log": result.log,
+            "rollback": None if rb is None else {"verified": rb.verified, "restored": list(rb.restored),
+                                                 "removed": list(rb.removed), "failed": list(rb.failed),
+                                                 "difference": list(rb.difference)},
+        }
+    return json.dumps(data, indent=2, sort_keys=True)

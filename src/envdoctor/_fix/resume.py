@@ -1,0 +1,68 @@
+"""Kernel restart (Colab/Jupyter) and `fix --resume`: continue the steps, or verify after the restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from .._environment import facts_of, from_facts
+from .._gpu import GpuInfo
+from ..errors import UsageError
+from .execute import FixResult, Reporter, _unmet, apply_plan
+from .plan import Plan
+from .state import clear_state, load_snapshot, load_state, save_state
+from .targets import load_target
+from .workdir import workdir_for
+
+_KERNEL_MARKERS = ("ipykernel", "colab_kernel_launcher", "ipykernel_launcher")
+
+
+def kernel_pid(start: int | None = None, depth: int = 6) -> int | None:
+    """The pid of the Jupyter/Colab kernel this process runs under (itself or an ancestor), from /proc."""
+    pid = start if start is not None else os.getpid()
+    for _ in range(depth):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if any(m in cmdline for m in _KERNEL_MARKERS):
+            return pid
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4: the parent pid
+        if pid <= 1:
+            return None
+    return None
+
+
+def restart_kernel(plan: Plan, result: FixResult) -> str:
+    """Save the resume state and kill the kernel (Colab and Jupyter start a fresh one): the seed's nuclear option."""
+    pid = kernel_pid()
+    if pid is None:
+        raise UsageError("--restart: this is not running inside a Jupyter or Colab kernel; restart your "
+                         "Python process yourself")
+    work = workdir_for(plan.prefix)
+    save_state(work, plan, load_snapshot(result.snapshot), next_step=len(plan.steps), phase="restart")
+    os.kill(pid, signal.SIGKILL)
+    return f"restarting the kernel (pid {pid}); then run: envdoctor fix --resume"
+
+
+def resume(python: str | None = None, reporter: Reporter | None = None) -> FixResult | str:
+    """Continue the fix recorded for this environment: the remaining steps, or the verify after a restart."""
+    env = from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
+    work = workdir_for(env.prefix)
+    state = load_state(work)
+    if state is None:
+        raise UsageError(f"--resume: no interrupted fix for {env.executable}")
+    target = load_target(state.plan.target if state.plan.kind == "matrix" else None,
+                         state.plan.target if state.plan.kind == "requirements" else None)
+    if state.phase == "restart":
+        unmet = _unmet(target, env)
+        clear_state(work)
+        if unmet:
+            raise UsageError("after the restart the target is not met: " + "; ".join(unmet))
+        return f"resumed after the restart: {state.plan.target} is satisfied in {env.executable}"
+    snapshot = load_snapshot(state.snapshot_folder)
+    plan = replace(state.plan, python=env.executable)
+    return apply_plan(plan, target, reporter=reporter, start_at=state.next_step, snapshot=snapshot)
