@@ -1,15 +1,14 @@
 """Certification: probes in tiers run in subprocesses, a signed certificate per environment and matrix, and its status.
 
-This package's __init__ stays stdlib-only and cheap: `guard()` imports it on every start of a training script.
+This package's __init__ imports nothing: `guard()` imports `envdoctor._certify.store` on every start of a
+training script, and Python runs this file first. The public names load on first use (PEP 562).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any
-
-from .registry import Outcome, ProbeContext, ProbeSpec, probes, register_probe
-from .store import Certificate, CertificateStatus, Here
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "Certificate",
@@ -17,16 +16,35 @@ __all__ = [
     "Outcome",
     "ProbeContext",
     "ProbeSpec",
+    "all_probes",
     "certificate_status",
-    "probes",
     "register_probe",
 ]
+_LAZY = {
+    "Certificate": ".store", "CertificateStatus": ".store", "Outcome": ".registry", "ProbeContext": ".registry",
+    "ProbeSpec": ".registry", "all_probes": ".registry", "register_probe": ".registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envdoctor._certify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .registry import Outcome, ProbeContext, ProbeSpec, all_probes, register_probe
+    from .store import Certificate, CertificateStatus, Here
 
 
 def _here_for(env: Any) -> Here:
     """The judging context for an inspected Environment (possibly another interpreter, or a declared GPU)."""
     from .fingerprint import python_id
     from .gpuid import GpuIdentity
+    from .store import Here
 
     gpu = env.gpu
     if gpu.available and gpu.kind == "cuda":

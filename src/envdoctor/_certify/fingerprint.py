@@ -9,10 +9,11 @@ place does not (that would need hashing every file, seconds instead of milliseco
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterable
+
+from ._record import sha256
 
 FINGERPRINT_VERSION = 1
 _SUFFIXES = (".dist-info", ".egg-info")
@@ -61,7 +62,7 @@ def entries(paths: Iterable[str]) -> list[tuple[str, str, str]]:
 
 def fingerprint(paths: Iterable[str] | None = None, prefix: str | None = None, python: str | None = None) -> str:
     """The fingerprint of an environment (this interpreter's sys.path by default), as 'v1:<sha256 hex>'."""
-    h = hashlib.sha256()
+    h = sha256()
     h.update(f"{FINGERPRINT_VERSION}\0{prefix if prefix is not None else sys.prefix}\0".encode())
     h.update(f"{python if python is not None else python_id()}\0".encode())
     for root, name, token in entries(sys.path if paths is None else paths):

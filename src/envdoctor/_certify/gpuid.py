@@ -8,21 +8,24 @@ fallback for systems whose driver does not expose /proc (containers that hide it
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from ._record import Record
 
 PROC_ROOT = "/proc/driver/nvidia"
 WSL_LIB = "/usr/lib/wsl/lib"  # WSL exposes NVML here and has no /proc/driver/nvidia
 
 
-@dataclass(frozen=True)
-class GpuIdentity:
+class GpuIdentity(Record):
     """What must not change for a certificate to stay valid: the GPUs' UUIDs and the driver version."""
+
+    __slots__ = _fields = ("uuids", "names", "driver_version", "source", "reason")
+    _defaults = {"reason": ""}
 
     uuids: tuple[str, ...]
     names: tuple[str, ...]
     driver_version: str
     source: str  # "proc" | "nvml" | "none"
-    reason: str = ""
+    reason: str
 
     @property
     def present(self) -> bool:

@@ -114,7 +114,7 @@ def _load() -> None:
             load_errors.append(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): {type(e).__name__}: {e}")
 
 
-def probes() -> dict[str, ProbeSpec]:
+def all_probes() -> dict[str, ProbeSpec]:
     """Every registered probe by name (built-in and third-party)."""
     _load()
     return dict(_REGISTRY)

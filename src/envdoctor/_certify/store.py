@@ -9,16 +9,14 @@ deliberately re-signs with their own key.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import fingerprint as fp
+from ._record import Record, compare_digest, hmac_sha256, sha256
 from .gpuid import GpuIdentity
 
 CERT_SCHEMA_VERSION = 1
@@ -50,7 +48,7 @@ def cert_dir() -> str:
 
 
 def _short(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def cert_path(matrix_file: str, prefix: str | None = None) -> str:
@@ -119,7 +117,7 @@ def resolve(ref: str) -> str:
 def file_sha256(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            return sha256(f.read()).hexdigest()
     except OSError:
         return None
 
@@ -157,7 +155,7 @@ def sign(body: Mapping[str, Any]) -> str:
     """The signature of a certificate body (creates the key on first use)."""
     key = _key(create=True)
     assert key is not None
-    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+    return hmac_sha256(key, _canonical(body))
 
 
 def verify(data: Mapping[str, Any]) -> bool:
@@ -167,7 +165,7 @@ def verify(data: Mapping[str, Any]) -> bool:
     if not isinstance(sig, str) or key is None:
         return False
     body = {k: v for k, v in data.items() if k != "signature"}
-    return hmac.compare_digest(sig, hmac.new(key, _canonical(body), hashlib.sha256).hexdigest())
+    return compare_digest(sig, hmac_sha256(key, _canonical(body)))
 
 
 def write(body: Mapping[str, Any], path: str) -> str:
@@ -185,9 +183,11 @@ def write(body: Mapping[str, Any], path: str) -> str:
 
 # ---------------------------------------------------------------- judging a certificate
 
-@dataclass(frozen=True)
-class Certificate:
+class Certificate(Record):
     """A certificate read from disk (only its signature is checked here; `judge` says whether it still holds)."""
+
+    __slots__ = _fields = ("path", "matrix", "tier", "device", "created", "certified", "fingerprint", "gpu",
+                           "probes", "data")
 
     path: str
     matrix: str
@@ -198,7 +198,7 @@ class Certificate:
     fingerprint: str
     gpu: Mapping[str, Any] | None
     probes: tuple[Mapping[str, Any], ...]
-    data: Mapping[str, Any] = field(repr=False, compare=False)
+    data: Mapping[str, Any]
 
     @classmethod
     def from_data(cls, path: str, data: Mapping[str, Any]) -> Certificate:
@@ -209,23 +209,26 @@ class Certificate:
                    data.get("gpu"), tuple(data.get("probes") or ()), data)
 
 
-@dataclass(frozen=True)
-class CertificateStatus:
+class CertificateStatus(Record):
     """Whether a valid certificate exists for a matrix in an environment, and why (not)."""
+
+    __slots__ = _fields = ("valid", "reason", "path", "tier", "created", "matrix", "device", "certificate")
+    _defaults = dict.fromkeys(_fields[2:])
 
     valid: bool
     reason: str
-    path: str | None = None
-    tier: int | None = None
-    created: str | None = None
-    matrix: str | None = None
-    device: str | None = None
-    certificate: Certificate | None = field(default=None, repr=False, compare=False)
+    path: str | None
+    tier: int | None
+    created: str | None
+    matrix: str | None
+    device: str | None
+    certificate: Certificate | None
 
 
-@dataclass(frozen=True)
-class Here:
+class Here(Record):
     """The environment a certificate is judged against: this interpreter unless check() inspected another."""
+
+    __slots__ = _fields = ("paths", "prefix", "python", "gpu")
 
     paths: tuple[str, ...]
     prefix: str

@@ -1,0 +1,171 @@
+"""`envdoctor certify`: run the check and the matrix's probes up to a tier, then write a signed certificate."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import _version
+from ..errors import UsageError
+from . import registry, store
+from .fingerprint import distribution_tokens, fingerprint, python_id
+from .registry import FAIL, INCONCLUSIVE, PASS, SKIPPED, ProbeContext
+from .render import render_json, render_text  # noqa: F401  (re-exported for the command and the guard)
+from .runner import ProbeResult, run_probe
+
+Reporter = Callable[[ProbeResult], None]
+
+
+@dataclass(frozen=True)
+class PlannedProbe:
+    name: str
+    tier: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    """What one certification found and where its certificate went."""
+
+    matrix_ref: str
+    tier: int
+    device: str
+    gpu: dict[str, Any]
+    results: tuple[ProbeResult, ...]
+    certified: bool
+    check_ok: bool | None
+    certificate: store.Certificate | None
+    path: str | None
+    duration_s: float
+
+    @property
+    def summary(self) -> str:
+        bad = [r for r in self.results if r.status in (FAIL, INCONCLUSIVE)]
+        if not bad:
+            n = sum(r.status == PASS for r in self.results)
+            return f"{n} passed, {sum(r.status == SKIPPED for r in self.results)} skipped"
+        return "; ".join(f"{r.name} {r.status}: {r.reason}" for r in bad[:3])
+
+
+def plan(matrix: Any, tier: int) -> list[PlannedProbe]:
+    """The probes to run: the matrix's [[probes]] (or the defaults when it names none) up to `tier`, lowest tier first."""
+    from .probes import DEFAULT_PROBES
+
+    refs = [PlannedProbe(p.name, p.tier, dict(p.params)) for p in matrix.probes] or \
+        [PlannedProbe(n, t, {}) for n, t in DEFAULT_PROBES]
+    return sorted((p for p in refs if 1 <= p.tier <= tier), key=lambda p: p.tier)
+
+
+def _matrix_context(matrix: Any) -> dict[str, Any]:
+    bf16 = matrix.gpu.bf16
+    return {
+        "name": matrix.name, "version": matrix.version, "ref": matrix.ref,
+        "packages": {p.name: str(p.specifier) for p in matrix.packages},
+        "bf16": None if bf16 is None else {"min_compute_capability": bf16.min_compute_capability,
+                                           "fallback": bf16.fallback},
+    }
+
+
+def _matrix_files(matrix: Any) -> list[dict[str, str | None]]:
+    leaf = Path(matrix.source)
+    try:
+        from .._matrix.loader import _chain
+
+        paths = [p for p, _, _ in _chain(leaf)]
+    except Exception:  # the chain is re-read only to record its files; the leaf alone still pins the matrix
+        paths = [leaf]
+    return [{"path": os.path.realpath(p), "sha256": store.file_sha256(str(p))} for p in paths]
+
+
+def _unknown(name: str, tier: int) -> ProbeResult:
+    known = sorted(registry.all_probes())
+    hint = difflib.get_close_matches(name, known, n=1)
+    did = f" (did you mean {hint[0]!r}?)" if hint else ""
+    errors = f"; plugin errors: {' | '.join(registry.load_errors)}" if registry.load_errors else ""
+    return ProbeResult(name, tier, INCONCLUSIVE,
+                       f"no probe named {name!r} is registered{did}; install the plugin that provides it{errors}")
+
+
+def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: int = 2, device: str | None = None,
+                        timeout: float | None = None, reporter: Reporter | None = None, keep_going: bool = False,
+                        write: bool = True) -> CertifyResult:
+    """Certify this interpreter for `matrix` up to `tier` on `device` (the detected one by default)."""
+    from .. import _gpu
+    from .._environment import inspect_environment
+    from .._matrix.loader import load_matrix
+    from .gpuid import current
+    from .tier0 import check_result
+
+    if not 0 <= tier <= 3:
+        raise UsageError(f"--tier {tier}: tiers are 0 (the check), 1 (imports), 2 (GPU smoke), 3 (tiny training run)")
+    if device not in (None, "cuda", "cpu"):
+        raise UsageError(f"--device {device}: use cuda or cpu")
+    start = time.monotonic()
+    m = matrix if hasattr(matrix, "probes") else load_matrix(os.fspath(matrix))
+    gpu = _gpu.detect()
+    has_gpu = gpu.available and gpu.kind == "cuda"
+    if device == "cuda" and not has_gpu:
+        raise UsageError(f"--device cuda: no CUDA GPU here ({gpu.reason or gpu.name}); use --device cpu")
+    dev = device or ("cuda" if has_gpu else "cpu")
+    report = reporter or (lambda r: None)
+
+    env = inspect_environment(gpu=gpu)
+    results: list[ProbeResult] = []
+    check, _ = check_result(m, env, dev)
+    results.append(check)
+    report(check)
+    ctx_common = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
+    for p in plan(m, tier):
+        blocked = [r for r in results if r.tier < p.tier and r.status in (FAIL, INCONCLUSIVE)]
+        spec = registry.get(p.name)
+        if blocked and not keep_going:
+            res = ProbeResult(p.name, p.tier, SKIPPED, f"not run: {blocked[0].name} (tier {blocked[0].tier}) did not pass")
+        elif spec is None:
+            res = _unknown(p.name, p.tier)
+        elif spec.gpu == "required" and dev == "cpu":
+            res = ProbeResult(p.name, p.tier, SKIPPED, "skipped: no GPU" if not has_gpu else "skipped: --device cpu")
+        elif spec.gpu == "optional" and dev == "cpu" and p.params.get("allow_cpu", True) is False:
+            res = ProbeResult(p.name, p.tier, SKIPPED, "skipped: the matrix does not allow it on the CPU")
+        else:
+            res = run_probe(spec, p.tier, ProbeContext(params=p.params, **ctx_common), timeout=timeout)
+        results.append(res)
+        report(res)
+    certified = all(r.status in (PASS, SKIPPED) for r in results)
+    body = {
+        "schema_version": store.CERT_SCHEMA_VERSION,
+        "envdoctor": _version.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "certified": certified,
+        "tier": tier,
+        "device": dev,
+        "matrix": {"name": m.name, "version": m.version, "ref": m.ref, "files": _matrix_files(m)},
+        "environment": {
+            "prefix": sys.prefix, "executable": sys.executable, "python": python_id(),
+            "fingerprint": fingerprint(), "tokens": distribution_tokens(),
+            "distributions": sorted(([d.name, d.raw_version] for d in env.distributions.values()),
+                                    key=lambda nv: nv[0].lower()),
+        },
+        "gpu": _gpu_record(gpu, current()) if dev == "cuda" else None,
+        "probes": [r.to_dict() for r in results],
+    }
+    path = cert = None
+    if write:
+        path = store.write(body, store.cert_path(m.source))
+        cert, _ = store.read(path)
+    return CertifyResult(m.ref, tier, dev, gpu.to_dict(), tuple(results), certified, check.status == PASS, cert,
+                         path, round(time.monotonic() - start, 2))
+
+
+def _gpu_record(gpu: Any, ident: Any) -> dict[str, Any]:
+    d = gpu.to_dict()
+    # the guard compares against /proc when it can: record the driver as that source reads it, if it differs
+    if ident.present and ident.driver_version:
+        d["driver_version"] = ident.driver_version
+    return {k: d.get(k) for k in ("name", "uuid", "compute_capability", "driver_version", "cuda_driver_version",
+                                  "memory_gib", "count", "source")}

@@ -1,0 +1,146 @@
+"""Tier 3: two optimizer steps of QLoRA (or GaLore) on a tiny random Llama on the device, with a finite loss.
+
+On the GPU, QLoRA loads the tiny model in 4-bit NF4 through BitsAndBytesConfig, as a real run does. On the CPU
+(`--device cpu`, where the matrix allows it) bitsandbytes' 4-bit path needs CUDA, so it is LoRA in fp32 and
+the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from ..registry import Outcome, ProbeContext, register_probe
+from .hf import tiny_llama_config
+
+
+def _allowed_on(ctx: ProbeContext) -> Outcome | None:
+    if ctx.device == "cpu" and ctx.params.get("allow_cpu", True) is False:
+        return Outcome.skipped("the matrix does not allow this probe on the CPU")
+    return None
+
+
+def _batch(vocab: int, device: str) -> Any:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, vocab, (2, 64), generator=g).to(device)
+
+
+def _steps(model: Any, opt: Any, ids: Any, steps: int) -> list[float]:
+    losses = []
+    model.train()
+    for _ in range(steps):
+        out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(out.loss.detach().float().cpu()))
+    return losses
+
+
+def _peak(ctx: ProbeContext) -> dict[str, Any]:
+    if ctx.device != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+
+
+@register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0)
+def tiny_qlora(ctx: ProbeContext) -> Outcome:
+    """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random Llama-3.1-shaped model."""
+    skip = _allowed_on(ctx)
+    if skip:
+        return skip
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    start = time.monotonic()
+    torch.manual_seed(0)
+    cfg = tiny_llama_config()
+    steps = int(ctx.params.get("steps", 2))
+    if ctx.device == "cuda":
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        import bitsandbytes as bnb
+
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        LlamaForCausalLM(cfg).save_pretrained(ctx.workdir)  # from_pretrained is the path that quantizes
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+                                   bnb_4bit_use_double_quant=True)
+        model = LlamaForCausalLM.from_pretrained(ctx.workdir, quantization_config=quant, device_map={"": 0},
+                                                 **{_dtype_key(): dtype})
+        n4 = sum(1 for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+        if n4 == 0:
+            return Outcome.failed("from_pretrained with load_in_4bit produced no 4-bit layers")
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        mode = f"QLoRA: {n4} NF4 layers, compute {str(dtype).replace('torch.', '')}, paged 8-bit AdamW"
+    else:
+        model = LlamaForCausalLM(cfg)
+        mode = "LoRA in fp32 on CPU (bitsandbytes 4-bit needs CUDA)"
+    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    model = get_peft_model(model, lora)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if ctx.device == "cuda":
+        import bitsandbytes as bnb
+
+        opt = bnb.optim.PagedAdamW8bit(trainable, lr=1e-3)
+    else:
+        opt = torch.optim.AdamW(trainable, lr=1e-3)
+    before = [p.detach().clone() for p in trainable]
+    losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
+    moved = any(not torch.equal(b, p.detach()) for b, p in zip(before, trainable))
+    took = round(time.monotonic() - start, 2)
+    details = {"losses": losses, "mode": mode, "trainable_params": sum(p.numel() for p in trainable),
+               "seconds": took, **_peak(ctx)}
+    if not all(math.isfinite(x) for x in losses):
+        return Outcome.failed(f"{mode}: non-finite loss {losses}", **details)
+    if not moved:
+        return Outcome.failed(f"{mode}: the LoRA weights did not change", **details)
+    return Outcome.passed(f"{mode}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
+
+
+def _dtype_key() -> str:
+    """from_pretrained's dtype keyword: transformers 4.56 renamed torch_dtype to dtype."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
+
+
+@register_probe("tiny-galore", 3, gpu="optional", timeout=420.0)
+def tiny_galore(ctx: ProbeContext) -> Outcome:
+    """Two GaLore steps (GaLoreAdamW8bit on the GPU, GaLoreAdamW on the CPU) on a tiny random Llama."""
+    skip = _allowed_on(ctx)
+    if skip:
+        return skip
+    import torch
+    from transformers import LlamaForCausalLM
+
+    start = time.monotonic()
+    torch.manual_seed(0)
+    cfg = tiny_llama_config()
+    model = LlamaForCausalLM(cfg).to(ctx.device)
+    galore, rest = [], []
+    for name, p in model.named_parameters():
+        (galore if p.dim() == 2 and any(k in name for k in ("self_attn", "mlp")) else rest).append(p)
+    rank = int(ctx.params.get("rank", 8))
+    groups = [{"params": rest},
+              {"params": galore, "rank": rank, "update_proj_gap": 1, "scale": 0.25, "proj_type": "std"}]
+    if ctx.device == "cuda":
+        from galore_torch import GaLoreAdamW8bit as Opt
+    else:
+        from galore_torch import GaLoreAdamW as Opt
+    opt = Opt(groups, lr=1e-3)
+    steps = int(ctx.params.get("steps", 2))
+    losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
+    details = {"losses": losses, "optimizer": Opt.__name__, "galore_tensors": len(galore),
+               "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
+    if not all(math.isfinite(x) for x in losses):
+        return Outcome.failed(f"{Opt.__name__}: non-finite loss {losses}", **details)
+    return Outcome.passed(f"{Opt.__name__} rank {rank}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
