@@ -1,0 +1,220 @@
+"""Explain an error: match a message, traceback or log against the matrix's symptoms and the rename data."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._matrix.model import Matrix, SymptomRule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._environment import Environment
+
+_GROUP = re.compile(r"\{(\w+)\}")
+GENERIC = "unexpected-keyword"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One recognised symptom: what it means, how to fix it, and whether this environment has the cause."""
+
+    id: str
+    matched: str
+    cause: str
+    fix: str
+    has_cause: bool | None  # None: cannot tell from this environment
+    why: str  # the fact behind has_cause, e.g. "transformers 4.41.0 is installed; the fix needs >=4.43.0"
+    reason: str
+    evidence: tuple[str, ...] = ()
+    edit: str | None = None  # an exact edit from the rename data, e.g. "evaluation_strategy= -> eval_strategy="
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "matched": self.matched, "cause": self.cause, "fix": self.fix, "edit": self.edit,
+                "has_cause": self.has_cause, "why": self.why, "reason": self.reason,
+                "evidence": list(self.evidence)}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything recognised in one error text; empty when nothing was."""
+
+    diagnoses: tuple[Diagnosis, ...]
+    matrix: str
+
+    @property
+    def recognised(self) -> bool:
+        return bool(self.diagnoses)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.diagnoses else 1
+
+    def __str__(self) -> str:
+        from ._explain_render import render_text
+
+        return render_text(self)
+
+
+def _text_of(error: BaseException | str) -> str:
+    if isinstance(error, BaseException):
+        return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return str(error)
+
+
+def _fill(template: str, groups: dict[str, str]) -> str:
+    return _GROUP.sub(lambda m: groups.get(m.group(1), m.group(0)) if m.group(1) in groups else m.group(0), template)
+
+
+def _line_of(text: str, start: int, end: int) -> str:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    return text[line_start: line_end if line_end != -1 else len(text)].strip()[:500]
+
+
+def match(matrix: Matrix, text: str) -> list[tuple[SymptomRule, re.Match[str]]]:
+    """Every symptom whose pattern occurs in text, in matrix order; the generic keyword rule only as a fallback."""
+    found: list[tuple[SymptomRule, re.Match[str]]] = []
+    for rule in matrix.symptoms:
+        m = re.search(rule.pattern, text)
+        if m is not None:
+            found.append((rule, m))
+    specific = [(r, m) for r, m in found if r.id != GENERIC]
+    generic = [(r, m) for r, m in found if r.id == GENERIC]
+    for r, m in generic:  # keep it only when no specific symptom explains the same line
+        if not any(s.start() <= m.end() and m.start() <= s.end() for _, s in specific):
+            specific.append((r, m))
+    return specific
+
+
+def _has_cause(rule: SymptomRule, env: Environment | None) -> tuple[bool | None, str]:
+    if env is None:
+        return None, "the environment was not inspected"
+    if rule.requires is not None:
+        req = rule.requires
+        have = env.version_of(req.name)
+        if have is None:
+            return None, f"{req.name} is not installed here, so this environment cannot have raised it"
+        if req.specifier.contains(have, prereleases=True):
+            return False, (f"{req.name} {have} is installed here, inside {req.name}{req.specifier} where this "
+                           f"does not happen: the error came from another environment (kernel, venv, old copy)")
+        return True, f"{req.name} {have} is installed here, outside {req.name}{req.specifier}: this environment raises it"
+    if rule.gpu is not None:
+        kind = env.gpu.kind if env.gpu.available else "none"
+        if kind == rule.gpu:
+            return True, f"this machine's GPU is {kind} ({env.gpu.name or env.gpu.reason})"
+        return False, f"this machine's GPU is {kind}, not {rule.gpu}"
+    return None, "it depends on the code or the runtime, not on installed versions"
+
+
+Edit = tuple[str | None, bool | None, str]  # the edit, whether the installed version rejects the keyword, why
+
+
+def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> Edit:
+    """The exact keyword edit from the rename data, for messages naming a class and a keyword."""
+    cls, keyword = (groups.get("callable") or "").split(".")[-1], groups.get("keyword")
+    if not keyword or not cls:
+        return None, None, ""
+    from ._lint import rules
+
+    versions = {p: env.version_of(p) for p in rules.packages_of(matrix)} if env is not None else {}
+    paths = sorted({r.callable for r in matrix.renames if rules.short(r.callable) == cls}
+                   | {k for k in rules.INHERITS if rules.short(k) == cls})
+    for path in paths:
+        t = rules.translate(matrix, path, keyword, versions)
+        if t is None:
+            continue
+        rejected = t.status in (rules.REMOVED, rules.NO_EQUIVALENT)
+        why = (f"{t.rule.package} {t.version} is installed here and "
+               f"{'rejects' if rejected else 'still accepts'} `{keyword}`")
+        if t.new is not None and t.target:
+            final = rules.final_name(matrix, t.target, t.new, versions) or t.new
+            return (f"{cls}({keyword}=...) -> {cls}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
+                    rejected, why)
+        if t.new is not None:
+            return f"{cls}({keyword}=...) -> {cls}({t.new}=...)", rejected, why
+        return f"delete {keyword}=...: {t.rule.reason}", rejected, why
+    for path in paths:  # versions unknown: say what the data says
+        for rule in rules.rules_for(matrix, path):
+            if rule.old == keyword and rule.kind in ("rename", "moved"):
+                where = f"{rules.short(rule.target)}({rule.new}=...) passed as {rule.via}=" if rule.target \
+                    else f"{rule.new}="
+                return f"{cls}({keyword}=...) -> {where} ({rule.reason})", None, ""
+            if rule.old == keyword and rule.kind == "removed":
+                return f"delete {keyword}=...: {rule.reason}", None, ""
+    return None, None, ""
+
+
+def explain(
+    error: BaseException | str, *, matrix: str | Matrix | None = None, environment: Environment | None = None,
+    inspect: bool = True,
+) -> Explanation:
+    """Explain an exception or an error text (a message, a traceback or a whole log)."""
+    from ._matrix.loader import DEFAULT_MATRIX, load_matrix
+
+    m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix or DEFAULT_MATRIX)
+    text = _text_of(error)
+    found = match(m, text)
+    env = environment
+    if found and env is None and inspect:
+        from ._environment import inspect_environment
+
+        env = inspect_environment()
+    out = []
+    for rule, hit in found:
+        groups = {k: v for k, v in hit.groupdict().items() if v is not None}
+        has, why = _has_cause(rule, env)
+        edit, rejected, edit_why = _edit(m, groups, env)
+        if has is None and rejected is not None:
+            has, why = rejected, edit_why
+        out.append(Diagnosis(
+            id=rule.id, matched=_line_of(text, hit.start(), hit.end()), cause=_fill(rule.cause, groups),
+            fix=_fill(rule.fix, groups), has_cause=has, why=why, reason=rule.reason, evidence=rule.evidence,
+            edit=edit,
+        ))
+    return Explanation(tuple(out), m.ref)
+
+
+_installed = False
+
+
+def install_excepthook(*, matrix: str | None = None) -> None:
+    """Annotate uncaught errors with envdoctor's explanation (sys.excepthook, and IPython/Colab when running)."""
+    global _installed
+    if _installed:
+        return
+    import sys
+
+    previous = sys.excepthook
+
+    def hook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
+        previous(etype, value, tb)
+        _annotate(value, matrix)
+
+    sys.excepthook = hook
+    try:
+        from IPython import get_ipython  # type: ignore[import-not-found]
+    except ImportError:
+        ip = None
+    else:
+        ip = get_ipython()
+    if ip is not None:
+        def ipython_handler(shell: Any, etype: Any, value: BaseException, tb: Any, tb_offset: Any = None) -> Any:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            _annotate(value, matrix)
+
+        ip.set_custom_exc((Exception,), ipython_handler)
+    _installed = True
+
+
+def _annotate(value: BaseException, matrix: str | None) -> None:
+    import sys
+
+    try:
+        explanation = explain(value, matrix=matrix)
+    except Exception as e:  # the hook must never hide the user's own error
+        print(f"envdoctor: could not explain this error: {e}", file=sys.stderr)
+        return
+    if explanation.recognised:
+        print(str(explanation), file=sys.stderr, end="")

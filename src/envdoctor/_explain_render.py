@@ -1,0 +1,44 @@
+"""Render an Explanation as text or JSON (strings only; the CLI prints them)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._explain import Explanation
+
+SCHEMA_VERSION = 1
+_HAS = {True: "yes", False: "no", None: "cannot tell"}
+
+
+def render_text(explanation: Explanation) -> str:
+    """A short block per recognised symptom: cause, fix, exact edit, and whether this environment has the cause."""
+    if not explanation.recognised:
+        return ("envdoctor: no known symptom in this text. `envdoctor check` inspects the environment; "
+                "`envdoctor lint FILE.py` finds stale keywords.\n")
+    lines = []
+    for d in explanation.diagnoses:
+        lines += [
+            f"envdoctor explain [{d.id}]",
+            f"  error:     {d.matched}",
+            f"  cause:     {d.cause}",
+            f"  fix:       {d.fix}",
+        ]
+        if d.edit:
+            lines.append(f"  edit:      {d.edit}")
+        lines.append(f"  here?      {_HAS[d.has_cause]}: {d.why}")
+        if d.evidence:
+            lines.append(f"  evidence:  {'; '.join(d.evidence)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_json(explanation: Explanation) -> str:
+    """Stable JSON: schema_version, matrix, recognised, diagnoses."""
+    return json.dumps({
+        "schema_version": SCHEMA_VERSION,
+        "matrix": explanation.matrix,
+        "recognised": explanation.recognised,
+        "diagnoses": [d.to_dict() for d in explanation.diagnoses],
+    }, indent=2, sort_keys=True) + "\n"
