@@ -170,6 +170,12 @@ def runtime() -> dict:
             "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
 
 
+def _find_uv() -> str | None:
+    """uv on PATH, or installed next to this interpreter (a venv's bin/ that is not on PATH)."""
+    sibling = os.path.join(os.path.dirname(sys.executable), "uv.exe" if os.name == "nt" else "uv")
+    return shutil.which("uv") or (sibling if os.path.isfile(sibling) else None)
+
+
 def collect() -> dict:
     """All raw facts of the running interpreter, as plain JSON-able data."""
     facts = distributions([p for p in sys.path])
@@ -181,7 +187,7 @@ def collect() -> dict:
         "markers": marker_environment(),
         "runtime": runtime(),
         "pip_version": pip_version,
-        "uv": shutil.which("uv"),
+        "uv": _find_uv(),
     })
     return facts
 
