@@ -1,0 +1,197 @@
+"""The trainer's fast path: chunked linear + cross-entropy, fused kernels, selective checkpointing.
+
+Imported only by the training loop and the benchmark (it imports torch). Each lever is a function that
+reports what it did, so the plan can show it and the benchmark can measure it on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Levers:
+    """Which fast-path levers are on; `describe()` is what the plan prints."""
+
+    fused_loss: bool = True       # chunked/fused lm_head + cross-entropy: no fp32 logits of the vocabulary
+    kernels: bool = True          # liger-kernel RMSNorm, RoPE, SwiGLU when it imports
+    keep_bf16: bool = True        # no fp32 upcast of norms/embeddings (prepare_model_for_kbit_training does that)
+    checkpoint_layers: int | None = None  # None: every layer when checkpointing is on; k: only the first k
+
+    def describe(self) -> str:
+        on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
+                                   ("bf16-residual", self.keep_bf16)) if v]
+        if self.checkpoint_layers is not None:
+            on.append(f"checkpoint {self.checkpoint_layers} layers")
+        return ", ".join(on) or "off"
+
+
+OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False)
+
+
+class _ChunkedLinearCE(torch.autograd.Function):
+    """Mean cross-entropy of (hidden @ weight.T) against labels, one chunk of tokens at a time.
+
+    The gradient for `hidden` (and `weight`, if it trains) is computed during the forward pass, so neither
+    the logits nor their fp32 copy are ever stored: at most one chunk of logits lives at a time.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                chunk: int, scale: float) -> torch.Tensor:
+        n_valid = (labels != IGNORE_INDEX).sum().clamp(min=1)
+        need_h = hidden.requires_grad
+        need_w = weight.requires_grad
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk):
+            h = hidden[start:start + chunk]
+            lab = labels[start:start + chunk]
+            # everything below is in place on one fp32 chunk: peak is ~6 bytes per logit (bf16 + fp32)
+            logits = (h @ weight.t()).float()
+            if scale != 1.0:
+                logits.mul_(scale)
+            valid = lab != IGNORE_INDEX
+            safe = torch.where(valid, lab, torch.zeros_like(lab))
+            target = logits.gather(1, safe[:, None]).squeeze(1)
+            top = logits.amax(dim=-1, keepdim=True)
+            logits.sub_(top).exp_()
+            sums = logits.sum(dim=-1, keepdim=True)
+            lse = (top + sums.log()).squeeze(1)
+            total += ((lse - target) * valid).sum()
+            if need_h or need_w:
+                probs = logits.div_(sums)  # softmax
+                probs[torch.arange(probs.shape[0], device=probs.device), safe] -= 1.0
+                probs.mul_((valid.float() * scale / n_valid)[:, None])
+                g = probs.to(weight.dtype)
+                del probs, logits
+                if grad_h is not None:
+                    torch.matmul(g, weight, out=grad_h[start:start + chunk])
+                if grad_w is not None:
+                    grad_w.addmm_(g.t(), h)
+            else:
+                del logits
+        ctx.save_for_backward(*(t for t in (grad_h, grad_w) if t is not None))
+        ctx.has = (need_h, need_w)
+        ctx.dtypes = (hidden.dtype, weight.dtype)
+        return total / n_valid
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        saved = list(ctx.saved_tensors)
+        need_h, need_w = ctx.has
+        gh = saved.pop(0) * grad_out.to(ctx.dtypes[0]) if need_h else None
+        gw = (saved.pop(0) * grad_out).to(ctx.dtypes[1]) if need_w else None
+        return gh, gw, None, None, None
+
+
+def loss_chunk(vocab: int) -> int:
+    """Tokens per chunk: about 64 M logits at a time (384 MiB at 6 bytes each), at least 128 tokens."""
+    return max(128, min(4096, 2 ** ((2**26 // max(vocab, 1)).bit_length() - 1)))
+
+
+def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                                 chunk: int | None = None, scale: float = 1.0) -> torch.Tensor:
+    """Mean token cross-entropy of a linear head without materialising the full logits."""
+    return _ChunkedLinearCE.apply(hidden, weight, labels, chunk or loss_chunk(weight.shape[0]), scale)
+
+
+def _liger_loss() -> Any | None:
+    try:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+    except Exception:  # not installed, or its triton does not match this torch
+        return None
+    return LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE_INDEX, reduction="mean")
+
+
+def shift_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Next-token targets: position t predicts token t+1; the last position predicts nothing."""
+    pad = torch.full_like(labels[:, :1], IGNORE_INDEX)
+    return torch.cat([labels[:, 1:], pad], dim=1)
+
+
+def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
+                   position_ids: torch.Tensor | None = None, fused: bool = True,
+                   loss_impl: list[Any] | None = None) -> torch.Tensor:
+    """The mean next-token loss of a (PEFT-wrapped) causal LM; `fused` avoids materialising the logits."""
+    if not fused:
+        return model(input_ids=input_ids, labels=labels, position_ids=position_ids).loss
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder()
+    head = base.get_output_embeddings()
+    out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    targets = shift_labels(labels).reshape(-1)
+    weight = head.weight
+    if flat.dtype != weight.dtype:
+        flat = flat.to(weight.dtype)
+    impl = loss_impl[0] if loss_impl else None
+    if impl is not None and flat.is_cuda:
+        return impl(weight, flat, targets)
+    return chunked_linear_cross_entropy(flat, weight, targets)
+
+
+def fused_loss_supported(model: Any) -> tuple[bool, str]:
+    """Whether the fused loss computes the same function as the model's own head (no softcapping, no bias)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(base, "config", None)
+    text_cfg = cfg.get_text_config() if cfg is not None and hasattr(cfg, "get_text_config") else cfg
+    if getattr(text_cfg, "final_logit_softcapping", None):
+        return False, "the model soft-caps its logits"
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if head is None or getattr(head, "bias", None) is not None:
+        return False, "the model's head is not a plain bias-free linear layer"
+    if not hasattr(base, "get_decoder"):
+        return False, "the model exposes no decoder"
+    return True, ""
+
+
+def apply_kernels(model: Any) -> tuple[bool, str]:
+    """Patch the model's RMSNorm, RoPE and SwiGLU with liger-kernel's fused Triton kernels, when it imports."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model_type = getattr(getattr(base, "config", None), "model_type", "")
+    try:
+        import liger_kernel.transformers as lk
+    except Exception as e:
+        return False, f"liger-kernel is not importable ({type(e).__name__}: {e})"
+    fn = getattr(lk, f"apply_liger_kernel_to_{model_type}", None)
+    if fn is None:
+        return False, f"liger-kernel has no kernels for model type {model_type!r}"
+    try:
+        fn(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+           fused_linear_cross_entropy=False, model=base)
+    except TypeError:  # gemma-style patchers name the MLP kernel geglu
+        fn(rope=True, rms_norm=True, cross_entropy=False, fused_linear_cross_entropy=False, model=base)
+    except Exception as e:
+        return False, f"liger-kernel could not patch {model_type!r} ({type(e).__name__}: {e})"
+    return True, f"liger-kernel fused kernels on {model_type}"
+
+
+def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> int:
+    """Turn on non-reentrant gradient checkpointing for all layers, or only the first `layers`; returns how many."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not enabled:
+        if getattr(base, "is_gradient_checkpointing", False):
+            base.gradient_checkpointing_disable()
+        return 0
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    blocks = [m for m in base.modules() if hasattr(m, "gradient_checkpointing")
+              and m.__class__.__name__.endswith(("DecoderLayer", "Block"))]
+    if layers is None or not blocks:
+        return len(blocks) or -1
+    for i, block in enumerate(blocks):
+        block.gradient_checkpointing = i < layers
+    return min(layers, len(blocks))
+
+
+def loss_impl(levers: Levers) -> list[Any]:
+    """The loss kernel to use: liger's fused linear cross-entropy on CUDA if it imports, else the chunked one."""
+    impl = _liger_loss() if levers.kernels else None
+    return [impl] if impl is not None else []

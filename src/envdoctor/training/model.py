@@ -1,0 +1,90 @@
+"""Load the base model (NF4 on CUDA, plain on CPU), add LoRA, and put it in training mode with the levers on."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..errors import ConfigError
+from .fast import Levers, apply_kernels, set_checkpointing
+
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype for 'bf16' | 'fp16' | 'fp32'."""
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[name])
+
+
+def _dtype_kw(fn: Any) -> str:
+    # transformers renamed from_pretrained(torch_dtype=) to dtype= (4.56); accept both through the signature
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return "torch_dtype"
+    return "dtype" if "dtype" in params else "torch_dtype"
+
+
+def load_base(model_ref: str, *, quantize: str, dtype: str, device: str, attn: str = "sdpa") -> Any:
+    """The pretrained causal LM: NF4 with double quantisation when `quantize == 'nf4'`, else in `dtype`."""
+    from transformers import AutoModelForCausalLM
+
+    kw: dict[str, Any] = {_dtype_kw(AutoModelForCausalLM.from_pretrained): torch_dtype(dtype),
+                          "attn_implementation": attn}
+    if quantize == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kw["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(dtype))
+        kw["device_map"] = {"": 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_ref, **kw)
+    except OSError as e:
+        raise ConfigError(f"model {model_ref!r}: cannot be loaded ({e})") from e
+    if quantize != "nf4":
+        model.to(device)
+    model.config.use_cache = False
+    return model
+
+
+def freeze_base(model: Any, levers: Levers) -> None:
+    """Freeze every base weight; without keep_bf16, upcast norms/embeddings to fp32 as peft's prepare does."""
+    import torch
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if not levers.keep_bf16:
+        for p in model.parameters():
+            if p.dtype in (torch.float16, torch.bfloat16):
+                p.data = p.data.float()
+
+
+def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str]) -> Any:
+    """Wrap the model with LoRA adapters (fp32 weights; the step runs them under autocast)."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in present]
+    if missing:
+        raise ConfigError(f"lora_targets: {', '.join(missing)} not found in the model "
+                          f"(it has e.g. {', '.join(sorted(n for n in present if n.endswith('proj'))[:8])})")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
+                     bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, levers: Levers) -> list[str]:
+    """Checkpointing, fused kernels and training mode; returns one note per lever actually applied."""
+    notes: list[str] = []
+    if levers.kernels:
+        ok, why = apply_kernels(model)
+        notes.append(why if ok else f"fused kernels off: {why}")
+    n = set_checkpointing(model, checkpointing, checkpoint_layers)
+    if checkpointing:
+        notes.append(f"gradient checkpointing on {n} layers" if n >= 0 else "gradient checkpointing on")
+    # from_pretrained returns eval mode, where checkpointing and dropout silently do nothing
+    model.train()
+    return notes

@@ -1,0 +1,141 @@
+"""Choose dtype, batch, accumulation, checkpointing and sequence length so that a run fits the GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .._gpu import GpuInfo
+from ..errors import ConfigError
+from .memory import GiB, Estimate, ModelShape, RunShape, estimate
+
+CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, never in max_memory_allocated
+# What the caching allocator reserves over the allocated peak. The issue measured 1.2-1.8x for the plain path
+# (262k-vocabulary logits, large short-lived blocks); with the fused loss and expandable segments the H200 runs
+# in benchmarks/trainer_NOTES.md stayed under 1.1x. A plan must fit with this factor applied.
+RESERVE_FACTOR = {"fused": 1.25, "plain": 1.5}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the trainer will do, and why it fits."""
+
+    method: str
+    device: str  # "cuda" | "cpu"
+    dtype: str  # "bf16" | "fp16" | "fp32": compute (autocast) dtype
+    param_dtype: str  # dtype of the trained weights (GaLore) or the non-quantised base
+    quantize: str  # "nf4" | "none"
+    batch: int
+    grad_accum: int
+    seq: int
+    checkpointing: bool
+    checkpoint_layers: int | None
+    fused_loss: bool
+    fused_kernels: bool
+    estimate: Estimate
+    budget: int  # usable bytes on the GPU; 0 on CPU
+    reserve_factor: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def planned_bytes(self) -> int:
+        return int(self.estimate.total * self.reserve_factor + self.estimate.paged) + CUDA_CONTEXT
+
+    def render(self) -> str:
+        """The plan as a few human lines."""
+        ck = "off" if not self.checkpointing else (
+            "all layers" if self.checkpoint_layers is None else f"{self.checkpoint_layers} layers")
+        lines = [
+            f"plan: {self.method} on {self.device}, compute {self.dtype}, weights "
+            f"{'NF4 (double quant)' if self.quantize == 'nf4' else self.param_dtype}",
+            f"  batch {self.batch} x accumulation {self.grad_accum} (effective {self.batch * self.grad_accum}), "
+            f"sequence {self.seq}, gradient checkpointing {ck}",
+            f"  fast path: fused loss {'on' if self.fused_loss else 'off'}, "
+            f"fused kernels {'on' if self.fused_kernels else 'off'}",
+            f"  estimated peak allocated {self.estimate.total / GiB:.2f} GiB"
+            + (f"; x{self.reserve_factor} allocator reserve + paged optimizer + CUDA context = "
+               f"{self.planned_bytes / GiB:.2f} GiB of {self.budget / GiB:.2f} GiB" if self.budget else ""),
+        ]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def render_estimate(est: Estimate) -> str:
+    """The estimate's parts, largest first."""
+    width = max(len(k) for k in est.parts)
+    rows = [f"  {k:<{width}}  {v / GiB:8.2f} GiB" for k, v in sorted(est.parts.items(), key=lambda kv: -kv[1])]
+    rows.append(f"  {'total (peak allocated)':<{width}}  {est.total / GiB:8.2f} GiB")
+    if est.paged:
+        rows.append(f"  {'+ paged optimizer state':<{width}}  {est.paged / GiB:8.2f} GiB (outside the allocator)")
+    return "\n".join(rows)
+
+
+def choose_dtype(gpu: GpuInfo, requested: str = "auto") -> str:
+    """bf16 on compute capability >= 8.0, fp16 on older CUDA GPUs (a T4), fp32 on CPU."""
+    if requested != "auto":
+        if requested == "bf16" and gpu.available and gpu.cc is not None and gpu.cc < 8.0:
+            raise ConfigError(f"dtype bf16: {gpu.name} (compute capability {gpu.cc}) has no bf16; use fp16")
+        return requested
+    if not gpu.available or gpu.kind != "cuda":
+        return "fp32"
+    return "bf16" if (gpu.cc or 0) >= 8.0 else "fp16"
+
+
+def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple[bool, Estimate]:
+    est = estimate(shape, run)
+    return est.total * factor + est.paged + CUDA_CONTEXT <= budget, est
+
+
+def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: str = "auto",
+              fixed_batch: int | None = None, fixed_checkpointing: bool | None = None,
+              fixed_seq: bool = False, fast: bool = True) -> Plan:
+    """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences."""
+    cdtype = choose_dtype(gpu, dtype)
+    cuda = gpu.available and gpu.kind == "cuda"
+    method = run.method if cuda or run.method != "qlora" else "lora"
+    param_dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
+    run = replace(run, method=method, fused_loss=fast, fused_kernels=fast and cuda,
+                  param_bytes=2 if param_dtype in ("bf16", "fp16") else 4)
+    notes: list[str] = []
+    if method == "lora" and run.method != "qlora":
+        notes.append("no CUDA GPU: LoRA on a full-precision base instead of NF4 (QLoRA needs CUDA)")
+    factor = RESERVE_FACTOR["fused" if fast else "plain"]
+
+    def done(r: RunShape, est: Estimate, budget: int) -> Plan:
+        return Plan(r.method, "cuda" if cuda else "cpu", cdtype, param_dtype, "nf4" if r.method == "qlora" else "none",
+                    r.batch, max(1, -(-effective_batch // r.batch)), r.seq, r.checkpointing, r.checkpoint_layers,
+                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes))
+
+    if not cuda:
+        batch = fixed_batch or min(effective_batch, 4)
+        ck = bool(fixed_checkpointing)
+        r = replace(run, batch=batch, checkpointing=ck, checkpoint_layers=None)
+        return done(r, estimate(shape, r), 0)
+
+    budget = gpu.memory_total_bytes
+    batches = [fixed_batch] if fixed_batch else [b for b in range(effective_batch, 0, -1) if effective_batch % b == 0]
+    if fixed_checkpointing is False:
+        levels: list[int | None] = [0]
+    elif fixed_checkpointing is True:
+        levels = [None]
+    else:
+        step = max(1, shape.layers // 8)  # layers checkpointed: none, then more and more, then all
+        levels = [0, *range(step, shape.layers, step), None]
+    seq = run.seq
+    while True:
+        for level in levels:
+            for b in batches:
+                r = replace(run, batch=b, seq=seq, checkpointing=level != 0,
+                            checkpoint_layers=None if level in (None, 0) else level)
+                ok, est = _fits(r, shape, factor, budget)
+                if ok:
+                    if seq != run.seq:
+                        notes.append(f"sequence cut from {run.seq} to {seq} tokens to fit {budget / GiB:.1f} GiB")
+                    return done(r, est, budget)
+        if fixed_seq or seq <= 256:
+            r = replace(run, batch=batches[-1], seq=seq, checkpointing=True, checkpoint_layers=None)
+            est = estimate(shape, r)
+            raise ConfigError(
+                f"{run.method} of {shape.name} does not fit {gpu.name or 'the GPU'} ({budget / GiB:.1f} GiB): "
+                f"even batch {r.batch}, sequence {seq}, full checkpointing needs ~{est.total / GiB:.1f} GiB "
+                f"allocated (x{factor} reserve). Use a smaller model, a lower rank, or a larger GPU.")
+        seq //= 2
