@@ -52,7 +52,7 @@ def _bulky(version: str, n: int = 1500) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """alpha 1/2; beta 1 needs alpha<2, beta 2 needs alpha>=2; gamma needs beta==1; delta (to remove);
-    broken 1.0 (a corrupt wheel: fails to install); bulky 1/2 (1500 files, for killing pip midway)."""
+    clash 1.0 (resolves, then fails to install); bulky 1/2 (1500 files, for killing pip midway)."""
     wh = tmp_path_factory.mktemp("wheelhouse")
     build_wheel(wh, "alpha", "1.0")
     build_wheel(wh, "alpha", "2.0")
@@ -62,8 +62,27 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_wheel(wh, "delta", "1.0")
     build_wheel(wh, "bulky", "1.0", files=_bulky("1.0"))
     build_wheel(wh, "bulky", "2.0", files=_bulky("2.0"))
-    (wh / "broken-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 this is not a zip archive")
+    # Resolves fine (its metadata is valid) but cannot install where alpha is installed: the file `alpha`
+    # would overwrite the package folder `alpha/` (pip: "[Errno 21] Is a directory").
+    build_wheel(wh, "clash", "1.0", files={"alpha": "a file where a package folder is\n"})
     return wh
+
+
+def simple_index(wheelhouse: Path, dest: Path, names: Iterable[str] | None = None) -> Path:
+    """A PEP 503 'simple' index folder over (some of) the wheelhouse's wheels, usable as --index-url."""
+    by_name: dict[str, list[Path]] = {}
+    for whl in sorted(wheelhouse.glob("*.whl")):
+        by_name.setdefault(whl.name.split("-")[0].replace("_", "-").lower(), []).append(whl)
+    for name, wheels in by_name.items():
+        if names is not None and name not in names:
+            continue
+        folder = dest / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for whl in wheels:
+            shutil.copy2(whl, folder / whl.name)
+        links = "".join(f'<a href="{w.name}">{w.name}</a>\n' for w in wheels)
+        (folder / "index.html").write_text(f"<html><body>\n{links}</body></html>\n", encoding="utf-8")
+    return dest
 
 
 @pytest.fixture(autouse=True)

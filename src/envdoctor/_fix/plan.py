@@ -116,8 +116,10 @@ def plan_fix(
         resolutions.append(resolve([Requested(p.requirement, p.origin) for p in regular], python=exe,
                                    backend=chosen, sources=rsrc))
     if nodeps:
+        # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
+        # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).
         resolutions.append(resolve([Requested(p.requirement, p.origin) for p in nodeps], python=exe,
-                                   backend=chosen, sources=rsrc, no_deps=True))
+                                   backend="pip", sources=rsrc, no_deps=True))
     for res in resolutions:
         if not res.ok and res.conflict is not None:
             problems.append(f"the resolver ({res.backend}) refuses the target: {res.conflict.message}")
@@ -144,8 +146,8 @@ def plan_fix(
         problems.append(f"would change protected {ch.name} {ch.before} -> {after} ({why}){hint}")
     # The after-state must be at least as consistent as the before-state.
     before = before_state(env)
-    nodes = [Node(i.name, i.version, i.requires if i.requires or res_is_pip(resolutions) else None)
-             for i in installs.values()]
+    by_pip = {i.key for res in resolutions if res.ok and res.backend == "pip" for i in res.installs}
+    nodes = [Node(i.name, i.version, i.requires if i.key in by_pip else None) for i in installs.values()]
     after = after_state(before, nodes, [r.name for r in removals])
     nodeps_keys = {p.key for p in nodeps}
     for b in new_breakages(before, after, env.markers):
@@ -167,11 +169,6 @@ def plan_fix(
         problems=tuple(problems), warnings=tuple(warnings), protected=tuple(sorted(protected)),
         resolutions=tuple(resolutions), seconds=time.perf_counter() - start,
     )
-
-
-def res_is_pip(resolutions: Iterable[Resolution]) -> bool:
-    """pip reports each install's requirements; uv does not (then new installs' needs count as unknown)."""
-    return all(r.backend == "pip" for r in resolutions)
 
 
 def _direct(target: Target, key: str) -> bool:
