@@ -61,9 +61,8 @@ class DefaultChange:
     version: Version
 
     def describe(self) -> str:
-        return (f"`{self.keyword}` is not set: its default is {self.rule.new_default} from "
-                f"{self.rule.package} {self.rule.added} (installed/target: {self.version}); it was "
-                f"{self.rule.old_default}. {self.rule.reason}")
+        return (f"`{self.keyword}` is not set: it defaults to {self.rule.new_default} since {self.rule.package} "
+                f"{self.rule.added} (here {self.version}); it was {self.rule.old_default}")
 
 
 def short(path: str | None) -> str:

@@ -1,0 +1,142 @@
+"""Lint scripts and notebooks: every stale keyword at once, judged against installed or pinned versions."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .._matrix.model import Matrix
+from . import finder, rules, source
+from .versions import Versions, for_matrix
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+_SEVERITY = {rules.REMOVED: ERROR, rules.NO_EQUIVALENT: ERROR, rules.TOO_NEW: ERROR, rules.DEPRECATED: WARNING}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One stale keyword (or one silently changed default) at one place."""
+
+    path: str
+    cell: int | None
+    line: int
+    col: int
+    callable: str
+    keyword: str
+    severity: str
+    status: str  # removed | deprecated | too_new | no_equivalent | default_changed
+    message: str
+    new: str | None = None
+    target: str | None = None
+    via: str | None = None
+
+    @property
+    def where(self) -> str:
+        cell = f" [cell {self.cell}]" if self.cell is not None else ""
+        return f"{self.path}{cell}:{self.line}:{self.col + 1}"
+
+    @property
+    def stale(self) -> bool:
+        return self.severity in (ERROR, WARNING)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "cell": self.cell, "line": self.line, "col": self.col + 1,
+                "callable": self.callable, "keyword": self.keyword, "severity": self.severity,
+                "status": self.status, "new": self.new, "target": self.target, "via": self.via,
+                "message": self.message}
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """Everything found in the given files, the versions judged against, and what --fix did."""
+
+    issues: tuple[Issue, ...]
+    versions: Versions
+    matrix: str
+    files: int
+    errors: tuple[str, ...] = ()  # files or cells that could not be parsed
+    fixed: tuple[Issue, ...] = ()
+    unfixed: tuple[tuple[Issue, str], ...] = ()  # (issue, why it was left alone)
+    changed_files: tuple[str, ...] = field(default=())
+
+    @property
+    def stale(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.stale)
+
+    @property
+    def exit_code(self) -> int:
+        if self.fixed or self.unfixed:  # after --fix, what is left decides
+            return 1 if self.unfixed else (2 if self.errors else 0)
+        return 1 if self.stale else (2 if self.errors else 0)
+
+
+def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions) -> tuple[list[Issue], str | None]:
+    """The issues of one unit, or the reason it cannot be parsed."""
+    try:
+        tree = ast.parse(unit.code, filename=unit.path)
+    except SyntaxError as e:
+        return [], f"{unit.where}:{e.lineno}: cannot parse: {e.msg}"
+    names = finder.aliases(tree, rules.packages_of(matrix))
+    if not names:
+        return [], None
+    known = rules.known_callables(matrix)
+    out: list[Issue] = []
+    for call in finder.calls(tree, names, known):
+        for kw in call.keywords:
+            t = rules.translate(matrix, call.callable, kw.name, versions.versions)
+            if t is None:
+                continue
+            new = t.new
+            if t.target and t.new:
+                new = rules.final_name(matrix, t.target, t.new, versions.versions) or t.new
+            out.append(Issue(unit.path, unit.cell, kw.line, kw.col, call.callable, kw.name, _SEVERITY[t.status],
+                             t.status, _message(t, new), new, t.target, t.via))
+        if call.star_kwargs:
+            continue  # a default may be set through **kwargs
+        given = [k.name for k in call.keywords]
+        for dc in rules.default_changes(matrix, call.callable, given, versions.versions):
+            out.append(Issue(unit.path, unit.cell, call.line, call.col, call.callable, dc.keyword, INFO,
+                             "default_changed", dc.describe()))
+    out.sort(key=lambda i: (i.line, i.col))
+    return out, None
+
+
+def _message(t: rules.Translation, new: str | None) -> str:
+    pkg = f"{t.rule.package} {t.version}"
+    call = rules.short(t.callable)
+    if new is None:
+        return f"{call}({t.keyword}=) has no equivalent in {pkg}: {t.rule.reason}"
+    verb = {rules.REMOVED: "is rejected by", rules.DEPRECATED: "is deprecated in",
+            rules.TOO_NEW: "is not known to"}[t.status]
+    arrow = (f"{call}({t.keyword}=) -> {call}({t.via}={rules.short(t.target)}({new}=))" if t.target
+             else f"{call}({t.keyword}=) -> {call}({new}=)")
+    return f"{arrow}: `{t.keyword}` {verb} {pkg}. {t.rule.reason}"
+
+
+def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: bool = False) -> LintResult:
+    """Lint .py files and notebooks (folders recursively); with fix=True rewrite what can be fixed safely."""
+    files = source.files(paths)
+    versions = for_matrix(matrix, rules.packages_of(matrix), use_pins=use_pins)
+    issues: list[Issue] = []
+    errors: list[str] = []
+    for f in files:
+        for unit in source.units(f):
+            found, error = check_unit(unit, matrix, versions)
+            issues.extend(found)
+            if error:
+                errors.append(error)
+    if not fix:
+        return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors))
+    from .fix import fix_files
+
+    fixed, unfixed, changed = fix_files(files, issues, matrix, versions)
+    return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors), tuple(fixed),
+                      tuple(unfixed), tuple(changed))
+
+
+def by_file(issues: Iterable[Issue]) -> dict[str, list[Issue]]:
+    out: dict[str, list[Issue]] = {}
+    for i in issues:
+        out.setdefault(i.path, []).append(i)
+    return out
