@@ -71,13 +71,25 @@ class LintResult:
         return 1 if self.stale else (2 if self.errors else 0)
 
 
-def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions) -> tuple[list[Issue], str | None]:
-    """The issues of one unit, or the reason it cannot be parsed."""
+def shared_names(units: Sequence[source.Unit], matrix: Matrix) -> dict[str, str]:
+    """Imports of every unit of a file together: a notebook imports in one cell and calls in another."""
+    names: dict[str, str] = {}
+    for unit in units:
+        try:
+            names.update(finder.aliases(ast.parse(unit.code), rules.packages_of(matrix)))
+        except SyntaxError:
+            continue
+    return names
+
+
+def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions,
+               imported: dict[str, str] | None = None) -> tuple[list[Issue], str | None]:
+    """The issues of one unit (imported: names imported elsewhere in the file), or why it cannot be parsed."""
     try:
         tree = ast.parse(unit.code, filename=unit.path)
     except SyntaxError as e:
         return [], f"{unit.where}:{e.lineno}: cannot parse: {e.msg}"
-    names = finder.aliases(tree, rules.packages_of(matrix))
+    names = {**(imported or {}), **finder.aliases(tree, rules.packages_of(matrix))}
     if not names:
         return [], None
     known = rules.known_callables(matrix)
@@ -121,8 +133,10 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
     issues: list[Issue] = []
     errors: list[str] = []
     for f in files:
-        for unit in source.units(f):
-            found, error = check_unit(unit, matrix, versions)
+        units = list(source.units(f))
+        imported = shared_names(units, matrix)
+        for unit in units:
+            found, error = check_unit(unit, matrix, versions, imported)
             issues.extend(found)
             if error:
                 errors.append(error)

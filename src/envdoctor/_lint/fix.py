@@ -12,7 +12,7 @@ from .._matrix.model import Matrix
 from .._paths import atomic_write
 from ..errors import UsageError
 from . import finder, rules, source
-from .engine import ERROR, WARNING, Issue
+from .engine import ERROR, WARNING, Issue, shared_names
 from .versions import Versions
 
 Fixed = list[Issue]
@@ -41,6 +41,7 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
             continue
         if path.suffix == ".ipynb":
             data = source.read_notebook(path)
+            imported = shared_names(list(source.units(path)), matrix)
             n, dirty = 0, False
             for cell in data["cells"]:
                 if cell.get("cell_type") != "code":
@@ -50,7 +51,7 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
                 if not cell_issues:
                     continue
                 code, originals = source.mask(source.cell_source(cell))
-                new, f, u = fix_code(code, cell_issues, matrix)
+                new, f, u = fix_code(code, cell_issues, matrix, imported)
                 fixed += f
                 unfixed += u
                 if new != code:
@@ -71,14 +72,15 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
     return fixed, unfixed, changed
 
 
-def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix) -> tuple[str, Fixed, Unfixed]:
+def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix,
+             imported: dict[str, str] | None = None) -> tuple[str, Fixed, Unfixed]:
     """Rewrite one unit of Python; issues carry the positions `check_unit` found."""
     cst = _libcst()
     from libcst.metadata import MetadataWrapper
 
     from ._cst import Fixer, Planner
 
-    names = finder.aliases(ast.parse(code), rules.packages_of(matrix))
+    names = {**(imported or {}), **finder.aliases(ast.parse(code), rules.packages_of(matrix))}
     wrapper = MetadataWrapper(cst.parse_module(code))
     planner = Planner(issues, names)
     wrapper.visit(planner)
