@@ -1,0 +1,248 @@
+"""`envdoctor matrix list|show|validate|diff|freeze|schema`: read, trust and write compatibility matrices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+HELP = """\
+Compatibility matrices: versioned TOML files of package rules, each with its reason and evidence.
+
+examples:
+  envdoctor matrix list                              bundled and user matrices, newest last
+  envdoctor matrix show llama31@2024.12              one matrix, its rules and why
+  envdoctor matrix validate llama31                  resolve it with a real resolver (uv, else pip)
+  envdoctor matrix validate --all                    every bundled matrix (what CI runs)
+  envdoctor matrix validate -r requirements.txt --python-version 3.12
+  envdoctor matrix diff llama31@2024.06 llama31@2024.12   what moved, from what to what, and why
+  envdoctor matrix freeze --name mystack > mystack.toml   this environment as a matrix
+  envdoctor matrix schema > matrix.schema.json       JSON Schema of the format, for editors
+
+exit codes: 0 all good, 1 a matrix does not resolve or breaks a rule, 2 bad input or usage
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("matrix", help="list, show, validate, diff, freeze matrices; print their JSON Schema",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ms = p.add_subparsers(dest="matrix_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    ls = ms.add_parser("list", help="the matrices on the search path")
+    ls.add_argument("--format", choices=("text", "json"), default="text")
+    ls.set_defaults(func=_list)
+
+    sh = ms.add_parser("show", help="one matrix with its rules, reasons and evidence")
+    sh.add_argument("matrix", metavar="M", help="name, name@version or path to a .toml")
+    sh.add_argument("--format", choices=("text", "json"), default="text")
+    sh.add_argument("--evidence", action="store_true", help="print every rule's evidence too")
+    sh.set_defaults(func=_show)
+
+    va = ms.add_parser("validate", help="resolve a matrix or requirements file with a real resolver")
+    va.add_argument("matrix", nargs="?", metavar="M", help="name, name@version or path to a .toml")
+    va.add_argument("-r", "--requirements", metavar="FILE", help="validate a requirements file instead")
+    va.add_argument("--all", action="store_true", help="validate every bundled matrix")
+    va.add_argument("--python-version", metavar="X.Y", help="resolve for this Python (default: the matrix's lowest "
+                    "and highest allowed; for -r, this interpreter's)")
+    va.add_argument("--platform", metavar="P", help="linux, linux-aarch64, windows, macos, macos-x86_64 "
+                    "(default: the first the matrix allows)")
+    va.add_argument("--backend", choices=("auto", "uv", "pip"), default="auto",
+                    help="resolver: uv's pip compile (auto, when installed) or pip --dry-run --report")
+    va.add_argument("--format", choices=("text", "json"), default="text")
+    va.set_defaults(func=_validate)
+
+    di = ms.add_parser("diff", help="what moved between two matrices, and the reason recorded for it")
+    di.add_argument("a", metavar="A")
+    di.add_argument("b", metavar="B")
+    di.add_argument("--evidence", action="store_true", help="print the evidence of each change too")
+    di.add_argument("--format", choices=("text", "json"), default="text")
+    di.set_defaults(func=_diff)
+
+    fr = ms.add_parser("freeze", help="write this environment as a matrix (TOML on stdout)")
+    fr.add_argument("--name", required=True, help="the matrix name")
+    fr.add_argument("--version", dest="matrix_version", help="the matrix version (default: today, YYYY.MM.DD)")
+    fr.add_argument("--ranges", action="store_true", help="ranges (same major, or same minor for 0.x) instead of pins")
+    fr.add_argument("--extends", metavar="M", help="a matrix to extend, e.g. drift or llama31")
+    fr.add_argument("--only", metavar="NAMES", help="comma-separated packages to freeze (default: all but pip/uv tooling)")
+    fr.add_argument("--python", metavar="PATH", help="freeze another interpreter (or venv folder)")
+    fr.set_defaults(func=_freeze)
+
+    sc = ms.add_parser("schema", help="the JSON Schema of the matrix format")
+    sc.set_defaults(func=_schema)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .._matrix.loader import DEFAULT_MATRIX, available, load_matrix
+    from ..errors import MatrixError
+
+    rows: list[dict[str, Any]] = []
+    entries = available()
+    newest = {e.name: e.ref for e in entries}
+    for e in entries:
+        try:
+            m = load_matrix(e.path)
+            status, title, problem = m.status, m.title, None
+        except MatrixError as err:
+            status, title, problem = "invalid", "", str(err).splitlines()[0]
+        rows.append({"ref": e.ref, "name": e.name, "version": e.version, "status": status, "title": title,
+                     "bundled": e.bundled, "path": str(e.path), "default": e.ref == newest.get(DEFAULT_MATRIX),
+                     "newest": newest[e.name] == e.ref, "problem": problem})
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"schema_version": 1, "matrices": rows}, indent=2) + "\n")
+        return 0
+    width = max((len(r["ref"]) for r in rows), default=10)
+    for r in rows:
+        mark = "*" if r["default"] else " "
+        where = "" if r["bundled"] else f"  ({r['path']})"
+        sys.stdout.write(f"{mark} {r['ref']:<{width}}  {r['status']:<8}  {r['problem'] or r['title']}{where}\n")
+    sys.stdout.write("\n* the default (envdoctor check without --matrix); a name alone means its newest version\n")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .._matrix.loader import load_matrix
+
+    m = load_matrix(args.matrix)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"schema_version": 1, "matrix": m.to_dict()}, indent=2) + "\n")
+        return 0
+    sys.stdout.write(_show_text(m, args.evidence))
+    return 0
+
+
+def _show_text(m: Any, evidence: bool) -> str:
+    out = [f"{m.ref}  [{m.status}]  {m.title}", f"  source: {m.source}", f"  chain: {' -> '.join(m.chain)}"]
+    if m.status_reason:
+        out.append(f"  status: {m.status_reason}")
+    if m.description:
+        out += ["", *("  " + ln for ln in m.description.splitlines())]
+
+    def rule(head: str, r: Any) -> None:
+        out.append(f"  {head}")
+        if getattr(r, "reason", None):
+            out.append(f"      why: {r.reason}")
+        if evidence:
+            out.extend(f"      evidence: {e}" for e in getattr(r, "evidence", ()))
+
+    if m.python is not None:
+        out.append("\npython:")
+        rule(str(m.python.specifier), m.python)
+    if m.platform:
+        out.append("\nplatform:")
+        for r in m.platform:
+            rule(str(r.marker), r)
+    for group, pkgs in m.groups_in_order():
+        index = f" from {group.index_url}" if group and group.index_url else ""
+        out.append(f"\npackages ({group.order}. {group.name}{index}):" if group else "\npackages:")
+        for p in pkgs:
+            flags = [f"+{p.local}" if p.local else "", f"@ {p.source}" if p.source else "",
+                     "--no-deps" if p.no_deps else "", "optional" if p.optional else "",
+                     "protected" if p.protected else ""]
+            rule(f"{p.name} {p.specifier or 'any'} {' '.join(f for f in flags if f)}".rstrip(), p)
+    for title, rules, head in (
+        ("must be absent", m.absent, lambda r: r.name),
+        ("known bad", m.known_bad, lambda r: f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else "")),
+        ("model features", m.model_features,
+         lambda r: f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {r.requires}"),
+        ("gpu workloads", m.gpu.workloads, lambda r: f"{r.name}: >= {r.min_vram_gib:g} GiB"),
+    ):
+        if rules:
+            out.append(f"\n{title}:")
+            for r in rules:
+                rule(head(r), r)
+    for part in ("cuda", "mps", "bf16", "driver"):
+        r = getattr(m.gpu, part)
+        if r is not None:
+            out.append(f"\ngpu.{part}:")
+            rule(", ".join(f"{k}={v}" for k, v in vars(r).items() if k not in ("reason", "evidence")), r)
+    if m.renames or m.symptoms:
+        out.append(f"\nfrom the chain: {len(m.renames)} API renames, {len(m.symptoms)} error symptoms")
+    if m.probes:
+        out.append("\nprobes: " + ", ".join(f"{p.name} (tier {p.tier})" for p in m.probes))
+    return "\n".join(out) + "\n"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .._matrix.loader import available, load_matrix
+    from .._matrix.trust import parse_python_version, validate_matrix, validate_requirements
+    from ..errors import UsageError
+
+    chosen = sum(bool(x) for x in (args.matrix, args.requirements, args.all))
+    if chosen != 1:
+        raise UsageError("matrix validate: give one of M, -r FILE or --all")
+    py = parse_python_version(args.python_version) if args.python_version else None
+    kw = dict(python_version=py, platform=args.platform, backend=args.backend)
+    if args.requirements:
+        rules = [load_matrix(e.path) for e in available() if e.bundled]
+        results = [validate_requirements(args.requirements, rules=rules, **kw)]  # type: ignore[arg-type]
+    else:
+        refs = [e.ref for e in available() if e.bundled] if args.all else [args.matrix]
+        results = [validate_matrix(load_matrix(r), **kw) for r in refs]  # type: ignore[arg-type]
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"schema_version": 1, "results": [_validation_dict(v) for v in results]},
+                                    indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(_validation_text(v) for v in results))
+    return 0 if all(v.ok for v in results) else 1
+
+
+def _validation_dict(v: Any) -> dict[str, Any]:
+    def problem(p: Any) -> dict[str, Any]:
+        return {"kind": p.kind, "message": p.message, "detail": list(p.detail)}
+
+    return {
+        "subject": v.subject, "ok": v.ok,
+        "targets": [{"python_version": t.python_version, "platform": t.platform, "ok": t.ok, "backend": t.backend,
+                     "seconds": round(t.seconds, 2), "installs": dict(t.installs),
+                     "problems": [problem(p) for p in t.problems]} for t in v.targets],
+        "problems": [problem(p) for p in v.problems],
+        "unchecked": [{"name": u.name, "reason": u.reason} for u in v.unchecked],
+    }
+
+
+def _validation_text(v: Any) -> str:
+    out = [f"{v.subject}: {'OK' if v.ok else 'FAILED'}"]
+    for t in v.targets:
+        state = f"resolves ({len(t.installs)} distributions)" if t.ok else "does not resolve" \
+            if any(p.kind == "conflict" for p in t.problems) else "resolves but breaks a rule"
+        out.append(f"  Python {t.python_version} / {t.platform}: {state} [{t.backend}, {t.seconds:.1f} s]")
+        for p in t.problems:
+            out.append(f"    {p.kind}: {p.message}")
+    for p in v.problems:
+        out.append(f"  {p.kind}: {p.message}")
+    for u in v.unchecked:
+        out.append(f"  not checked: {u.reason}")
+    return "\n".join(out) + "\n"
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from .._matrix.diff import diff, render_text
+    from .._matrix.loader import load_matrix
+
+    d = diff(load_matrix(args.a), load_matrix(args.b))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(d.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(d, evidence=args.evidence))
+    return 0
+
+
+def _freeze(args: argparse.Namespace) -> int:
+    from .._environment import inspect_environment
+    from .._gpu import declared
+    from .._matrix.freeze import freeze
+
+    env = inspect_environment(python=args.python, gpu=declared("none"))
+    only = [n.strip() for n in (args.only or "").split(",") if n.strip()]
+    sys.stdout.write(freeze(env, args.name, version=args.matrix_version, ranges=args.ranges,
+                            extends=args.extends, only=only))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .._matrix.schema import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0

@@ -1,0 +1,356 @@
+"""Matrices you can trust: resolve a matrix (or a requirements file) with a real resolver and check its rules.
+
+`validate_matrix` hands the matrix's package set to `envdoctor._resolver.resolve` (uv's `pip compile`, else
+pip's `--dry-run --report`) for the matrix's declared Python and platform, explains a conflict as
+"A v requires B spec; the matrix pins B==x", then checks the runtime rules that metadata does not declare
+(`known_bad` with `with`, `absent`) against the resolved set. What cannot be checked here (a build on
+another index, a VCS source, `--no-deps`) is listed as `Unchecked`, never passed silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from ..errors import UsageError
+from .model import KnownBadRule, Matrix
+
+PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+# A declared platform name -> the marker values of that platform (for the matrix's `platform` rules).
+PLATFORM_MARKERS = {
+    "linux": {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": "x86_64"},
+    "windows": {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": "AMD64"},
+    "macos": {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "arm64"},
+}
+# `pytorch:<tag>` names the PyTorch index of one build; the fixer maps it to a URL from configuration.
+_SYMBOLIC_INDEX = re.compile(r"^pytorch:(cu\d{2,3}|cpu|rocm\d+(\.\d+)*|xpu)$")
+_URL_INDEX = re.compile(r"^(https?|file)://\S+$")
+# "transformers==4.46.3 depends on tokenizers>=0.20,<0.21" (uv) / "transformers 4.46.3 depends on tokenizers<0.21 and >=0.20" (pip)
+_DEPENDS = re.compile(
+    r"(?P<a>[A-Za-z0-9][A-Za-z0-9._-]*)(?:==| )(?P<av>[0-9][^\s,]*?) depends on "
+    r"(?P<b>[A-Za-z0-9][A-Za-z0-9._-]*?)(?P<spec>(?:\s*(?:and\s+|,\s*)?[<>=!~]=?[^\s,]+)+)"
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One requirement handed to the resolver, with where it came from ('llama31@2024.12 packages.torch')."""
+
+    requirement: str
+    origin: str
+
+    @property
+    def key(self) -> NormalizedName:
+        return canonicalize_name(Requirement(self.requirement).name)
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """Something the resolver could not check here; reported, never passed silently."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A reason the set is not trustworthy: a resolver conflict, a runtime rule, a malformed index hint."""
+
+    kind: str  # "conflict" | "runtime" | "absent" | "index" | "python" | "evidence"
+    message: str
+    detail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The resolver's answer for one (Python, platform) target."""
+
+    python_version: str
+    platform: str
+    ok: bool
+    backend: str
+    seconds: float
+    installs: tuple[tuple[str, str], ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Everything `matrix validate` found for one matrix or requirements file."""
+
+    subject: str
+    targets: tuple[TargetResult, ...]
+    problems: tuple[Problem, ...] = ()
+    unchecked: tuple[Unchecked, ...] = ()
+    lines: tuple[Line, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(t.ok for t in self.targets)
+
+    @property
+    def all_problems(self) -> tuple[Problem, ...]:
+        return self.problems + tuple(p for t in self.targets for p in t.problems)
+
+
+def rules_without_evidence(matrix: Matrix) -> list[str]:
+    """Every rule of the merged matrix that has no evidence, by its place ('packages[torch]', 'gpu.bf16')."""
+    out: list[str] = []
+    if matrix.python is not None and not matrix.python.evidence:
+        out.append("python")
+    groups: dict[str, Iterable[object]] = {
+        "platform": matrix.platform, "packages": matrix.packages, "protected": matrix.protected,
+        "absent": matrix.absent, "known_bad": matrix.known_bad, "renames": matrix.renames,
+        "symptoms": matrix.symptoms, "model_features": matrix.model_features, "gpu.workloads": matrix.gpu.workloads,
+    }
+    for section, rules in groups.items():
+        for i, rule in enumerate(rules):
+            if not getattr(rule, "evidence", ()):
+                label = getattr(rule, "name", None) or getattr(rule, "id", None) or getattr(rule, "old", None) or i
+                out.append(f"{section}[{label}]")
+    for part in ("cuda", "bf16", "mps", "driver"):
+        rule = getattr(matrix.gpu, part)
+        if rule is not None and not rule.evidence:
+            out.append(f"gpu.{part}")
+    return out
+
+
+def check_index(value: str) -> str | None:
+    """None when an index hint is well formed ('pytorch:cu118' or a URL), else what is wrong with it."""
+    if _SYMBOLIC_INDEX.match(value) or _URL_INDEX.match(value):
+        return None
+    return f"index {value!r} is neither 'pytorch:<cuXYZ|cpu|rocmX.Y|xpu>' nor an http(s)/file URL"
+
+
+def _public_spec(spec: SpecifierSet) -> tuple[SpecifierSet, bool]:
+    """The specifier without local version labels ('==2.4.0+cu118' -> '==2.4.0'), and whether one was dropped."""
+    parts, dropped = [], False
+    for s in spec:
+        if "+" in s.version:
+            parts.append(f"{s.operator}{s.version.split('+', 1)[0]}")
+            dropped = True
+        else:
+            parts.append(str(s))
+    return SpecifierSet(",".join(parts)), dropped
+
+
+def matrix_lines(matrix: Matrix) -> tuple[list[Line], list[Unchecked], list[Problem]]:
+    """The requirement lines of a matrix for the resolver, what stays unchecked, and malformed index hints."""
+    lines: list[Line] = []
+    unchecked: list[Unchecked] = []
+    problems: list[Problem] = []
+    groups = {g.name: g for g in matrix.install_groups}
+    for g in matrix.install_groups:
+        if g.index_url and (err := check_index(g.index_url)):
+            problems.append(Problem("index", f"{matrix.ref} install_groups.{g.name}: {err}"))
+    for p in matrix.packages:
+        origin = f"{matrix.ref} packages.{p.name}"
+        if p.source is not None:
+            unchecked.append(Unchecked(p.name, f"{p.name} {p.specifier}: installed from {p.source}" + (" with --no-deps" if p.no_deps else "")
+                                       + ": not resolved here; its own requirements are not checked against the matrix"))
+            continue
+        spec, dropped = _public_spec(p.specifier)
+        lines.append(Line(f"{p.name}{spec}", origin))
+        index = p.index_url or (groups[p.group].index_url if p.group in groups else None)
+        if p.index_url and (err := check_index(p.index_url)):
+            problems.append(Problem("index", f"{origin}: {err}"))
+        if index or p.local or dropped:
+            build = f"+{p.local}" if p.local else "the pinned build"
+            where = f" from {index}" if index else ""
+            unchecked.append(Unchecked(p.name, f"{p.name}{p.specifier} {build}{where}: validated by its public version "
+                                               "on the configured index; that build itself was not resolved"))
+        if p.no_deps:
+            unchecked.append(Unchecked(p.name, f"{p.name} is installed with --no-deps: its requirements are not checked"))
+    return lines, unchecked, problems
+
+
+def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
+    """The requirement lines of a requirements file, read with pip-api, each with its file:line origin."""
+    import pip_api
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"-r {path}: no such requirements file")
+    try:
+        parsed = pip_api.parse_requirements(p)
+    except Exception as e:  # pip-api raises its own PipError and plain ValueErrors for bad lines
+        raise UsageError(f"-r {path}: {e}") from e
+    text = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines: list[Line] = []
+    unchecked: list[Unchecked] = []
+    for name, req in parsed.items():
+        lineno = next((i for i, t in enumerate(text, 1) if _line_names(t) == canonicalize_name(name)), 0)
+        origin = f"{p.name}:{lineno}" if lineno else p.name
+        if getattr(req, "url", None):
+            unchecked.append(Unchecked(name, f"{origin}: installed from {req.url}: not resolved here"))
+            continue
+        spec, dropped = _public_spec(SpecifierSet(str(req.specifier)))
+        marker = f"; {req.marker}" if req.marker is not None else ""
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        lines.append(Line(f"{name}{extras}{spec}{marker}", origin))
+        if dropped:
+            unchecked.append(Unchecked(name, f"{origin}: {req.specifier} names a local build; validated by its "
+                                             "public version on the configured index"))
+    return lines, unchecked
+
+
+def _line_names(text: str) -> str | None:
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    return canonicalize_name(m.group(1)) if m and not text.lstrip().startswith(("-", "#")) else None
+
+
+def target_pythons(spec: SpecifierSet | None) -> list[str]:
+    """The lowest and highest CPython minor versions a Python rule allows (both ends catch different breakage)."""
+    allowed = [v for v in PYTHONS if spec is None or spec.contains(Version(f"{v}.0"), prereleases=True)
+               or spec.contains(Version(f"{v}.99"), prereleases=True)]
+    if not allowed:
+        return []
+    return sorted({allowed[0], allowed[-1]}, key=lambda v: Version(v))
+
+
+def target_platform(matrix: Matrix | None) -> str:
+    """The first of linux, windows, macos that every platform rule of the matrix allows."""
+    rules = matrix.platform if matrix is not None else ()
+    for name, values in PLATFORM_MARKERS.items():
+        if all(_marker_ok(r.marker, values) for r in rules):
+            return name
+    return "linux"
+
+
+def _marker_ok(marker: Marker, values: dict[str, str]) -> bool:
+    return marker.evaluate(dict(values))
+
+
+def explain_conflict(chain: Sequence[str], fallback: str, lines: Sequence[Line], subject: str) -> Problem:
+    """'transformers 4.46.3 requires tokenizers<0.21,>=0.20; the matrix pins tokenizers==0.21.0' from the chain."""
+    by_key = {ln.key: ln for ln in lines}
+    said: list[str] = []
+    for m in _DEPENDS.finditer(" ".join(chain)):
+        b = canonicalize_name(m.group("b"))
+        raw = re.sub(r"\s*(and\s+|,\s*)", ",", m.group("spec").strip()).strip(",")
+        try:
+            needed = SpecifierSet(raw)
+        except InvalidSpecifier:
+            continue
+        asked = by_key.get(b)
+        if asked is None:
+            continue
+        asked_spec = Requirement(asked.requirement).specifier
+        pins = [s for s in asked_spec if s.operator in ("==", "===")]
+        if pins and needed.contains(pins[0].version, prereleases=True):
+            continue
+        verb = "pins" if pins else "asks for"
+        text = (f"{m.group('a')} {m.group('av')} requires {m.group('b')}{needed}; "
+                f"{subject} {verb} {asked.requirement} ({asked.origin})")
+        if text not in said:
+            said.append(text)
+    if said:
+        return Problem("conflict", "; ".join(said), tuple(chain))
+    return Problem("conflict", re.sub(r"\s+", " ", fallback).strip(), tuple(chain))
+
+
+def runtime_problems(installs: dict[NormalizedName, Version], known_bad: Iterable[KnownBadRule],
+                     absent: Iterable[str] = ()) -> list[Problem]:
+    """Rules metadata does not declare, checked against a resolved set: known-bad pairs and absent packages."""
+    out: list[Problem] = []
+    for bad in known_bad:
+        have = installs.get(bad.key)
+        if have is None or not bad.specifier.contains(have, prereleases=True):
+            continue
+        if bad.with_ is not None:
+            other = installs.get(canonicalize_name(bad.with_.name))
+            if other is None or not bad.with_.specifier.contains(other, prereleases=True):
+                continue
+            pair = f"{bad.name} {have} with {bad.with_.name} {other}"
+        else:
+            pair = f"{bad.name} {have}"
+        out.append(Problem("runtime", f"the resolved set has {pair}, a known-bad combination: {bad.reason}",
+                           tuple(bad.evidence)))
+    for name in absent:
+        have = installs.get(canonicalize_name(name))
+        if have is not None:
+            out.append(Problem("absent", f"the resolved set installs {name} {have}, which the matrix says must be absent"))
+    return out
+
+
+def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, backend: str, subject: str,
+                    known_bad: Sequence[KnownBadRule], absent: Sequence[str], timeout: float) -> TargetResult:
+    from .._resolver import Requested, resolve
+
+    res = resolve([Requested(ln.requirement, ln.origin) for ln in lines], python_version=python_version,
+                  platform=platform, backend=backend, against_installed=False, timeout=timeout)
+    if not res.ok:
+        conflict = res.conflict
+        chain = conflict.chain if conflict is not None else ()
+        message = conflict.message.split("\nthe requirement lines involved:")[0] if conflict else res.raw[-500:]
+        problem = explain_conflict(chain or (message,), message, lines, subject)
+        return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,))
+    installs = {i.key: i.version for i in res.installs}
+    problems = runtime_problems(installs, known_bad, absent)
+    pairs = tuple(sorted((i.name, str(i.version)) for i in res.installs))
+    return TargetResult(python_version, platform, not problems, res.backend, res.seconds, pairs, tuple(problems))
+
+
+def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platform: str | None = None,
+                    backend: str = "auto", timeout: float = 300.0) -> Validation:
+    """Resolve a matrix's package set for its declared Python(s) and platform and check its runtime rules."""
+    lines, unchecked, problems = matrix_lines(matrix)
+    missing = rules_without_evidence(matrix)
+    if missing:
+        problems.append(Problem("evidence", f"{matrix.ref}: {len(missing)} rule(s) without evidence: "
+                                            + ", ".join(missing)))
+    pythons = [python_version] if python_version else target_pythons(matrix.python.specifier if matrix.python else None)
+    if not pythons:
+        problems.append(Problem("python", f"{matrix.ref}: python {matrix.python.specifier if matrix.python else ''} "
+                                          f"allows none of {', '.join(PYTHONS)}"))
+    plat = platform or target_platform(matrix)
+    absent = [a.name for a in matrix.absent]
+    if not lines:  # a base matrix of API rules (drift) has no package set to resolve
+        unchecked.append(Unchecked(matrix.name, f"{matrix.ref} declares no packages: nothing to resolve"))
+        pythons = []
+    targets = tuple(_resolve_target(lines, py, plat, backend, "the matrix", matrix.known_bad, absent, timeout)
+                    for py in pythons)
+    return Validation(matrix.ref, targets, tuple(problems), tuple(unchecked), tuple(lines))
+
+
+def validate_requirements(path: str | Path, *, python_version: str | None = None, platform: str | None = None,
+                          backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0) -> Validation:
+    """Resolve a requirements file (read with pip-api) and check it against the runtime rules of `rules`."""
+    lines, unchecked = file_lines(path)
+    if not lines:
+        raise UsageError(f"-r {path}: no requirements to validate")
+    seen: dict[tuple[str, str, str], KnownBadRule] = {}
+    for m in rules:
+        for bad in m.known_bad:
+            seen.setdefault((bad.key, str(bad.specifier), str(bad.with_)), bad)
+    py = python_version or _this_python()
+    target = _resolve_target(lines, py, platform or "linux", backend, "the file", list(seen.values()), (), timeout)
+    return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
+
+
+def _this_python() -> str:
+    import sys
+
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def parse_python_version(value: str) -> str:
+    """'3.12' from --python-version; raises UsageError on anything else."""
+    if not re.fullmatch(r"3\.\d{1,2}", value.strip()):
+        raise UsageError(f"--python-version {value!r}: give a CPython minor version such as 3.12")
+    return value.strip()
+
+
+__all__ = [
+    "Line", "Problem", "TargetResult", "Unchecked", "Validation", "check_index", "explain_conflict",
+    "file_lines", "matrix_lines", "parse_python_version", "rules_without_evidence", "runtime_problems",
+    "target_platform", "target_pythons", "validate_matrix", "validate_requirements",
+]
