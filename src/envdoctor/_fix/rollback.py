@@ -96,6 +96,7 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
             ok = _install_wheel(snapshot.python, saved.name, saved.version, saved.wheel_dir)
         else:
             ok = _restore_files(saved.files, saved.root)
+            _sweep_orphans(saved.files, snapshot.site_dirs, env, key)
         (restored if ok else failed).append(key)
     # Changed, but not predicted by the plan and so not kept: the best left is pip's cache or index.
     env = _inspect(snapshot.python)
@@ -118,6 +119,43 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
     else:
         verified = not changed_since(snapshot, _inspect(snapshot.python))
     return RollbackResult(tuple(restored), tuple(removed), tuple(failed), verified, difference)
+
+
+def _sweep_orphans(files: tuple[str, ...], sites: tuple[str, ...], env: Environment, key: str) -> None:
+    """Remove what a killed installer half-wrote inside the package folders of a restored distribution.
+
+    Only files under the distribution's own top-level folders that neither it nor any other installed
+    distribution lists in its RECORD are removed.
+    """
+    keep = set(files)
+    roots = {os.path.normpath(s) for s in sites}
+    tops: set[str] = set()
+    for f in files:
+        for root in roots:
+            if f.startswith(root + os.sep):
+                first = os.path.join(root, f[len(root) + 1:].split(os.sep, 1)[0])
+                if os.path.isdir(first) and not first.endswith((".dist-info", ".data")) and \
+                        os.path.basename(first) != "__pycache__":
+                    tops.add(first)
+    if not tops:
+        return
+    for other_key, dist in env.distributions.items():
+        if other_key != key:
+            keep.update(record_files(dist.path, dist.location) or [])
+    for top in tops:
+        for dirpath, _, names in os.walk(top, topdown=False):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if path not in keep:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+            if dirpath != top:
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
 
 def after_version(env: Environment, key: str) -> str | None:
