@@ -1,0 +1,47 @@
+"""Restart detection: a process that imported a package the fix then changes is told to restart (exit 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])              # the venv's site-packages, as a kernel using that venv sees it
+import alpha                                 # imported before the fix: this is what goes stale
+from envdoctor._fix import apply_plan, from_requirements, plan_fix
+from envdoctor._resolver import Sources
+target = from_requirements(sys.argv[3])
+plan = plan_fix(target, python=sys.argv[2], backend="uv", sources=Sources(no_index=True, find_links=(sys.argv[4],)))
+result = apply_plan(plan, target)
+print(json.dumps({"exit": result.exit_code, "stale": [(m.module, m.loaded_version, m.installed_version)
+                                                      for m in result.stale], "loaded": alpha.__version__}))
+"""
+
+
+def test_a_process_that_imported_a_changed_package_must_restart(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    python = make_venv("alpha==1.0", "delta==1.0")
+    site = next(Path(python).parent.parent.glob("lib/python*/site-packages"))
+    req = tmp_path / "requirements.txt"
+    req.write_text("alpha==2.0\ndelta==1.0\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(site), python, str(req), str(wheelhouse)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["exit"] == 3
+    assert out["stale"] == [["alpha", "1.0", "2.0"]]  # delta was imported by nobody and did not change
+    assert out["loaded"] == "1.0"  # the running process still has the old module: hence the restart
+
+
+def test_nothing_imported_means_no_restart(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    python = make_venv("alpha==1.0")
+    site = next(Path(python).parent.parent.glob("lib/python*/site-packages"))
+    req = tmp_path / "requirements.txt"
+    req.write_text("alpha==2.0\n", encoding="utf-8")
+    script = SCRIPT.replace("import alpha ", "alpha = type('m', (), {'__version__': 'not imported'}) ")
+    proc = subprocess.run([sys.executable, "-c", script, str(site), python, str(req), str(wheelhouse)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["exit"] == 0
