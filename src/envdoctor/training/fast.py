@@ -178,7 +178,7 @@ def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> i
     """Turn on non-reentrant gradient checkpointing for all layers, or only the first `layers`; returns how many."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not enabled:
-        if getattr(base, "is_gradient_checkpointing", False):
+        if any(getattr(m, "gradient_checkpointing", False) is True for m in base.modules()):
             base.gradient_checkpointing_disable()
         return 0
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

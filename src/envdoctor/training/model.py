@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ..errors import ConfigError
@@ -18,21 +17,13 @@ def torch_dtype(name: str) -> Any:
     return getattr(torch, TORCH_DTYPES[name])
 
 
-def _dtype_kw(fn: Any) -> str:
-    # transformers renamed from_pretrained(torch_dtype=) to dtype= (4.56); accept both through the signature
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return "torch_dtype"
-    return "dtype" if "dtype" in params else "torch_dtype"
-
-
 def load_base(model_ref: str, *, quantize: str, dtype: str, device: str, attn: str = "sdpa") -> Any:
     """The pretrained causal LM: NF4 with double quantisation when `quantize == 'nf4'`, else in `dtype`."""
     from transformers import AutoModelForCausalLM
 
-    kw: dict[str, Any] = {_dtype_kw(AutoModelForCausalLM.from_pretrained): torch_dtype(dtype),
-                          "attn_implementation": attn}
+    from .. import compat
+
+    kw: dict[str, Any] = {"dtype": torch_dtype(dtype), "attn_implementation": attn}
     if quantize == "nf4":
         from transformers import BitsAndBytesConfig
 
@@ -41,7 +32,8 @@ def load_base(model_ref: str, *, quantize: str, dtype: str, device: str, attn: s
             bnb_4bit_compute_dtype=torch_dtype(dtype))
         kw["device_map"] = {"": 0}
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_ref, **kw)
+        # compat renames dtype= to torch_dtype= for transformers < 4.56 (where dtype= was silently ignored)
+        model = compat.call(AutoModelForCausalLM.from_pretrained, model_ref, **kw)
     except OSError as e:
         raise ConfigError(f"model {model_ref!r}: cannot be loaded ({e})") from e
     if quantize != "nf4":

@@ -87,13 +87,13 @@ def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple
 
 def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: str = "auto",
               fixed_batch: int | None = None, fixed_checkpointing: bool | None = None,
-              fixed_seq: bool = False, fast: bool = True) -> Plan:
+              fixed_seq: bool = False, fast: bool = True, kernels: bool | None = None) -> Plan:
     """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences."""
     cdtype = choose_dtype(gpu, dtype)
     cuda = gpu.available and gpu.kind == "cuda"
     method = run.method if cuda or run.method != "qlora" else "lora"
     param_dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
-    run = replace(run, method=method, fused_loss=fast, fused_kernels=fast and cuda,
+    run = replace(run, method=method, fused_loss=fast, fused_kernels=(fast if kernels is None else kernels) and cuda,
                   param_bytes=2 if param_dtype in ("bf16", "fp16") else 4)
     notes: list[str] = []
     if method == "lora" and run.method != "qlora":
