@@ -1,0 +1,100 @@
+"""The drift matrix's rename rules against the real transformers/TRL: the dev pair and an older pair in a venv."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from envdoctor._lint import rules
+from envdoctor._matrix.loader import available, load_matrix
+from envdoctor._matrix.model import RenameRule
+
+DRIFT = load_matrix("drift", use_cache=False)
+CLASS_RULES = [r for r in DRIFT.renames if "*" not in r.callable]
+POOL_RULES = [r for r in DRIFT.renames if "*" in r.callable]
+
+
+def test_every_rule_has_reason_and_evidence() -> None:
+    for rule in [*DRIFT.renames, *DRIFT.symptoms]:
+        assert rule.reason and rule.evidence, rule
+
+
+def test_drift_has_no_packages_and_every_bundled_matrix_extends_it() -> None:
+    assert DRIFT.packages == ()
+    for entry in available():
+        if entry.bundled and entry.name != "drift":
+            assert load_matrix(entry.ref).chain[0].startswith("drift@"), entry.ref
+
+
+def _accepts(info: dict[str, Any], name: str) -> bool:
+    return name in info["params"] or info["var_kw"] or re.search(rf"['\"]{name}['\"]", info["init_source"]) is not None
+
+
+def _judge(rule: RenameRule, probe: dict[str, Any]) -> list[str]:
+    """Compare one rule with what the installed library really accepts; returns the disagreements."""
+    v = Version(probe["versions"][rule.package])
+    info = probe["classes"][rule.callable]
+    wrong: list[str] = []
+    if rule.kind == "default_changed":
+        if rule.added is not None and v >= rule.added:
+            default = info["defaults"].get(rule.old)
+            if default is not None and default.strip("'\"") not in (rule.new_default or ""):
+                wrong.append(f"{rule.old} default is {default}, rule says {rule.new_default}")
+        return wrong
+    old_ok = rule.removed is None or v < rule.removed
+    if old_ok != _accepts(info, rule.old):
+        wrong.append(f"{rule.callable}({rule.old}=) accepted={not old_ok} on {rule.package} {v}, rule says {old_ok}")
+    if rule.kind == "rename" and rule.new:
+        new_ok = rule.added is None or v >= rule.added
+        if new_ok and rule.new not in info["params"]:
+            wrong.append(f"{rule.callable}({rule.new}=) missing on {rule.package} {v}")
+        if not new_ok and rule.new in info["params"] and rule.reversible:
+            wrong.append(f"{rule.callable}({rule.new}=) present on {rule.package} {v} before `added`")
+    if rule.kind == "moved" and (rule.added is None or v >= rule.added):
+        final = rules.final_name(DRIFT, rule.target or "", rule.new or "", {rule.package: v}) or rule.new
+        target = probe["classes"][rule.target]
+        if final not in target["params"] and not target["var_kw"]:
+            wrong.append(f"{rule.target}({final}=) missing on {rule.package} {v}")
+    return wrong
+
+
+@pytest.mark.parametrize("rule", CLASS_RULES, ids=lambda r: f"{r.callable.split('.')[-1]}-{r.old}-{r.kind}")
+def test_rule_matches_dev_environment(rule: RenameRule, new_signatures: dict[str, Any]) -> None:
+    assert _judge(rule, new_signatures) == []
+
+
+@pytest.mark.slow
+def test_rules_match_older_pair_in_a_real_venv(old_signatures: dict[str, Any]) -> None:
+    assert old_signatures["versions"] == {"transformers": "4.46.3", "trl": "0.12.2"}
+    wrong = [w for rule in CLASS_RULES for w in _judge(rule, old_signatures)]
+    assert wrong == []
+
+
+def _from_pretrained_reads(source: str) -> set[str]:
+    """Keyword names from_pretrained reads: its parameters and every kwargs.pop("name", ...)."""
+    tree = ast.parse("class _X:\n" + "\n".join("    " + line for line in source.splitlines()))
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+    names = {a.arg for a in [*fn.args.args, *fn.args.kwonlyargs]}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("pop", "get") \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            names.add(node.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize("which", ["new", pytest.param("old", marks=pytest.mark.slow)])
+def test_from_pretrained_rules_match_the_source(which: str, request: pytest.FixtureRequest) -> None:
+    probe = request.getfixturevalue(f"{which}_signatures")
+    reads = _from_pretrained_reads(probe["from_pretrained_source"])
+    v = Version(probe["versions"]["transformers"])
+    for rule in POOL_RULES:
+        old_ok = rule.removed is None or v < rule.removed
+        assert (rule.old in reads) == old_ok, (rule.old, str(v))
+        if rule.kind == "rename" and (rule.added is None or v >= rule.added):
+            assert rule.new in reads, (rule.new, str(v))
+        if rule.kind == "moved":
+            assert rule.new in probe["classes"][rule.target]["params"]
