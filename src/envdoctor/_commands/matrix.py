@@ -85,7 +85,7 @@ def _list(args: argparse.Namespace) -> int:
             m = load_matrix(e.path)
             status, title, problem = m.status, m.title, None
         except MatrixError as err:
-            status, title, problem = "invalid", "", str(err).splitlines()[0]
+            status, title, problem = "invalid", "", "; ".join(err.problems)
         rows.append({"ref": e.ref, "name": e.name, "version": e.version, "status": status, "title": title,
                      "bundled": e.bundled, "path": str(e.path), "default": e.ref == newest.get(DEFAULT_MATRIX),
                      "newest": newest[e.name] == e.ref, "problem": problem})
