@@ -64,6 +64,7 @@ class Plan:
     protected: tuple[str, ...] = ()
     resolutions: tuple[Resolution, ...] = field(default=(), repr=False)
     seconds: float = 0.0
+    source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -167,7 +168,7 @@ def plan_fix(
         target=target.ref, kind=target.kind, python=exe, prefix=env.prefix, backend=chosen, steps=tuple(steps),
         changes=tuple(sorted(changes, key=lambda c: c.key)), constraints=pins, constraints_file=cfile if pins else "",
         problems=tuple(problems), warnings=tuple(warnings), protected=tuple(sorted(protected)),
-        resolutions=tuple(resolutions), seconds=time.perf_counter() - start,
+        resolutions=tuple(resolutions), seconds=time.perf_counter() - start, source=target.source,
     )
 
 

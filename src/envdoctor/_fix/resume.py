@@ -55,8 +55,9 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> FixRe
     state = load_state(work)
     if state is None:
         raise UsageError(f"--resume: no interrupted fix for {env.executable}")
-    target = load_target(state.plan.target if state.plan.kind == "matrix" else None,
-                         state.plan.target if state.plan.kind == "requirements" else None)
+    ref = state.plan.source or state.plan.target
+    target = load_target(ref if state.plan.kind == "matrix" else None,
+                         ref if state.plan.kind == "requirements" else None)
     if state.phase == "restart":
         unmet = _unmet(target, env)
         clear_state(work)

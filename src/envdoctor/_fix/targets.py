@@ -60,6 +60,7 @@ class Target:
     removals: tuple[Removal, ...] = ()
     protected: tuple[NormalizedName, ...] = ()
     matrix: Matrix | None = None
+    source: str = ""  # what load_target reads again on --resume: the matrix file or the requirements file
 
     def groups(self) -> list[tuple[str, list[TargetPackage]]]:
         """Packages grouped by install group, in install order (stable within a group)."""
@@ -108,7 +109,7 @@ def from_matrix(matrix: Matrix) -> Target:
             ))
     removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)
     protected = tuple(sorted({r.key for r in matrix.protected} | {p.key for p in matrix.packages if p.protected}))
-    return Target(matrix.ref, "matrix", tuple(packages), removals, protected, matrix)
+    return Target(matrix.ref, "matrix", tuple(packages), removals, protected, matrix, matrix.source or matrix.ref)
 
 
 def from_requirements(path: str | os.PathLike[str]) -> Target:
@@ -135,7 +136,7 @@ def from_requirements(path: str | os.PathLike[str]) -> Target:
         packages.append(TargetPackage(name=getattr(req, "name", name), requirement=text, origin=origin))
     if not packages:
         raise UsageError(f"-r {path}: no requirements in it")
-    return Target(str(file), "requirements", tuple(packages))
+    return Target(str(file), "requirements", tuple(packages), source=str(file.resolve()))
 
 
 def _line_of(lines: list[str], name: str) -> int:
