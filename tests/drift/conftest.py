@@ -67,3 +67,9 @@ def new_signatures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def old_signatures(old_pair_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """What transformers 4.46.3 / trl 0.12.2 accept."""
     return run_probe(old_pair_python, "signatures_probe.py", tmp_path_factory.mktemp("sig") / "old.json")
+
+
+@pytest.fixture(scope="session")
+def probe() -> Any:
+    """run_probe(python, script, out) for tests (test modules here are not a package)."""
+    return run_probe

@@ -1,0 +1,110 @@
+"""envdoctor.compat for real: new transformers/TRL in the dev environment, and an older pair in a venv."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from envdoctor._lint import rules
+from envdoctor._matrix.loader import load_matrix
+
+DRIFT = load_matrix("drift", use_cache=False)
+
+
+@pytest.fixture(scope="module")
+def new_run(tmp_path_factory: pytest.TempPathFactory, probe: Any) -> dict[str, Any]:
+    return probe(sys.executable, "compat_probe.py", tmp_path_factory.mktemp("compat") / "new.json")
+
+
+def test_old_names_on_new_library(new_run: dict[str, Any]) -> None:
+    assert new_run["old_name_eval"] == "IntervalStrategy.STEPS"
+    assert new_run["sft_config_old_name"] == {"max_length": 40, "max_seq_length": None}
+    assert new_run["trainer_processing_class"] != "NoneType"
+
+
+def test_max_seq_length_on_sfttrainer_becomes_sftconfig_max_length(new_run: dict[str, Any]) -> None:
+    assert new_run["sft_trainer_args_type"] == "SFTConfig"
+    assert new_run["sft_trainer_moved"] == {"max_length": 32, "max_seq_length": None, "dataset_text_field": "text"}
+    assert new_run["train_loss_finite"] is True
+
+
+def test_warns_once_naming_old_new_and_version(new_run: dict[str, Any]) -> None:
+    msgs = new_run["warnings"]
+    evaluation = [m for m in msgs if "evaluation_strategy" in m]
+    assert evaluation == ["envdoctor.compat: TrainingArguments(evaluation_strategy=...) -> "
+                          "TrainingArguments(eval_strategy=...): `evaluation_strategy` is rejected by transformers "
+                          f"{new_run['transformers']}"]  # the second identical call did not warn again
+    assert any("SFTTrainer(max_seq_length=...) -> SFTConfig(max_length=...) passed as args=" in m for m in msgs)
+
+
+def test_keyword_without_equivalent_is_a_clear_error(new_run: dict[str, Any]) -> None:
+    assert new_run["removed_keyword"].startswith(
+        "CompatError: TrainingArguments(overwrite_output_dir=...) has no equivalent in transformers 5.")
+    assert new_run["typo"].endswith("did you mean `eval_strategy`?")
+
+
+@pytest.mark.slow
+def test_both_directions_on_transformers_4_46_and_trl_0_12(old_pair_python: str, tmp_path: Path,
+                                                          probe: Any) -> None:
+    old = probe(old_pair_python, "compat_probe.py", tmp_path / "old.json")
+    assert (old["transformers"], old["trl"]) == ("4.46.3", "0.12.2")
+    # new name on the old library: SFTConfig(max_length=) becomes max_seq_length
+    assert old["sft_config_new_name"] == {"max_length": None, "max_seq_length": 48}
+    assert "envdoctor.compat: SFTConfig(max_length=...) -> SFTConfig(max_seq_length=...): `max_length` is not " \
+           "known to trl 0.12.2" in old["warnings"]
+    # SFTTrainer keywords go into SFTConfig under their 0.12 names, and the trainer really trains
+    assert old["sft_trainer_moved"] == {"max_length": None, "max_seq_length": 32, "dataset_text_field": "text"}
+    assert old["train_loss_finite"] is True
+    assert old["removed_keyword"] == "accepted"  # overwrite_output_dir still exists in 4.46.3
+    assert old["old_name_eval"] == "IntervalStrategy.STEPS"
+
+
+V = Version
+
+
+@pytest.mark.parametrize(
+    ("callable_", "keyword", "versions", "expected"),
+    [
+        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.40.2")}, None,
+                     id="old-name-before-rename-is-fine"),
+        pytest.param("transformers.TrainingArguments", "eval_strategy", {"transformers": V("4.40.2")},
+                     ("too_new", "evaluation_strategy"), id="new-name-on-old-library"),
+        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.50.3")},
+                     ("deprecated", "eval_strategy"), id="deprecated-window"),
+        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.51.0")},
+                     ("removed", "eval_strategy"), id="removed"),
+        pytest.param("trl.SFTConfig", "evaluation_strategy", {"transformers": V("5.23.0")},
+                     ("removed", "eval_strategy"), id="sftconfig-inherits-trainingarguments"),
+        pytest.param("trl.SFTTrainer", "max_seq_length", {"trl": V("0.8.6")}, None, id="trl-0.8.6-has-no-sftconfig"),
+        pytest.param("trl.SFTTrainer", "max_seq_length", {"trl": V("0.13.0")}, ("removed", "max_seq_length"),
+                     id="moved-0.13"),
+        pytest.param("transformers.TrainingArguments", "warmup_steps", {"transformers": V("4.57.6")}, None,
+                     id="irreversible-rename-never-goes-back"),
+        pytest.param("transformers.TrainingArguments", "overwrite_output_dir", {"transformers": V("5.0.0")},
+                     ("no_equivalent", None), id="no-equivalent"),
+        pytest.param("transformers.AutoModelForCausalLM.from_pretrained", "torch_dtype",
+                     {"transformers": V("4.56.0")}, ("deprecated", "dtype"), id="from-pretrained-wildcard"),
+        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {}, None, id="not-installed"),
+    ],
+)
+def test_translate_table(callable_: str, keyword: str, versions: dict[str, Version],
+                         expected: tuple[str, str | None] | None) -> None:
+    t = rules.translate(DRIFT, callable_, keyword, versions)
+    assert (None if t is None else (t.status, t.new)) == expected
+
+
+def test_moved_keyword_takes_the_targets_current_name() -> None:
+    assert rules.final_name(DRIFT, "trl.SFTConfig", "max_seq_length", {"trl": V("0.13.0")}) == "max_seq_length"
+    assert rules.final_name(DRIFT, "trl.SFTConfig", "max_seq_length", {"trl": V("1.16.0")}) == "max_length"
+
+
+def test_importing_compat_does_not_import_torch() -> None:
+    import subprocess
+
+    code = ("import sys, envdoctor; envdoctor.compat; import envdoctor._explain, envdoctor._lint.engine; "
+            "assert not {'torch', 'transformers', 'trl', 'bitsandbytes', 'pip'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
