@@ -63,7 +63,11 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
             return Conflict(_with_origins(message + hint, involved), (ln.strip(),), involved,
                             tuple(r.key for r in involved))
     errors = [ln[len("ERROR: "):] for ln in lines if ln.startswith("ERROR: ")]
-    message = errors[-1] if errors else (lines[-1] if lines else "pip failed without a message")
+    # A failing subprocess (git clone, a source build) says why in its own lines: 'fatal:' or '× …'.
+    causes = [ln.strip() for ln in lines if ln.strip().startswith(("fatal:", "×"))]
+    errors += list(dict.fromkeys(causes))
+    tail = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(("note:", "│", "╰"))]
+    message = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
     involved = _involved(errors, requested)
     return Conflict(_with_origins(message, involved), tuple(errors), involved, tuple(r.key for r in involved))
 
