@@ -95,14 +95,30 @@ def paged_adamw(model, lr=2e-4):
     return lambda: bnb.optim.PagedAdamW32bit([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
-def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None) -> None:
+def choose_ckpt(variant: str, budget_gib: float) -> int | None:
+    """The fewest checkpointed layers whose estimated peak stays under the budget (the planner's arithmetic)."""
+    from envdoctor.training.memory import KNOWN_SHAPES, RunShape, estimate
+
+    v = VARIANTS[variant]
+    shape = KNOWN_SHAPES["llama-3.1-8b"]
+    for k in [*range(0, shape.layers, 2), None]:
+        run = RunShape("qlora", v["bs"], v["seq"], checkpointing=k != 0, checkpoint_layers=k or None,
+                       lora_r=v["r"], lora_targets=tuple(v["targets"]), fused_loss=True, fused_kernels=True)
+        if k is None or estimate(shape, run).gib() <= budget_gib:
+            return k if k else None
+    return None
+
+
+def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None, budget_gib: float | None = None) -> None:
     """The trainer's fast path on one baseline variant, in this process."""
     import torch
 
-    from envdoctor.training.fast import Levers, loss_impl
+    from envdoctor.training.fast import Levers, causal_lm_loss
     from envdoctor.training.model import add_lora, freeze_base, prepare
 
     v = VARIANTS[variant]
+    if budget_gib is not None:
+        ckpt_layers = choose_ckpt(variant, budget_gib)
     lev = Levers(fused_loss="loss" in levers_spec, kernels="kern" in levers_spec, keep_bf16=True,
                  checkpoint_layers=ckpt_layers)
     t = time.time()
@@ -111,9 +127,18 @@ def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None) -> None:
     freeze_base(model, lev)
     model = add_lora(model, v["r"], v["alpha"], 0.1, v["targets"])
     notes = prepare(model, checkpointing=True, checkpoint_layers=ckpt_layers, levers=lev)
+    # the fused loss computes the model's own loss: compare with HF's (fp32 logits) on the first batch
+    g = torch.Generator(device="cuda").manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (v["bs"], v["seq"]), device="cuda", generator=g)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        first = (causal_lm_loss(model, ids, ids, fused=True).item(), model(input_ids=ids, labels=ids).loss.item())
+    del ids
+    # the trainer's default loss is the chunked one (faster than liger's fused loss in run 1); liger for kernels
     rec = measure(model, paged_adamw(model), bs=v["bs"], seq=v["seq"], vocab=model.config.vocab_size,
-                  fused=lev.fused_loss, impl=loss_impl(lev))
-    emit(dict(kind="fast", variant=variant, levers=lev.describe(), notes=notes, load_s=round(load_s, 1), **rec))
+                  fused=lev.fused_loss, impl=[])
+    emit(dict(kind="fast", variant=variant, levers=lev.describe(), notes=notes, load_s=round(load_s, 1),
+              ckpt_layers=ckpt_layers, budget_gib=budget_gib, first_loss_fused=round(first[0], 5),
+              first_loss_hf=round(first[1], 5), **rec))
     del model
     torch.cuda.empty_cache()
 
@@ -175,8 +200,10 @@ def all_run(variants: list[str], ckpt: dict[str, int | None]) -> int:
     for v in variants:
         b = run_child([base, v])
         emit(dict(kind="baseline", **(b[0] if b else {"error": "no result"})))
+        # the fast path gets the baseline's measured peak as its budget, and plans its checkpointing in it
+        budget = b[0].get("peak_alloc_gib") if b and "error" not in b[0] else None
         f = run_child([__file__, "fast", v, "--levers", "loss,kern",
-                       *(["--ckpt-layers", str(ckpt[v])] if ckpt.get(v) is not None else [])],
+                       *(["--budget-gib", str(budget * 0.97)] if budget else [])],
                       {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
         if not b or not f or "error" in f[0] or "error" in b[0]:
             rows.append((v, b, f))
@@ -203,27 +230,198 @@ def all_run(variants: list[str], ckpt: dict[str, int | None]) -> int:
     return 0 if ok else 1
 
 
+def _calib_emit(name: str, shape, run, rec: dict) -> None:
+    from envdoctor.training.memory import estimate
+
+    est = estimate(shape, run).gib()
+    err = 100 * (est - rec["peak_alloc_gib"]) / rec["peak_alloc_gib"]
+    emit(dict(kind="calib", config=name, estimate_gib=round(est, 2), error_pct=round(err, 1), **rec))
+
+
+QLORA_CALIB = [  # name, r, targets, bs, seq, ckpt (0 none, None all, k), fused loss, kernels
+    ("q-r64-qkvo-b1-s2048-ckall-plain", 64, "qkvo", 1, 2048, None, False, False),
+    ("q-r16-all-b2-s1024-nock-fused", 16, "all", 2, 1024, 0, True, False),
+    ("q-r8-qv-b8-s512-nock-fused", 8, "qv", 8, 512, 0, True, False),
+    ("q-r64-qkvo-b2-s4096-ck16-fused-kern", 64, "qkvo", 2, 4096, 16, True, True),
+    ("q-r16-all-b4-s2048-ck24-fused-kern", 16, "all", 4, 2048, 24, True, True),
+    ("q-r32-qkvo-b1-s8192-ckall-fused-kern", 32, "qkvo", 1, 8192, None, True, True),
+]
+TARGETS = {"qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"], "qv": ["q_proj", "v_proj"],
+           "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+
+
+def calib_qlora() -> None:
+    """Estimator vs max_memory_allocated for QLoRA configurations on the 8B shape (one load)."""
+    import torch
+
+    from envdoctor.training.fast import Levers, apply_kernels, set_checkpointing
+    from envdoctor.training.memory import KNOWN_SHAPES, RunShape
+    from envdoctor.training.model import add_lora, freeze_base
+
+    shape = KNOWN_SHAPES["llama-3.1-8b"]
+    base = load_quantized()
+    freeze_base(base, Levers())
+    kernels_on = False
+    for name, r, tg, bs, seq, ck, fused, kern in QLORA_CALIB:
+        if kern and not kernels_on:
+            apply_kernels(base)
+            kernels_on = True
+        model = add_lora(base, r, 2 * r, 0.1, TARGETS[tg])
+        set_checkpointing(model, ck != 0, ck or None)
+        model.train()
+        rec = measure(model, paged_adamw(model), bs=bs, seq=seq, vocab=shape.vocab, fused=fused, impl=[],
+                      steps=2, warmup=1)
+        run = RunShape("qlora", bs, seq, checkpointing=ck != 0, checkpoint_layers=ck or None, lora_r=r,
+                       lora_targets=tuple(TARGETS[tg]), fused_loss=fused, fused_kernels=kern)
+        _calib_emit(name, shape, run, rec)
+        base = model.unload()
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+GALORE_CALIB = [  # name, bs, seq, checkpointing, fused loss + kernels (the issue's four first)
+    ("g-b2-s1024-nock-plain", 2, 1024, False, False),
+    ("g-b2-s1024-ck-plain", 2, 1024, True, False),
+    ("g-b1-s1024-ck-plain", 1, 1024, True, False),
+    ("g-b2-s2048-ck-plain", 2, 2048, True, False),
+    ("g-b2-s1024-nock-fast", 2, 1024, False, True),
+    ("g-b4-s2048-ck-fast", 4, 2048, True, True),
+]
+
+
+def calib_galore() -> None:
+    """GaLoreAdamW8bit (rank 128, attention + MLP) on a Gemma-3-1B-shaped model with random weights."""
+    import torch
+    from galore_torch import GaLoreAdamW8bit
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from envdoctor.training.fast import apply_kernels, set_checkpointing
+    from envdoctor.training.memory import KNOWN_SHAPES, RunShape
+
+    shape = KNOWN_SHAPES["gemma-3-1b"]
+    cfg = Gemma3TextConfig(vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
+                           num_attention_heads=4, num_key_value_heads=1, head_dim=256, sliding_window=512,
+                           max_position_embeddings=32768, tie_word_embeddings=True)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    kernels_on = False
+    for name, bs, seq, ck, fast in GALORE_CALIB:
+        torch.set_default_dtype(torch.bfloat16)
+        with torch.device("cuda"):
+            model = Gemma3ForCausalLM(cfg)
+        torch.set_default_dtype(torch.float32)
+        if fast and not kernels_on:
+            ok, why = apply_kernels(model)
+            kernels_on = True
+            emit(dict(kind="note", text=why))
+        set_checkpointing(model, ck)
+        model.train()
+        tg = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+        gal = [p for n, p in model.named_parameters() if p.dim() == 2 and n.rsplit(".", 2)[-2] in tg]
+        ids = {id(p) for p in gal}
+        rest = [p for p in model.parameters() if id(p) not in ids]
+
+        def opt(gal=gal, rest=rest):
+            return GaLoreAdamW8bit([{"params": rest}, {"params": gal, "rank": 128, "update_proj_gap": 200,
+                                                       "scale": 0.25, "proj_type": "std"}], lr=1e-5)
+
+        try:
+            rec = measure(model, opt, bs=bs, seq=seq, vocab=shape.vocab, fused=fast, impl=[], steps=2, warmup=1)
+        except torch.OutOfMemoryError as e:
+            rec = dict(error=str(e)[:200], peak_alloc_gib=float("nan"))
+        run = RunShape("galore", bs, seq, checkpointing=ck, fused_loss=fast, fused_kernels=fast)
+        _calib_emit(name, shape, run, rec)
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def _tokenizer(words: list[str]):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([" ".join(words)], trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>")
+
+
+def _dataset(path: str, rows: int, words: list[str], seed: int = 0) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(rows):
+            kind = i % 3
+            body = " ".join(rnd.choice(words) for _ in range(100))
+            row = ({"text": body} if kind == 0 else
+                   {"instruction": body[:200], "input": "", "output": body[200:]} if kind == 1 else
+                   {"messages": [{"role": "user", "content": body[:200]}, {"role": "assistant", "content": body[200:]}]})
+            f.write(json.dumps(row) + "\n")
+
+
+def cli_run(method: str, model: str, data: str, out: str, *flags: str) -> dict:
+    """`envdoctor train` through the CLI in a child process; its JSON result line and the plan it printed."""
+    env = dict(os.environ, ENVDOCTOR_SKIP_GUARD="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    t = time.time()
+    proc = subprocess.run([sys.executable, "-m", "envdoctor", "train", method, "--model", model, "--dataset", data,
+                           "--output", out, *flags], capture_output=True, text=True, env=env)
+    plan = [ln for ln in proc.stderr.splitlines() if ln.startswith(("plan:", "  ")) and "it/s" not in ln][:8]
+    res = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {"stderr": proc.stderr[-1500:]}
+    return dict(kind="cli", method=method, model=model, rc=proc.returncode, wall_s=round(time.time() - t, 1),
+                plan=plan, **res)
+
+
+def cli_gpu() -> None:
+    """QLoRA and GaLore end to end through the CLI on a tiny model, then QLoRA on the 8B shape with the auto plan."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    words = [f"w{i}" for i in range(500)]
+    tok = _tokenizer(words)
+    tiny = "/tmp/tiny-llama"
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tiny)
+    tok.save_pretrained(tiny)
+    _dataset("/tmp/data.jsonl", 600, words)
+    for method in ("qlora", "galore"):
+        emit(cli_run(method, tiny, "/tmp/data.jsonl", f"/tmp/run-{method}", "--max-steps", "20", "--seq-len", "256",
+                     "--save-steps", "10"))
+    subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)
+    tok.save_pretrained(PATH)
+    emit(cli_run("qlora", PATH, "/tmp/data.jsonl", "/tmp/run-8b", "--max-steps", "6", "--save-steps", "0",
+                 "--effective-batch", "4"))
+    emit(cli_run("qlora", PATH, "/tmp/data.jsonl", "/tmp/run-8b-t4", "--max-steps", "4", "--save-steps", "0",
+                 "--effective-batch", "4", "--gpu", "a10g"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["all", "fast", "levers", "calib"])
+    ap.add_argument("what", choices=["all", "fast", "levers", "calib-qlora", "calib-galore", "cli"])
     ap.add_argument("variant", nargs="?", default="seed", choices=list(VARIANTS))
     ap.add_argument("--levers", default="loss,kern")
     ap.add_argument("--ckpt-layers", type=int, default=None)
+    ap.add_argument("--budget-gib", type=float, default=None)
     ap.add_argument("--variants", default="seed,modern")
-    ap.add_argument("--ckpt", default="", help="per-variant checkpointed layers, e.g. seed=16,modern=32")
     a = ap.parse_args()
     if a.what == "fast":
-        fast_run(a.variant, a.levers, a.ckpt_layers)
+        fast_run(a.variant, a.levers, a.ckpt_layers, a.budget_gib)
     elif a.what == "levers":
         subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)
         levers_run(a.variant)
-    elif a.what == "calib":
-        from calib_memory import calibrate  # benchmarks/calib_memory.py
-
-        calibrate()
+    elif a.what == "calib-qlora":
+        subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)
+        calib_qlora()
+    elif a.what == "calib-galore":
+        calib_galore()
+    elif a.what == "cli":
+        cli_gpu()
     else:
-        ck = {k: int(v) for k, v in (p.split("=") for p in a.ckpt.split(",") if p)}
-        return all_run(a.variants.split(","), ck)
+        return all_run(a.variants.split(","), {})
     return 0
 
 

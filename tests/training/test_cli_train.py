@@ -1,0 +1,86 @@
+"""`envdoctor train` end to end on CPU: a tiny random Llama trains through the CLI; the gate refuses uncertified runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envdoctor._cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _train(tiny: dict[str, Path], method: str, out: Path, *extra: str) -> int:
+    return main(["train", method, "--model", str(tiny["model"]), "--dataset", str(tiny["data"]),
+                 "--output", str(out), "--seq-len", "48", "--effective-batch", "2", *extra])
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def skip_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENVDOCTOR_SKIP_GUARD", "1")
+    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_qlora_cpu_path_trains_saves_adapter_and_resumes(tiny, tmp_path, skip_guard, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny, "qlora", out, "--max-steps", "3", "--lora-r", "4", "--save-steps", "2") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = _metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "checkpoint-2" / "optimizer.pt").is_file()
+    assert result["steps"] == 3 and result["resumed_from"] == 0
+    # a longer run in the same folder continues from the last checkpoint instead of starting over
+    assert _train(tiny, "qlora", out, "--max-steps", "5", "--lora-r", "4") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["resumed_from"] == 3 and result["steps"] == 5
+    assert [r["step"] for r in _metrics(out)] == [1, 2, 3, 4, 5]
+
+
+def test_galore_cpu_path_trains_full_model(tiny, tmp_path, skip_guard, capsys):
+    out = tmp_path / "galore"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[train]\ngalore_rank = 8\nmax_steps = 2\nlr = 1e-3\n", encoding="utf-8")
+    assert _train(tiny, "galore", out, "--config", str(cfg)) == 0
+    rows = _metrics(out)
+    assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_bad_config_key_is_one_line_error(tiny, tmp_path, skip_guard, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("lora_rank = 8\n", encoding="utf-8")
+    assert _train(tiny, "qlora", tmp_path / "x", "--config", str(cfg)) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'lora_rank'" in err and "did you mean 'lora_r'" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_gate_refuses_uncertified_environment_and_creates_nothing(tiny, tmp_path):
+    """No certificate in an empty cache: exit 1, the fix/certify commands, no output folder, torch never imported."""
+    out = tmp_path / "refused"
+    env = {k: v for k, v in os.environ.items() if k != "ENVDOCTOR_SKIP_GUARD"}
+    env["ENVDOCTOR_CACHE_DIR"] = str(tmp_path / "empty-cache")
+    code = (
+        "import sys\n"
+        "from envdoctor._cli import main\n"
+        f"rc = main(['train', 'qlora', '--model', {str(tiny['model'])!r}, '--dataset', {str(tiny['data'])!r},"
+        f" '--output', {str(out)!r}])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'trl') if m in sys.modules]\n"
+        "print('RC', rc, 'HEAVY', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert "RC 1 HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "envdoctor certify" in proc.stderr
+    assert not out.exists()
