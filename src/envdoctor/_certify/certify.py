@@ -14,7 +14,7 @@ from typing import Any
 from .. import _version
 from ..errors import UsageError
 from . import registry, store
-from .fingerprint import distribution_tokens, fingerprint, python_id
+from .fingerprint import dir_tokens, distribution_tokens, fingerprint, python_id
 from .registry import FAIL, INCONCLUSIVE, PASS, SKIPPED, ProbeContext
 from .render import render_json, render_text  # noqa: F401  (re-exported for the command and the guard)
 from .runner import ProbeResult, run_probe
@@ -53,12 +53,20 @@ class CertifyResult:
         return "; ".join(f"{r.name} {r.status}: {r.reason}" for r in bad[:3])
 
 
-def plan(matrix: Any, tier: int) -> list[PlannedProbe]:
-    """The probes to run: the matrix's [[probes]] (or the defaults when it names none) up to `tier`, lowest tier first."""
+def plan(matrix: Any, tier: int, extra: tuple[str, ...] = ()) -> list[PlannedProbe]:
+    """The probes to run: the matrix's [[probes]] (or the defaults when it names none) up to `tier`, lowest tier first.
+
+    `extra` names more registered probes to run at their default tier (`certify --probe NAME`).
+    """
     from .probes import DEFAULT_PROBES
 
     refs = [PlannedProbe(p.name, p.tier, dict(p.params)) for p in matrix.probes] or \
         [PlannedProbe(n, t, {}) for n, t in DEFAULT_PROBES]
+    for name in extra:
+        if any(r.name == name for r in refs):
+            continue
+        spec = registry.get(name)
+        refs.append(PlannedProbe(name, spec.tier if spec else tier, {}))
     return sorted((p for p in refs if 1 <= p.tier <= tier), key=lambda p: p.tier)
 
 
@@ -94,7 +102,7 @@ def _unknown(name: str, tier: int) -> ProbeResult:
 
 def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: int = 2, device: str | None = None,
                         timeout: float | None = None, reporter: Reporter | None = None, keep_going: bool = False,
-                        write: bool = True) -> CertifyResult:
+                        write: bool = True, extra_probes: tuple[str, ...] = ()) -> CertifyResult:
     """Certify this interpreter for `matrix` up to `tier` on `device` (the detected one by default)."""
     from .. import _gpu
     from .._environment import inspect_environment
@@ -121,7 +129,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
     results.append(check)
     report(check)
     ctx_common = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
-    for p in plan(m, tier):
+    for p in plan(m, tier, tuple(extra_probes)):
         blocked = [r for r in results if r.tier < p.tier and r.status in (FAIL, INCONCLUSIVE)]
         spec = registry.get(p.name)
         if blocked and not keep_going:
@@ -147,7 +155,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
         "matrix": {"name": m.name, "version": m.version, "ref": m.ref, "files": _matrix_files(m)},
         "environment": {
             "prefix": sys.prefix, "executable": sys.executable, "python": python_id(),
-            "fingerprint": fingerprint(), "tokens": distribution_tokens(),
+            "fingerprint": fingerprint(), "tokens": distribution_tokens(), "dirs": dir_tokens(),
             "distributions": sorted(([d.name, d.raw_version] for d in env.distributions.values()),
                                     key=lambda nv: nv[0].lower()),
         },

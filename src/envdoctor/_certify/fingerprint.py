@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 from ._record import sha256
 
@@ -73,3 +74,44 @@ def fingerprint(paths: Iterable[str] | None = None, prefix: str | None = None, p
 def distribution_tokens(paths: Iterable[str] | None = None) -> dict[str, str]:
     """Metadata folder path -> token, for the certificate's list of distributions."""
     return {os.path.join(root, name): token for root, name, token in entries(sys.path if paths is None else paths)}
+
+
+def _dir_token(entry: str) -> str:
+    try:
+        st = os.stat(entry or ".")
+    except OSError:
+        return "-"
+    return f"{st.st_mtime_ns:x}.{st.st_ino:x}"
+
+
+def _has_dists(entry: str) -> bool:
+    try:
+        with os.scandir(entry or ".") as it:
+            return any(e.name.endswith(_SUFFIXES) for e in it)
+    except OSError:
+        return False
+
+
+def dir_tokens(paths: Iterable[str] | None = None) -> dict[str, list[Any]]:
+    """Path entry -> [mtime/inode token, holds distributions?], recorded in the certificate for `same_dirs`."""
+    return {e: [_dir_token(e), _has_dists(e)] for e in dict.fromkeys(sys.path if paths is None else paths)}
+
+
+def same_dirs(recorded: dict[str, list[Any]], paths: Iterable[str]) -> bool:
+    """Whether no distribution can have been installed, removed or reinstalled since `recorded` was taken.
+
+    The quick test the guard runs before the full fingerprint: pip and uv add and delete `*.dist-info`
+    folders (a reinstall deletes and recreates one), and either changes the mtime of the folder holding it,
+    so unchanged folders mean an unchanged package set; a stat per path entry instead of one per
+    distribution. False only means "look closer": the caller then compares the full fingerprint, since a
+    folder's mtime also moves for harmless reasons (a new __pycache__).
+    """
+    current = dict.fromkeys(paths)
+    for entry in current:
+        rec = recorded.get(entry)
+        if rec is None:
+            if _has_dists(entry):  # a new path entry that holds distributions
+                return False
+        elif rec[0] != _dir_token(entry):
+            return False
+    return not any(has and entry not in current for entry, (_, has) in recorded.items())

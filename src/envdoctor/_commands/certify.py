@@ -18,6 +18,7 @@ tiers:
 examples:
   envdoctor certify --tier 3                   certify for the detected GPU, up to the tiny training run
   envdoctor certify --tier 3 --device cpu      what a machine without a GPU can certify
+  envdoctor certify --tier 3 --probe tiny-galore   also run a probe the matrix does not name
   envdoctor certify --status                   is there a valid certificate for this environment?
   envdoctor certify --list-probes              every registered probe, built-in and from plugins
 
@@ -33,6 +34,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tier", "-t", type=int, default=2, choices=range(0, 4), metavar="N", help="highest tier to run, 0-3 (default: 2)")
     p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="device to certify (default: the detected one)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit of each probe (default: the probe's own)")
+    p.add_argument("--probe", action="append", default=[], metavar="NAME",
+                   help="also run this registered probe at its default tier (repeatable), e.g. tiny-galore")
     p.add_argument("--keep-going", action="store_true", help="run every tier even when a lower one failed")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--verbose", "-v", action="store_true", help="show the probes' output tails")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  tier {r.tier} {r.name}: {r.status} ({r.duration_s:.1f} s)", file=sys.stderr, flush=True)
 
     result = certify_environment(args.matrix, tier=args.tier, device=args.device, timeout=args.timeout,
-                                 reporter=None if args.json else progress, keep_going=args.keep_going)
+                                 reporter=None if args.json else progress, keep_going=args.keep_going,
+                                 extra_probes=tuple(args.probe))
     sys.stdout.write(render_json(result) if args.json else render_text(result, verbose=args.verbose))
     return 0 if result.certified else 1

@@ -25,9 +25,8 @@ def _hint(text: str) -> str:
 @register_probe("imports", 1, timeout=300.0)
 def imports(ctx: ProbeContext) -> Outcome:
     """Import torch, transformers, peft, trl, bitsandbytes and galore_torch (params.modules overrides the list)."""
-    modules = dict(ctx.params.get("modules") or DEFAULT_MODULES)
-    if isinstance(ctx.params.get("modules"), list):
-        modules = {m: m for m in ctx.params["modules"]}
+    given = ctx.params.get("modules")
+    modules = {m: m for m in given} if isinstance(given, list) else dict(given or DEFAULT_MODULES)
     in_matrix = {k.lower().replace("_", "-") for k in ctx.matrix.get("packages", {})}
     results: dict[str, str] = {}
     failures: list[str] = []

@@ -132,15 +132,14 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     rank = int(ctx.params.get("rank", 8))
     groups = [{"params": rest},
               {"params": galore, "rank": rank, "update_proj_gap": 1, "scale": 0.25, "proj_type": "std"}]
-    if ctx.device == "cuda":
-        from galore_torch import GaLoreAdamW8bit as Opt
-    else:
-        from galore_torch import GaLoreAdamW as Opt
-    opt = Opt(groups, lr=1e-3)
+    import galore_torch
+
+    opt_name = "GaLoreAdamW8bit" if ctx.device == "cuda" else "GaLoreAdamW"
+    opt = getattr(galore_torch, opt_name)(groups, lr=1e-3)
     steps = int(ctx.params.get("steps", 2))
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
-    details = {"losses": losses, "optimizer": Opt.__name__, "galore_tensors": len(galore),
+    details = {"losses": losses, "optimizer": opt_name, "galore_tensors": len(galore),
                "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
     if not all(math.isfinite(x) for x in losses):
-        return Outcome.failed(f"{Opt.__name__}: non-finite loss {losses}", **details)
-    return Outcome.passed(f"{Opt.__name__} rank {rank}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
+        return Outcome.failed(f"{opt_name}: non-finite loss {losses}", **details)
+    return Outcome.passed(f"{opt_name} rank {rank}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
