@@ -10,11 +10,11 @@ another index, a VCS source, `--no-deps`) is listed as `Unchecked`, never passed
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -220,13 +220,9 @@ def target_platform(matrix: Matrix | None) -> str:
     """The first of linux, windows, macos that every platform rule of the matrix allows."""
     rules = matrix.platform if matrix is not None else ()
     for name, values in PLATFORM_MARKERS.items():
-        if all(_marker_ok(r.marker, values) for r in rules):
+        if all(r.marker.evaluate(dict(values)) for r in rules):
             return name
     return "linux"
-
-
-def _marker_ok(marker: Marker, values: dict[str, str]) -> bool:
-    return marker.evaluate(dict(values))
 
 
 def explain_conflict(chain: Sequence[str], fallback: str, lines: Sequence[Line], subject: str) -> Problem:
@@ -331,15 +327,9 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
     for m in rules:
         for bad in m.known_bad:
             seen.setdefault((bad.key, str(bad.specifier), str(bad.with_)), bad)
-    py = python_version or _this_python()
+    py = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     target = _resolve_target(lines, py, platform or "linux", backend, "the file", list(seen.values()), (), timeout)
     return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
-
-
-def _this_python() -> str:
-    import sys
-
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def parse_python_version(value: str) -> str:
@@ -348,9 +338,3 @@ def parse_python_version(value: str) -> str:
         raise UsageError(f"--python-version {value!r}: give a CPython minor version such as 3.12")
     return value.strip()
 
-
-__all__ = [
-    "Line", "Problem", "TargetResult", "Unchecked", "Validation", "check_index", "explain_conflict",
-    "file_lines", "matrix_lines", "parse_python_version", "rules_without_evidence", "runtime_problems",
-    "target_platform", "target_pythons", "validate_matrix", "validate_requirements",
-]
