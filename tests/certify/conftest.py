@@ -1,0 +1,67 @@
+"""Fixtures for certification tests: probe plugins importable by the probe subprocess, fake GPU identities."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from envdoctor._certify import registry
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder on sys.path and PYTHONPATH (so the probe subprocess imports it too) for test probe modules."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    return folder
+
+
+@pytest.fixture
+def demo_probes(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A third-party probe module with passing, failing, slow, crashing and ill-typed probes, registered."""
+    (plugin_dir / "demo_probes.py").write_text(textwrap.dedent('''
+        import os, sys, time
+        from envdoctor._certify import Outcome, register_probe
+
+        @register_probe("demo-pass", 1)
+        def ok(ctx):
+            """Always passes, echoing its params."""
+            return Outcome.passed(f"params {dict(ctx.params)} on {ctx.device}", seen=dict(ctx.params))
+
+        @register_probe("demo-raise", 2)
+        def boom(ctx):
+            raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+        @register_probe("demo-sleep", 2, timeout=1.0)
+        def slow(ctx):
+            time.sleep(60)
+
+        @register_probe("demo-abort", 2)
+        def abort(ctx):
+            os.abort()
+
+        @register_probe("demo-wrong", 2)
+        def wrong(ctx):
+            return "yes"
+
+        @register_probe("demo-gpu", 2, gpu="required")
+        def gpu(ctx):
+            return Outcome.passed("ran")
+
+        @register_probe("demo-tier3", 3, gpu="optional")
+        def tier3(ctx):
+            return Outcome.passed("ran on " + ctx.device)
+    '''), encoding="utf-8")
+    saved = dict(registry._REGISTRY)
+    import demo_probes  # noqa: F401  (registers)
+
+    yield "demo_probes"
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    import sys
+
+    sys.modules.pop("demo_probes", None)
