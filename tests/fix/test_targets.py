@@ -90,3 +90,24 @@ def test_symbolic_index_needs_configuration(monkeypatch) -> None:  # type: ignor
 def test_matrix_and_requirements_together_is_usage_error() -> None:
     with pytest.raises(UsageError, match="not both"):
         load_target("llama31", "req.txt")
+
+
+def test_colab_axolotl_target_is_the_seeds_procedure(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ENVDOCTOR_PYTORCH_INDEX", "file:///nonexistent/torch-index/{tag}")
+    target = from_matrix(load_matrix("colab-axolotl"))
+    names = [g for g, _ in target.groups()]
+    assert names[0] == "torch" and names.index("core") < names.index("axolotl")  # the seed's install order
+    torch = next(p for p in target.packages if p.name == "torch")
+    assert torch.requirement == "torch==2.4.0+cu118" and torch.index_url == "file:///nonexistent/torch-index/cu118"
+    axolotl = next(p for p in target.packages if p.name == "axolotl")
+    assert axolotl.no_deps and axolotl.requirement.startswith("axolotl @ git+")  # 0.4.0 is not on the index
+    assert {"torchvision", "torchaudio", "tensorflow"} <= {r.name for r in target.removals}  # the cleanup
+
+
+def test_colab_matrix_without_torch_index_is_one_line(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._cli import main
+
+    monkeypatch.delenv("ENVDOCTOR_PYTORCH_INDEX", raising=False)
+    assert main(["fix", "--matrix", "colab-axolotl", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "ENVDOCTOR_PYTORCH_INDEX" in err and "torch" in err and len(err.strip().splitlines()) == 1
