@@ -56,7 +56,7 @@ def demo_probes(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
         def tier3(ctx):
             return Outcome.passed("ran on " + ctx.device)
     '''), encoding="utf-8")
-    saved = dict(registry._REGISTRY)
+    saved = registry.all_probes()  # the built-ins, loaded before the plugin registers
     import demo_probes  # noqa: F401  (registers)
 
     yield "demo_probes"

@@ -107,7 +107,7 @@ def test_third_party_probe_through_an_entry_point(plugin_dir: Path, monkeypatch:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: envdoctor-ep-demo\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[envdoctor.probes]\nep = ep_probes\nbroken = no_such_module_x\n")
-    saved = dict(registry._REGISTRY)
+    saved = registry.all_probes()
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.setattr(registry, "load_errors", [])
     try:

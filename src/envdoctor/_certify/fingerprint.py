@@ -81,7 +81,9 @@ def _dir_token(entry: str) -> str:
         st = os.stat(entry or ".")
     except OSError:
         return "-"
-    return f"{st.st_mtime_ns:x}.{st.st_ino:x}"
+    # nlink and size too: mtime can be as coarse as a kernel tick, while adding a folder changes nlink
+    # (ext4, xfs, tmpfs) or the folder's size (btrfs) at once
+    return f"{st.st_mtime_ns:x}.{st.st_ino:x}.{st.st_nlink:x}.{st.st_size:x}"
 
 
 def _has_dists(entry: str) -> bool:

@@ -83,11 +83,14 @@ def register_probe(
         raise ValueError(f"probe {name!r}: gpu must be 'required', 'optional' or 'no', got {gpu!r}")
 
     def deco(fn: Callable[[ProbeContext], Outcome]) -> Callable[[ProbeContext], Outcome]:
+        if not fn.__module__.startswith(__package__ + ".probes"):
+            _load()  # built-ins first, so that a plugin's replace=True really replaces them
         if "<locals>" in fn.__qualname__ or fn.__module__ == "__main__":
             raise ValueError(f"probe {name!r}: {fn.__qualname__} must be a top-level function of an importable "
                              "module, because it runs in a subprocess")
+        doc = (fn.__doc__ or "").strip().splitlines()
         spec = ProbeSpec(name, tier, f"{fn.__module__}:{fn.__qualname__}", gpu, timeout,
-                         description or (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ or description else "")
+                         description or (doc[0] if doc else ""))
         old = _REGISTRY.get(name)
         if old is not None and old.target != spec.target and not replace:
             raise ValueError(f"probe {name!r} is already registered by {old.target}; pass replace=True to override it")

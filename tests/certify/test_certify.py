@@ -1,0 +1,145 @@
+"""`certify` end to end with cheap third-party probes: tiers, skips, blocking, the certificate, the CLI, and check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from envdoctor import _gpu
+from envdoctor._certify import certificate_status, gpuid
+from envdoctor._certify.certify import certify_environment
+from envdoctor._certify.gpuid import GpuIdentity
+from envdoctor._cli import main
+from envdoctor.testing import fake_gpu
+
+PROBES = """
+[[probes]]
+name = "demo-pass"
+tier = 1
+params = { rank = 8 }
+
+[[probes]]
+name = "demo-gpu"
+tier = 2
+
+[[probes]]
+name = "demo-tier3"
+tier = 3
+"""
+
+
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine as CI sees it: no GPU, whatever the developer's machine has."""
+    monkeypatch.setattr(_gpu, "detect", lambda *a, **k: _gpu.GpuInfo(False, reason="no NVIDIA driver loaded"))
+    monkeypatch.setattr(gpuid, "current", lambda *a, **k: GpuIdentity((), (), "", "proc", "no NVIDIA driver loaded"))
+
+
+def _by_name(result):  # type: ignore[no-untyped-def]
+    return {r.name: r for r in result.results}
+
+
+def test_cpu_certification_skips_gpu_probes_and_runs_tier3_on_cpu(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix(PROBES)
+    result = certify_environment(str(path), tier=3)
+    got = _by_name(result)
+    assert result.device == "cpu" and result.certified, result.summary
+    assert got["check"].status == "pass" and got["check"].tier == 0
+    assert got["demo-pass"].status == "pass" and got["demo-pass"].details["seen"] == {"rank": 8}
+    assert got["demo-gpu"].status == "skipped" and got["demo-gpu"].reason == "skipped: no GPU"
+    assert got["demo-tier3"].reason == "ran on cpu"
+    data = json.loads(Path(result.path).read_text())
+    assert data["matrix"]["ref"] == "test@1.0" and data["gpu"] is None and data["device"] == "cpu"
+    assert any(name.lower() == "packaging" for name, _ in data["environment"]["distributions"])
+    assert data["environment"]["python"].startswith("cpython-") or data["environment"]["python"]
+    st = certificate_status(str(path))
+    assert st.valid and st.tier == 3
+
+
+def test_tier_limit_and_a_failing_tier_blocks_the_next(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix('[[probes]]\nname = "demo-raise"\ntier = 1\n\n[[probes]]\nname = "demo-pass"\ntier = 2\n'
+                        '\n[[probes]]\nname = "demo-tier3"\ntier = 3\n')
+    result = certify_environment(str(path), tier=2)
+    got = _by_name(result)
+    assert not result.certified and "demo-tier3" not in got
+    assert got["demo-pass"].status == "skipped" and "demo-raise (tier 1) did not pass" in got["demo-pass"].reason
+    assert "demo-raise fail" in result.summary
+    again = _by_name(certify_environment(str(path), tier=2, keep_going=True))
+    assert again["demo-pass"].status == "pass"
+    st = certificate_status(str(path))
+    assert not st.valid and "did not pass" in st.reason
+
+
+def test_unknown_probe_is_inconclusive_with_a_suggestion(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix('[[probes]]\nname = "demo-pas"\ntier = 1\n')
+    res = _by_name(certify_environment(str(path), tier=1))["demo-pas"]
+    assert res.status == "inconclusive" and "did you mean 'demo-pass'" in res.reason
+
+
+def test_matrix_can_forbid_cpu_runs(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix('[[probes]]\nname = "demo-tier3"\ntier = 3\nparams = { allow_cpu = false }\n')
+    res = _by_name(certify_environment(str(path), tier=3))["demo-tier3"]
+    assert res.status == "skipped" and "does not allow it on the CPU" in res.reason
+
+
+def test_failing_check_is_tier0_and_not_certified(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix('[[packages]]\nname = "no-such-package-xyz"\nspecifier = ">=1"\nreason = "needed"\n' + PROBES)
+    result = certify_environment(str(path), tier=1)
+    got = _by_name(result)
+    assert got["check"].status == "fail" and "no-such-package-xyz" in got["check"].reason
+    assert got["demo-pass"].status == "skipped" and not result.certified and result.check_ok is False
+
+
+def test_fake_gpu_certificate_is_bound_to_that_gpu(write_matrix, demo_probes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    gpu = fake_gpu("h200", uuid="GPU-4c5de732-fake", driver_version="580.159.04")
+    ident = GpuIdentity((gpu.uuid,), (gpu.name,), gpu.driver_version, "proc")
+    monkeypatch.setattr(_gpu, "detect", lambda *a, **k: gpu)
+    monkeypatch.setattr(gpuid, "current", lambda *a, **k: ident)
+    path = write_matrix(PROBES)
+    result = certify_environment(str(path), tier=2)
+    assert result.device == "cuda" and result.certified
+    assert _by_name(result)["demo-gpu"].status == "pass"
+    assert result.certificate is not None and result.certificate.gpu["uuid"] == "GPU-4c5de732-fake"
+    assert certificate_status(str(path), tier=2).valid
+    monkeypatch.setattr(gpuid, "current", lambda *a, **k: GpuIdentity(("GPU-other",), ("NVIDIA A100",), "580.159.04", "proc"))
+    st = certificate_status(str(path), tier=2)
+    assert not st.valid and "this machine has NVIDIA A100 GPU-other" in st.reason
+
+
+def test_cli_json_status_and_list(write_matrix, demo_probes, no_gpu, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_matrix(PROBES))
+    assert main(["certify", "--matrix", path, "--status"]) == 1
+    assert "certificate not valid: no certificate" in capsys.readouterr().out
+    assert main(["certify", "--matrix", path, "--tier", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["certified"] and [p["name"] for p in data["probes"]] == ["check", "demo-pass", "demo-gpu", "demo-tier3"]
+    assert main(["certify", "--matrix", path, "--tier", "2", "--status"]) == 0
+    assert "certificate valid: certified test@1.0 tier 3 on CPU" in capsys.readouterr().out
+    assert main(["certify", "--matrix", path, "--tier", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "CERTIFIED: 2 passed" in out and "demo-pass" in out
+    assert main(["certify", "--list-probes"]) == 0
+    assert "tiny-qlora" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(write_matrix, no_gpu, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_matrix(""))
+    assert main(["certify", "--matrix", path, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("envdoctor: error: --device cuda: no CUDA GPU here") and err.count("\n") == 1
+    assert main(["certify", "--matrix", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "matrix file not found" in err and "Traceback" not in err
+
+
+def test_check_reports_the_certificate(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._check import check
+
+    path = str(write_matrix(PROBES))
+    assert check(path, gpu="none").certificate["valid"] is False
+    certify_environment(path, tier=1)
+    report = check(path, gpu="none")
+    assert report.certificate["valid"] is True, report.certificate
+    assert "tier 1" in report.certificate["reason"]
