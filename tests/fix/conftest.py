@@ -65,6 +65,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Resolves fine (its metadata is valid) but cannot install where alpha is installed: the file `alpha`
     # would overwrite the package folder `alpha/` (pip: "[Errno 21] Is a directory").
     build_wheel(wh, "clash", "1.0", files={"alpha": "a file where a package folder is\n"})
+    for version in ("1.0", "2.0"):  # an "extension module": a kernel maps it, as it maps torch/_C*.so
+        build_wheel(wh, "native", version, files={"native/__init__.py": f"__version__ = {version!r}\n",
+                                                  "native/_core.so": f"not really ELF {version}\n" * 64})
     return wh
 
 

@@ -45,3 +45,30 @@ def test_nothing_imported_means_no_restart(tmp_path, make_venv, wheelhouse) -> N
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["exit"] == 0
+
+
+FAKE_KERNEL = r"""
+import mmap, subprocess, sys
+# A stand-in for a notebook kernel (its command line names ipykernel_launcher) that has loaded an extension
+# module of `native`; then, like `!envdoctor fix` in a cell, it runs the CLI as a child process.
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+proc = subprocess.run([sys.executable, "-m", "envdoctor", "fix", "-r", sys.argv[2], "--python", sys.argv[3],
+                       "--no-index", "--find-links", sys.argv[4], "--yes"], capture_output=True, text=True)
+print(proc.returncode)
+print(proc.stdout)
+"""
+
+
+def test_cli_under_a_fake_kernel_sees_what_the_kernel_loaded(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    # No Jupyter here: the kernel is faked by its command line; the mapping and the fix are real.
+    python = make_venv("native==1.0")
+    site = next(Path(python).parent.parent.glob("lib/python*/site-packages"))
+    req = tmp_path / "requirements.txt"
+    req.write_text("native==2.0\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", FAKE_KERNEL, str(site / "native" / "_core.so"), str(req), python,
+                           str(wheelhouse), "ipykernel_launcher"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    code, _, out = proc.stdout.partition("\n")
+    assert code == "3", out
+    assert "the notebook kernel (pid" in out and "has loaded native" in out

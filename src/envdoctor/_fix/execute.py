@@ -62,6 +62,7 @@ class FixResult:
     plan: Plan
     changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     stale: tuple[StaleModule, ...] = ()
+    kernel: tuple[int, tuple[str, ...]] | None = None  # (pid, changed packages it has loaded) when under a kernel
     failed_step: int | None = None
     reason: str = ""
     rollback: RollbackResult | None = None
@@ -71,11 +72,11 @@ class FixResult:
 
     @property
     def restart_required(self) -> bool:
-        return self.ok and bool(self.stale)
+        return self.ok and (bool(self.stale) or bool(self.kernel and self.kernel[1]))
 
     @property
     def exit_code(self) -> int:
-        return 1 if not self.ok else (3 if self.stale else 0)
+        return 1 if not self.ok else (3 if self.restart_required else 0)
 
 
 def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None]) -> int:
@@ -119,6 +120,17 @@ def _tail(path: Path, lines: int = 6) -> str:
         return ""
     useful = [ln for ln in text if ln.strip() and not ln.startswith(("WARNING: Location", "  "))]
     return " | ".join(useful[-lines:])
+
+
+def _kernel_view(files: dict[str, list[str]]) -> tuple[int, tuple[str, ...]] | None:
+    """When run under a Jupyter/Colab kernel (e.g. `!envdoctor fix`): the changed packages it has loaded."""
+    from .restart import mapped_by
+    from .resume import kernel_pid
+
+    pid = kernel_pid()
+    if pid is None or pid == os.getpid():
+        return None  # in the kernel itself, sys.modules (stale) is the exact answer
+    return pid, tuple(sorted(mapped_by(pid, files)))
 
 
 def apply_plan(
@@ -185,7 +197,8 @@ def apply_plan(
             if dist is not None and dist.path.endswith(".dist-info"):
                 files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
         stale = stale_modules(changed, files, snapshot.site_dirs)
+        kernel = _kernel_view(files)
         clear_state(work)
         discard_copies(snapshot)
-        return FixResult(True, plan, changed=changed, stale=tuple(stale), log=str(log_path),
+        return FixResult(True, plan, changed=changed, stale=tuple(stale), kernel=kernel, log=str(log_path),
                          snapshot=snapshot.folder, seconds=time.perf_counter() - start)

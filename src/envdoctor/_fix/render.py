@@ -56,6 +56,10 @@ def result_text(result: FixResult) -> str:
             lines.append("restart required: these modules were imported before the fix and are now stale:")
             for m in result.stale:
                 lines.append(f"  {m.module} ({m.package} {m.loaded_version} -> {m.installed_version or 'removed'})")
+        if result.kernel and result.kernel[1]:
+            lines.append(f"restart required: the notebook kernel (pid {result.kernel[0]}) has loaded "
+                         f"{', '.join(result.kernel[1])}, which the fix changed; restart it "
+                         f"(envdoctor fix --restart does), then run: envdoctor fix --resume")
         return "\n".join(lines)
     step = result.failed_step
     where = "verify" if step is not None and step >= len(result.plan.steps) else f"step {(step or 0) + 1}"
@@ -87,7 +91,8 @@ def plan_json(plan: Plan, result: FixResult | None = None) -> str:
         data["result"] = {
             "ok": result.ok, "exit_code": result.exit_code,
             "changed": {k: list(v) for k, v in sorted(result.changed.items())},
-            "restart_required": bool(result.stale),
+            "restart_required": result.restart_required,
+            "kernel": None if not result.kernel else {"pid": result.kernel[0], "loaded": list(result.kernel[1])},
             "stale_modules": [m.module for m in result.stale],
             "failed_step": result.failed_step, "reason": result.reason, "log": result.log,
             "rollback": None if rb is None else {"verified": rb.verified, "restored": list(rb.restored),

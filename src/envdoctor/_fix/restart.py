@@ -65,3 +65,23 @@ def stale_modules(
         version = getattr(mod, "__version__", None) if name == top else None
         out.append(StaleModule(name, file, key, str(version) if version is not None else before, after))
     return out
+
+
+def mapped_by(pid: int, files_before: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Files of changed distributions that process `pid` has mapped (its loaded extension modules).
+
+    For `!envdoctor fix` run from a notebook: the kernel is another process, so its sys.modules cannot be
+    read, but /proc/<pid>/maps lists every shared library it loaded (torch/_C, tokenizers, numpy...).
+    """
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            mapped = {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
+    except OSError:
+        return {}
+    mapped = {m.removesuffix(" (deleted)") for m in mapped}
+    out: dict[str, list[str]] = {}
+    for key, files in files_before.items():
+        hit = sorted(f for f in files if f.endswith((".so", ".pyd")) and f in mapped)
+        if hit:
+            out[key] = hit
+    return out
