@@ -21,6 +21,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
+from types import FrameType
 from typing import Any
 
 from ._lint import rules
@@ -72,7 +73,8 @@ def _warn_once(callable_: str, t: rules.Translation, new_desc: str) -> None:
 
 def _caller_level() -> int:
     """The stacklevel of the first frame outside this module, so the warning points at the user's line."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename == __file__:
         frame, level = frame.f_back, level + 1
     return level

@@ -36,11 +36,11 @@ def aliases(tree: ast.AST, packages: Iterable[str]) -> dict[str, str]:
             for a in node.names:
                 if a.name.split(".")[0] in wanted:
                     out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] in wanted:
-                for a in node.names:
-                    if a.name != "*":
-                        out[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] in wanted:
+            for a in node.names:
+                if a.name != "*":
+                    out[a.asname or a.name] = f"{node.module}.{a.name}"
     return out
 
 
@@ -64,7 +64,7 @@ def calls(tree: ast.AST, names: dict[str, str], known: set[str]) -> list[CallSit
         if path is None:
             continue
         norm = rules.normalize(path)
-        if not any(rules._matches(k, norm) for k in known):
+        if not any(rules.matches(k, norm) for k in known):
             continue
         kws = tuple(Keyword(k.arg, k.lineno, k.col_offset) for k in node.keywords if k.arg is not None)
         out.append(CallSite(norm, node.lineno, node.col_offset, kws, any(k.arg is None for k in node.keywords)))

@@ -78,7 +78,7 @@ def normalize(dotted: str) -> str:
     return f"{parts[0]}.{parts[-1]}" if len(parts) >= 2 else dotted
 
 
-def _matches(rule_callable: str, callable_: str) -> bool:
+def matches(rule_callable: str, callable_: str) -> bool:
     if rule_callable == callable_:
         return True
     pkg, _, rest = rule_callable.partition(".")
@@ -93,7 +93,7 @@ def rules_for(matrix: Matrix, callable_: str, bases: Iterable[str] = ()) -> list
     names = [callable_, *bases, *INHERITS.get(callable_, ())]
     out: list[RenameRule] = []
     for name in names:
-        out.extend(r for r in matrix.renames if _matches(r.callable, name) and r not in out)
+        out.extend(r for r in matrix.renames if matches(r.callable, name) and r not in out)
     return out
 
 

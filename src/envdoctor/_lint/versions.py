@@ -54,8 +54,8 @@ def for_matrix(matrix: Matrix, names: Iterable[str], *, use_pins: bool) -> Versi
         pinned = _pinned(rule.specifier) if rule is not None else None
         if pinned is not None:
             versions[name], sources[name] = pinned, f"matrix {matrix.ref}"
-        elif rule is not None and rule.specifier and have[name] is not None \
-                and not rule.specifier.contains(have[name], prereleases=True):
+        elif rule is not None and rule.specifier and (v := have[name]) is not None \
+                and not rule.specifier.contains(v, prereleases=True):
             versions[name], sources[name] = None, f"matrix {matrix.ref}"
             notes.append(f"{name}: the matrix allows {rule.specifier} and pins no single version, and the "
                          f"installed {have[name]} is outside it; its keywords are not judged")
