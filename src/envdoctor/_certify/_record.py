@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - CPython 3.10/3.11, or another interpre
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # pragma: no cover
-    from hmac import compare_digest
+    from hmac import compare_digest  # type: ignore[no-redef]  # noqa: F401
 
 
 def hmac_sha256(key: bytes, message: bytes) -> str:
@@ -44,7 +44,7 @@ class Record:
         if len(args) > len(self._fields):
             raise TypeError(f"{type(self).__name__} takes {len(self._fields)} fields, got {len(args)}")
         values = dict(self._defaults)
-        values.update(zip(self._fields, args))
+        values.update(zip(self._fields, args, strict=False))  # fewer args than fields: defaults
         values.update(kwargs)
         unknown = set(values) - set(self._fields)
         missing = [f for f in self._fields if f not in values]

@@ -115,7 +115,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
     if device not in (None, "cuda", "cpu"):
         raise UsageError(f"--device {device}: use cuda or cpu")
     start = time.monotonic()
-    m = matrix if hasattr(matrix, "probes") else load_matrix(os.fspath(matrix))
+    m: Any = matrix if hasattr(matrix, "probes") else load_matrix(os.fspath(matrix))
     gpu = _gpu.detect()
     has_gpu = gpu.available and gpu.kind == "cuda"
     if device == "cuda" and not has_gpu:
@@ -128,7 +128,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
     check, _ = check_result(m, env, dev)
     results.append(check)
     report(check)
-    ctx_common = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
+    ctx_common: dict[str, Any] = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
     for p in plan(m, tier, tuple(extra_probes)):
         blocked = [r for r in results if r.tier < p.tier and r.status in (FAIL, INCONCLUSIVE)]
         spec = registry.get(p.name)

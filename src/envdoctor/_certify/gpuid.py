@@ -7,6 +7,7 @@ fallback for systems whose driver does not expose /proc (containers that hide it
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ._record import Record
@@ -92,10 +93,8 @@ def from_nvml() -> GpuIdentity:
     except Exception as e:
         return GpuIdentity((), (), "", "none", f"NVML query failed: {e}")
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def _s(v: object) -> str:

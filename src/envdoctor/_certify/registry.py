@@ -106,9 +106,9 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from . import probes as _builtin  # noqa: F401  (registers the built-in probes)
-
     from importlib.metadata import entry_points
+
+    from . import probes as _builtin  # noqa: F401  (registers the built-in probes)
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -31,7 +31,8 @@ def llama31_rope(ctx: ProbeContext) -> Outcome:
     rope = dict(ctx.params.get("rope_scaling") or LLAMA31_ROPE)
     cfg = tiny_llama_config(rope)  # transformers 4.41 raises ValueError here ("two fields, type and factor")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).to(ctx.device).eval()
+    model: Any = LlamaForCausalLM(cfg)
+    model = model.to(ctx.device).eval()
     rotary = getattr(model.model, "rotary_emb", None)
     rope_type = getattr(rotary, "rope_type", None)
     if rotary is not None and rope_type not in (None, rope.get("rope_type")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..registry import Outcome, ProbeContext, register_probe
 
 
@@ -34,7 +36,8 @@ def nf4_matmul(ctx: ProbeContext) -> Outcome:
     layer = layer.cuda()  # quantizes on the move to the GPU
     x = torch.randn(8, 256, device="cuda", dtype=dtype)
     y = layer(x)
-    deq = bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(dtype)
+    weight: Any = layer.weight
+    deq = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).to(dtype)
     ref = x @ deq.t()
     torch.cuda.synchronize()
     if not torch.isfinite(y).all():

@@ -63,17 +63,16 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
     cfg = tiny_llama_config()
     steps = int(ctx.params.get("steps", 2))
     if ctx.device == "cuda":
+        import bitsandbytes as bnb
         from peft import prepare_model_for_kbit_training
         from transformers import BitsAndBytesConfig
-
-        import bitsandbytes as bnb
 
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         LlamaForCausalLM(cfg).save_pretrained(ctx.workdir)  # from_pretrained is the path that quantizes
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
                                    bnb_4bit_use_double_quant=True)
-        model = LlamaForCausalLM.from_pretrained(ctx.workdir, quantization_config=quant, device_map={"": 0},
-                                                 **{_dtype_key(): dtype})
+        load: dict[str, Any] = {"quantization_config": quant, "device_map": {"": 0}, _dtype_key(): dtype}
+        model: Any = LlamaForCausalLM.from_pretrained(ctx.workdir, **load)
         n4 = sum(1 for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
         if n4 == 0:
             return Outcome.failed("from_pretrained with load_in_4bit produced no 4-bit layers")
@@ -89,12 +88,12 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
     if ctx.device == "cuda":
         import bitsandbytes as bnb
 
-        opt = bnb.optim.PagedAdamW8bit(trainable, lr=1e-3)
+        opt: Any = bnb.optim.PagedAdamW8bit(trainable, lr=1e-3)
     else:
         opt = torch.optim.AdamW(trainable, lr=1e-3)
     before = [p.detach().clone() for p in trainable]
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
-    moved = any(not torch.equal(b, p.detach()) for b, p in zip(before, trainable))
+    moved = any(not torch.equal(b, p.detach()) for b, p in zip(before, trainable, strict=True))
     took = round(time.monotonic() - start, 2)
     details = {"losses": losses, "mode": mode, "trainable_params": sum(p.numel() for p in trainable),
                "seconds": took, **_peak(ctx)}
@@ -125,8 +124,10 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     start = time.monotonic()
     torch.manual_seed(0)
     cfg = tiny_llama_config()
-    model = LlamaForCausalLM(cfg).to(ctx.device)
-    galore, rest = [], []
+    model: Any = LlamaForCausalLM(cfg)
+    model = model.to(ctx.device)
+    galore: list[Any] = []
+    rest: list[Any] = []
     for name, p in model.named_parameters():
         (galore if p.dim() == 2 and any(k in name for k in ("self_attn", "mlp")) else rest).append(p)
     rank = int(ctx.params.get("rank", 8))
