@@ -23,7 +23,7 @@ def build_wheel(folder: Path, name: str, version: str, requires: Iterable[str] =
     mod = name.replace("-", "_")
     dist_info = f"{mod}-{version}.dist-info"
     contents = dict(files or {f"{mod}/__init__.py": f"__version__ = {version!r}\n"})
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     contents[f"{dist_info}/METADATA"] = "\n".join(meta) + "\n\n"
     contents[f"{dist_info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: envdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -43,7 +43,7 @@ def build_wheel(folder: Path, name: str, version: str, requires: Iterable[str] =
 
 def _bulky(version: str, n: int = 1500) -> dict[str, str]:
     body = "# padding\n" * 200
-    files = {f"bulky/__init__.py": f"__version__ = {version!r}\n"}
+    files = {"bulky/__init__.py": f"__version__ = {version!r}\n"}
     prefix = "old" if version == "1.0" else "new"
     files.update({f"bulky/{prefix}_{i:04d}.py": body for i in range(n)})
     return files

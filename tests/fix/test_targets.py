@@ -75,7 +75,7 @@ reason = "the platform's own"
     assert [p.no_deps for p in groups[1][1]] == [False, True]
     assert [r.name for r in target.removals] == ["delta"]
     assert target.protected == ("epsilon",)
-    assert "testfix@1.0 [[packages]] beta (group late)" == groups[1][1][0].origin
+    assert groups[1][1][0].origin == "testfix@1.0 [[packages]] beta (group late)"
 
 
 def test_symbolic_index_needs_configuration(monkeypatch) -> None:  # type: ignore[no-untyped-def]

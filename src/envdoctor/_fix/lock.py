@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ..errors import LockedError
@@ -31,8 +31,6 @@ def fix_lock(folder: Path, prefix: str) -> Iterator[Path]:
         owner.write_text(f"pid {os.getpid()}", encoding="utf-8")
         yield path
     finally:
-        try:
+        with suppress(OSError):
             owner.unlink()
-        except OSError:
-            pass
         lock.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .._environment import Environment, from_facts, facts_of
+from .._environment import Environment, facts_of, from_facts
 from .._gpu import GpuInfo
 from .._resolver import Requested, Resolution, Sources, pick_backend, resolve
 from .commands import install_command, uninstall_command
@@ -146,12 +146,12 @@ def plan_fix(
         hint = "" if why.startswith("envdoctor") else f"; pass --allow {ch.name} to permit it"
         problems.append(f"would change protected {ch.name} {ch.before} -> {after} ({why}){hint}")
     # The after-state must be at least as consistent as the before-state.
-    before = before_state(env)
+    before_nodes = before_state(env)
     by_pip = {i.key for res in resolutions if res.ok and res.backend == "pip" for i in res.installs}
     nodes = [Node(i.name, i.version, i.requires if i.key in by_pip else None) for i in installs.values()]
-    after = after_state(before, nodes, [r.name for r in removals])
+    after_nodes = after_state(before_nodes, nodes, [r.name for r in removals])
     nodeps_keys = {p.key for p in nodeps}
-    for b in new_breakages(before, after, env.markers):
+    for b in new_breakages(before_nodes, after_nodes, env.markers):
         text = f"after the fix, {b.describe()}"
         if canonicalize_name(b.dependent) in nodeps_keys:
             warnings.append(f"{text} (installed with --no-deps, as the matrix says)")

@@ -47,11 +47,11 @@ def stale_modules(
     fix (from the snapshot); sites: the environment's site-packages folders.
     """
     mods = dict(sys.modules if modules is None else modules)
-    sites = [os.path.normpath(s) for s in sites]
+    site_list = [os.path.normpath(s) for s in sites]
     owners: dict[str, str] = {}
-    for key in changed:
-        for name in _top_levels(files_before.get(key, ()), sites):
-            owners.setdefault(name, key)
+    for changed_key in changed:
+        for name in _top_levels(files_before.get(changed_key, ()), site_list):
+            owners.setdefault(name, changed_key)
     out: list[StaleModule] = []
     for name, mod in sorted(mods.items()):
         top = name.split(".", 1)[0]
@@ -59,7 +59,7 @@ def stale_modules(
         file = getattr(mod, "__file__", None)
         if key is None or not file:
             continue
-        if not any(os.path.normpath(file).startswith(s + os.sep) for s in sites):
+        if not any(os.path.normpath(file).startswith(s + os.sep) for s in site_list):
             continue  # the same name imported from elsewhere (a source checkout) is not affected
         before, after = changed[key]
         version = getattr(mod, "__version__", None) if name == top else None

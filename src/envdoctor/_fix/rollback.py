@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -147,15 +148,11 @@ def _sweep_orphans(files: tuple[str, ...], sites: tuple[str, ...], env: Environm
             for name in names:
                 path = os.path.join(dirpath, name)
                 if path not in keep:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.unlink(path)
-                    except OSError:
-                        pass
             if dirpath != top:
-                try:
+                with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
-                except OSError:
-                    pass
 
 
 def after_version(env: Environment, key: str) -> str | None:

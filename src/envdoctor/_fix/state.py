@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,10 +70,8 @@ def load_state(work: Path) -> FixState | None:
 
 def clear_state(work: Path) -> None:
     """Forget the resume state (the fix finished, or was rolled back)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         _path(work).unlink()
-    except FileNotFoundError:
-        pass
 
 
 def load_snapshot(folder: str) -> Snapshot:

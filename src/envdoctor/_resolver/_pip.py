@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import ResolutionError
 from . import Install, Requested, Resolution, Sources
 from ._conflict import from_pip
+
 
 # A declared platform name -> pip platform tags. pip expands macOS versions itself but not manylinux_2_X
 # (only the legacy manylinux2014/2010 aliases), so every glibc level is listed, newest first.
@@ -54,6 +56,7 @@ def pip_command(python: str | None) -> list[str]:
     return [sys.executable, "-m", "pip", "--python", exe]
 
 
+@functools.lru_cache(maxsize=32)
 def _has_pip(exe: str) -> bool:
     try:
         proc = subprocess.run([exe, "-c", "import pip"], capture_output=True, timeout=60)
