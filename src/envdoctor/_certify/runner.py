@@ -37,10 +37,8 @@ def _tail(text: str, lines: int = 8) -> str:
 
 
 def child_env() -> dict[str, str]:
-    """The probe's environment: ours, offline for the Hub, unbuffered, and able to import envdoctor itself."""
+    """The probe's environment: ours, offline for the Hub (tiny random models only), unbuffered."""
     env = dict(os.environ)
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join([here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env.setdefault("HF_HUB_OFFLINE", "1")  # tiny random models only: a probe must never download
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -59,7 +57,11 @@ def run_probe(spec: ProbeSpec, tier: int, ctx: ProbeContext, timeout: float | No
         os.mkdir(work)
         request = {"target": spec.target, "result": result_file,
                    "context": {**asdict(ctx), "workdir": work}}
-        cmd = [python or sys.executable, "-m", CHILD_MODULE]
+        # envdoctor's own folder goes at the END of the child's sys.path, so that it can import the probe
+        # runner even from a source checkout, without shadowing anything of the environment under test
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        boot = f"import sys; sys.path.append({here!r}); from {CHILD_MODULE} import main; raise SystemExit(main())"
+        cmd = [python or sys.executable, "-c", boot]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=child_env(), cwd=work, start_new_session=True)
