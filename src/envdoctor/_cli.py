@@ -15,6 +15,8 @@ from .errors import EnvDoctorError
 
 # Each module in envdoctor._commands exposes register(subparsers) and keeps heavy imports inside its handlers.
 COMMANDS = ("check", "matrix", "fix", "lint", "explain", "certify", "train")
+# Subcommand name -> the module that registers it, where they differ.
+_MODULE_OF = {"plan-memory": "train"}
 
 EPILOG = """\
 examples:
@@ -29,8 +31,18 @@ exit codes: 0 all good, 1 problems found, 2 bad input or usage, 3 restart requir
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with one subcommand per module in envdoctor._commands."""
+def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules to import: only the one named on the command line (so that `envdoctor check`
+    never pays for the trainer's imports), or all of them for top-level help and unknown words."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None:
+        return COMMANDS
+    module = _MODULE_OF.get(first, first)
+    return (module,) if module in COMMANDS else COMMANDS
+
+
+def build_parser(modules: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser, with the subcommands of the given modules in envdoctor._commands."""
     parser = argparse.ArgumentParser(
         prog="envdoctor",
         description="Check, fix, certify and explain LLM fine-tuning environments "
@@ -40,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"envdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules:
         try:
             module = importlib.import_module(f"envdoctor._commands.{name}")
         except ModuleNotFoundError as e:
@@ -53,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_wanted(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
