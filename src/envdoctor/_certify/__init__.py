@@ -47,11 +47,13 @@ def _here_for(env: Any) -> Here:
     from .store import Here
 
     gpu = env.gpu
-    if gpu.available and gpu.kind == "cuda":
+    if gpu.source == "declared" and gpu.available:
+        ident = GpuIdentity((), (gpu.name,), "", "declared", f"declared GPU {gpu.name}")
+    elif gpu.available and gpu.kind == "cuda":
         ident = GpuIdentity((gpu.uuid,) if gpu.uuid else (), (gpu.name,), gpu.driver_version, gpu.source,
                             "" if gpu.uuid else f"the GPU was {gpu.source} ({gpu.name}), so its UUID is unknown")
     else:
-        ident = GpuIdentity((), (), "", gpu.source, gpu.reason or "no GPU")
+        ident = GpuIdentity((), (), "", "none", gpu.reason or "no GPU")
     markers = env.markers
     return Here(tuple(env.sys_path), env.prefix,
                 python_id(markers.get("implementation_name"), markers.get("python_full_version")), lambda: ident)

@@ -290,6 +290,8 @@ def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
         return f"the environment changed since certification ({diff or 'its package set differs'})"
     needs_gpu = cert.device == "cuda" or device is None or device == "cuda"
     ident = env.gpu() if needs_gpu else None
+    if ident is not None and ident.source == "declared":
+        return f"the check is for a declared GPU ({', '.join(ident.names)}); a certificate holds for a real GPU only"
     want = device if device is not None else ("cuda" if ident is not None and ident.present else "cpu")
     if cert.device != want:
         return (f"the certificate is for --device {cert.device}, but this run is for {want}"
