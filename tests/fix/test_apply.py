@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import freeze, simple_index
+from fixtools import freeze, simple_index
 
 from envdoctor._fix import apply_plan, from_matrix, from_requirements, plan_fix
 from envdoctor._fix.lock import fix_lock

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import freeze
+from fixtools import freeze
 
 from envdoctor._cli import main
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import freeze, pip
+from fixtools import freeze, pip
 
 from envdoctor._fix import apply_plan, from_requirements, plan_fix
 from envdoctor._resolver import Requested, resolve

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import freeze
+from fixtools import freeze
 
 from envdoctor import _notebook
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import build_wheel, freeze
+from fixtools import build_wheel, freeze
 
 from envdoctor._environment import Runtime, facts_of, from_facts
 from envdoctor._fix import from_matrix, from_requirements, plan_fix

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import freeze
+from fixtools import freeze
 
 from envdoctor._cli import main
 from envdoctor._fix.state import load_state
