@@ -36,6 +36,12 @@ def demo_probes(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
         def boom(ctx):
             raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
 
+        @register_probe("demo-oom", 2)
+        def oom(ctx):
+            class OutOfMemoryError(RuntimeError):
+                pass
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
         @register_probe("demo-sleep", 2, timeout=1.0)
         def slow(ctx):
             time.sleep(60)

@@ -70,6 +70,11 @@ def test_exception_is_a_failure_with_the_message_and_a_hint(demo_probes: str) ->
     assert "RuntimeError" in res.details["traceback"]
 
 
+def test_gpu_out_of_memory_is_inconclusive_not_a_failure(demo_probes: str) -> None:
+    res = _run("demo-oom")
+    assert res.status == "inconclusive" and "ran out of memory" in res.reason
+
+
 def test_timeout_is_inconclusive_and_kills_the_probe(demo_probes: str) -> None:
     res = _run("demo-sleep")
     assert res.status == "inconclusive" and res.reason == "timed out after 1 s" and res.duration_s < 30

@@ -19,7 +19,7 @@ def _abi_hint(text: str) -> str:
 
 def main() -> int:
     request = json.loads(sys.stdin.read())
-    from .registry import FAIL, Outcome, ProbeContext
+    from .registry import FAIL, INCONCLUSIVE, Outcome, ProbeContext
 
     result_file = request["result"]
     ctx = ProbeContext(**request["context"])
@@ -34,8 +34,11 @@ def main() -> int:
     except BaseException as e:  # the probe's own failure is its result: ImportError, RuntimeError, CUDA errors
         text = f"{type(e).__name__}: {e}"
         first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        outcome = Outcome(FAIL, first[:400] + _abi_hint(text),
-                          {"traceback": "".join(traceback.format_exception(e)[-6:])[-4000:]})
+        details = {"traceback": "".join(traceback.format_exception(e)[-6:])[-4000:]}
+        if type(e).__name__ == "OutOfMemoryError":  # another process holds the GPU: says nothing of the stack
+            outcome = Outcome(INCONCLUSIVE, f"the GPU ran out of memory (is it busy?): {first[:300]}", details)
+        else:
+            outcome = Outcome(FAIL, first[:400] + _abi_hint(text), details)
     with open(result_file, "w", encoding="utf-8") as f:
         json.dump({"status": outcome.status, "reason": outcome.reason, "details": dict(outcome.details)}, f,
                   default=str)
