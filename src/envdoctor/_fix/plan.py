@@ -114,12 +114,12 @@ def plan_fix(
     rsrc = _sources_for(target, src)
     resolutions: list[Resolution] = []
     if regular:
-        resolutions.append(resolve([Requested(p.requirement, p.origin) for p in regular], python=exe,
+        resolutions.append(resolve([Requested(p.requirement, p.cited) for p in regular], python=exe,
                                    backend=chosen, sources=rsrc))
     if nodeps:
         # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
         # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).
-        resolutions.append(resolve([Requested(p.requirement, p.origin) for p in nodeps], python=exe,
+        resolutions.append(resolve([Requested(p.requirement, p.cited) for p in nodeps], python=exe,
                                    backend="pip", sources=rsrc, no_deps=True))
     for res in resolutions:
         if not res.ok and res.conflict is not None:

@@ -31,10 +31,19 @@ class TargetPackage:
     index_url: str | None = None
     no_deps: bool = False
     protected: bool = False
+    reason: str = ""
 
     @property
     def key(self) -> NormalizedName:
         return canonicalize_name(self.name)
+
+    @property
+    def cited(self) -> str:
+        """Where the line is written, with the rule's own reason (its first sentence): for refusals."""
+        if not self.reason:
+            return self.origin
+        first = self.reason.split(". ")[0].rstrip(".")
+        return f"{self.origin}: {first[:160]}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def from_matrix(matrix: Matrix) -> Target:
                 name=rule.name, requirement=requirement, origin=origin, group=gname,
                 order=orders.get(gname, 1 << 30),
                 index_url=expand_index(rule.index_url or group_index.get(gname), f"{src}: {origin}"),
-                no_deps=rule.no_deps, protected=rule.protected,
+                no_deps=rule.no_deps, protected=rule.protected, reason=rule.reason,
             ))
     removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)
     protected = tuple(sorted({r.key for r in matrix.protected} | {p.key for p in matrix.packages if p.protected}))
