@@ -133,12 +133,21 @@ def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None, budget_gib
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         first = (causal_lm_loss(model, ids, ids, fused=True).item(), model(input_ids=ids, labels=ids).loss.item())
     del ids
-    # the trainer's default loss is the chunked one (faster than liger's fused loss in run 1); liger for kernels
-    rec = measure(model, paged_adamw(model), bs=v["bs"], seq=v["seq"], vocab=model.config.vocab_size,
-                  fused=lev.fused_loss, impl=[])
-    emit(dict(kind="fast", variant=variant, levers=lev.describe(), notes=notes, load_s=round(load_s, 1),
-              ckpt_layers=ckpt_layers, budget_gib=budget_gib, first_loss_fused=round(first[0], 5),
-              first_loss_hf=round(first[1], 5), **rec))
+    # the trainer's default loss is the chunked one; the alternatives are measured on the same loaded model
+    from envdoctor.training.fast import chunked_linear_cross_entropy, loss_impl
+
+    impls = [("chunked", [])]
+    if "ab" in levers_spec:
+        impls += [("chunked-1024", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=1024)]),
+                  ("chunked-2048", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=2048)]),
+                  ("liger", loss_impl(Levers(kernels=True)))]
+    for name, impl in impls:
+        rec = measure(model, paged_adamw(model), bs=v["bs"], seq=v["seq"], vocab=model.config.vocab_size,
+                      fused=lev.fused_loss, impl=impl)
+        emit(dict(kind="fast", variant=variant, loss=name, levers=lev.describe(), notes=notes,
+                  load_s=round(load_s, 1), ckpt_layers=ckpt_layers, budget_gib=budget_gib,
+                  alloc_conf=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), first_loss_fused=round(first[0], 5),
+                  first_loss_hf=round(first[1], 5), **rec))
     del model
     torch.cuda.empty_cache()
 
@@ -202,9 +211,10 @@ def all_run(variants: list[str], ckpt: dict[str, int | None]) -> int:
         emit(dict(kind="baseline", **(b[0] if b else {"error": "no result"})))
         # the fast path gets the baseline's measured peak as its budget, and plans its checkpointing in it
         budget = b[0].get("peak_alloc_gib") if b and "error" not in b[0] else None
-        f = run_child([__file__, "fast", v, "--levers", "loss,kern",
-                       *(["--budget-gib", str(budget * 0.97)] if budget else [])],
-                      {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
+        flags = ["--levers", "loss,kern,ab", *(["--budget-gib", str(budget * 0.97)] if budget else [])]
+        f = run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
+        if v == "seed":  # the same without expandable segments (the trainer sets them; do they cost speed?)
+            run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": ""})  # its RESULTs go to OUT
         if not b or not f or "error" in f[0] or "error" in b[0]:
             rows.append((v, b, f))
             continue

@@ -49,12 +49,13 @@ class _ChunkedLinearCE(torch.autograd.Function):
         need_w = weight.requires_grad
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros_like(weight) if need_w else None
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        acc = torch.promote_types(weight.dtype, torch.float32)  # fp32 for bf16/fp16 weights, fp64 stays fp64
+        total = torch.zeros((), dtype=acc, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start:start + chunk]
             lab = labels[start:start + chunk]
             # everything below is in place on one fp32 chunk: peak is ~6 bytes per logit (bf16 + fp32)
-            logits = (h @ weight.t()).float()
+            logits = (h @ weight.t()).to(acc)
             if scale != 1.0:
                 logits.mul_(scale)
             valid = lab != IGNORE_INDEX
@@ -68,7 +69,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
             if need_h or need_w:
                 probs = logits.div_(sums)  # softmax
                 probs[torch.arange(probs.shape[0], device=probs.device), safe] -= 1.0
-                probs.mul_((valid.float() * scale / n_valid)[:, None])
+                probs.mul_((valid.to(acc) * scale / n_valid)[:, None])
                 g = probs.to(weight.dtype)
                 del probs, logits
                 if grad_h is not None:

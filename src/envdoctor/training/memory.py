@@ -26,7 +26,11 @@ PAGED_MIN_NUMEL = 100_000  # bitsandbytes pages optimizer state only for tensors
 NORM_BYTES = {"hf": 4.0, "fused": 2.0}
 # SwiGLU/GeGLU MLP: HF keeps gate, act(gate), up (3 tensors); liger keeps gate and up.
 MLP_BYTES = {"hf": 6.0, "fused": 4.0}
-LOGIT_BYTES = 10.0  # bf16 logits + fp32 upcast + fp32 log-softmax alive at the loss, per vocabulary entry
+# bf16 logits, their fp32 copy, the fp32 log-softmax and its gradient around the loss, per vocabulary entry
+# (fitted: 11.2-11.7 from the GaLore runs at 1024/2048/4096 tokens, run 3 of trainer_NOTES.md)
+LOGIT_BYTES = 11.5
+# GaLore's optimizer step needs room beyond the gradients: fitted at 1.3x the largest gradient (the embedding)
+GALORE_STEP_FACTOR = 1.3
 LOSS_CHUNK_BYTES = 6.0  # the fused loss: one chunk of bf16 logits + its fp32 copy
 
 
@@ -44,6 +48,7 @@ class ModelShape:
     head_dim: int
     tied: bool = False
     norms_per_layer: int = 2
+    qk_norm: bool = False  # RMSNorm on queries and keys (Gemma 3, Qwen 3)
 
     @property
     def attn_width(self) -> int:
@@ -85,6 +90,7 @@ def shape_from_config(cfg: dict[str, Any], name: str = "model") -> ModelShape:
             head_dim=int(c.get("head_dim") or hidden // heads),
             tied=bool(cfg.get("tie_word_embeddings", c.get("tie_word_embeddings", False))),
             norms_per_layer=4 if str(c.get("model_type", "")).startswith("gemma") else 2,
+            qk_norm=str(c.get("model_type", "")) in ("gemma3", "gemma3_text", "qwen3", "olmo2"),
         )
     except KeyError as e:
         raise ConfigError(f"model config {name}: missing key {e.args[0]!r} (need a decoder-only HF config.json)") from e
@@ -113,7 +119,8 @@ def load_shape(ref: str) -> ModelShape:
 KNOWN_SHAPES: dict[str, ModelShape] = {
     "llama-3.1-8b": ModelShape("llama-3.1-8b", 128256, 4096, 14336, 32, 32, 8, 128),
     "llama-3.2-1b": ModelShape("llama-3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, tied=True),
-    "gemma-3-1b": ModelShape("gemma-3-1b", 262144, 1152, 6912, 26, 4, 1, 256, tied=True, norms_per_layer=4),
+    "gemma-3-1b": ModelShape("gemma-3-1b", 262144, 1152, 6912, 26, 4, 1, 256, tied=True, norms_per_layer=4,
+                             qk_norm=True),
 }
 
 
@@ -134,6 +141,7 @@ class RunShape:
     fused_loss: bool = False
     fused_kernels: bool = False
     upcast_non_quantized: bool = False  # peft's prepare_model_for_kbit_training: norms/embeddings in fp32
+    packed: bool = False  # packed examples (position ids reset): an explicit mask, so SDPA gets repeated k/v
     param_bytes: int = 2  # bf16/fp16 base weights (GaLore, LoRA); 4 for fp32 on CPU
 
 
@@ -143,6 +151,7 @@ class Estimate:
 
     parts: dict[str, int] = field(default_factory=dict)
     paged: int = 0  # optimizer state in paged (managed) memory: on the GPU, but outside torch's allocator
+    static: int = 0  # of the total: weights and optimizer state, allocated once (no fragmentation)
 
     @property
     def total(self) -> int:
@@ -171,8 +180,11 @@ def _activations_per_token_layer(shape: ModelShape, run: RunShape, on_gpu: bool 
     k = "fused" if run.fused_kernels else "hf"
     w = 4 if run.upcast_non_quantized or run.param_bytes == 4 else 2  # width of the residual stream
     h, a, kv, i = shape.hidden, shape.attn_width, shape.kv_width, shape.intermediate
-    norms = shape.norms_per_layer * NORM_BYTES[k] * h * (w / 2 if k == "fused" else 1)
-    attn = w * (a + 2 * kv + a) + 4 * shape.heads  # q, k, v after RoPE, attention output, log-sum-exp
+    # a trained norm weight (GaLore) makes HF's norm keep its fp32 output too
+    per_norm = NORM_BYTES[k] * (w / 2 if k == "fused" else 1) + (4 if k == "hf" and run.method == "galore" else 0)
+    norms = per_norm * (shape.norms_per_layer * h + (a + kv if shape.qk_norm else 0))
+    kv_kept = a if run.packed else kv  # with a mask, HF repeats k/v to all heads before SDPA
+    attn = w * (a + 2 * kv_kept + a) + 4 * shape.heads  # q, k, v after RoPE, attention output, log-sum-exp
     mlp = MLP_BYTES[k] * i * w / 2
     # a plain (not NF4) linear keeps its input: the normed hidden (twice), attention output, act*up
     inputs = 0 if run.method == "qlora" else w * (2 * h + a + i)
@@ -206,7 +218,6 @@ def estimate(shape: ModelShape, run: RunShape) -> Estimate:
     elif run.method == "galore":
         total = shape.total_params
         parts["weights"] = total * run.param_bytes
-        parts["gradients"] = total * run.param_bytes
         lin = shape.linear_shapes()
         proj = 0
         dense = total
@@ -225,17 +236,26 @@ def estimate(shape: ModelShape, run: RunShape) -> Estimate:
 
     per_layer = _activations_per_token_layer(shape, run) * tokens
     width = 4 if run.upcast_non_quantized else 2
+    act: dict[str, int] = {}
     if run.checkpointing:
         n_ckpt = shape.layers if run.checkpoint_layers is None else min(run.checkpoint_layers, shape.layers)
-        kept = n_ckpt * shape.hidden * width * tokens + (shape.layers - n_ckpt) * per_layer
-        parts["saved activations"] = int(kept)
-        parts["recomputed layer"] = int(per_layer) if n_ckpt else 0
+        act["saved activations"] = int(n_ckpt * shape.hidden * width * tokens + (shape.layers - n_ckpt) * per_layer)
+        act["recomputed layer"] = int(per_layer) if n_ckpt else 0
     else:
-        parts["saved activations"] = int(shape.layers * per_layer)
+        act["saved activations"] = int(shape.layers * per_layer)
     if run.fused_loss:
         chunk = min(tokens, max(128, min(4096, 2 ** ((2**26 // shape.vocab).bit_length() - 1))))
-        parts["logits (one chunk)"] = int(chunk * shape.vocab * LOSS_CHUNK_BYTES + tokens * shape.hidden * 2)
+        act["logits (one chunk)"] = int(chunk * shape.vocab * LOSS_CHUNK_BYTES + tokens * shape.hidden * 2)
     else:
-        parts["logits + loss"] = int(tokens * shape.vocab * (LOGIT_BYTES + (2 if run.upcast_non_quantized else 0)))
-    parts["embedding output + grads in flight"] = int(3 * tokens * shape.hidden * width)
-    return Estimate(parts=parts, paged=paged)
+        act["logits + loss"] = int(tokens * shape.vocab * (LOGIT_BYTES + (2 if run.upcast_non_quantized else 0)))
+    act["embedding output + grads in flight"] = int(3 * tokens * shape.hidden * width)
+    if run.method == "galore":
+        head = shape.vocab * shape.hidden * run.param_bytes
+        act["head gradient"] = head  # made at the loss, before any other gradient
+        # the other phase: every gradient at the end of backward, then the optimizer step's transients
+        step = {"gradients": shape.total_params * run.param_bytes, "optimizer step": int(GALORE_STEP_FACTOR * head)}
+        if sum(step.values()) > sum(act.values()):
+            act = step
+    static = sum(parts.values())
+    parts.update(act)
+    return Estimate(parts=parts, paged=paged, static=static)

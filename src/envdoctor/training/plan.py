@@ -9,9 +9,11 @@ from ..errors import ConfigError
 from .memory import GiB, Estimate, ModelShape, RunShape, estimate
 
 CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, never in max_memory_allocated
-# What the caching allocator reserves over the allocated peak. The issue measured 1.2-1.8x for the plain path
-# (262k-vocabulary logits, large short-lived blocks); with the fused loss and expandable segments the H200 runs
-# in benchmarks/trainer_NOTES.md stayed under 1.1x. A plan must fit with this factor applied.
+# What the caching allocator reserves over the allocated peak, applied to the short-lived part of the estimate
+# (activations, logits, gradients; weights and optimizer state are allocated once). The issue measured
+# 1.2-1.8x reserved/allocated on the plain path (262k-vocabulary logits: large short-lived blocks); with the fused
+# loss and expandable segments the H200 runs in benchmarks/trainer_NOTES.md stayed at 1.01-1.1x. A plan must fit
+# with this factor applied.
 RESERVE_FACTOR = {"fused": 1.25, "plain": 1.5}
 
 
@@ -38,7 +40,7 @@ class Plan:
 
     @property
     def planned_bytes(self) -> int:
-        return int(self.estimate.total * self.reserve_factor + self.estimate.paged) + CUDA_CONTEXT
+        return planned(self.estimate, self.reserve_factor)
 
     def render(self) -> str:
         """The plan as a few human lines."""
@@ -52,7 +54,7 @@ class Plan:
             f"  fast path: fused loss {'on' if self.fused_loss else 'off'}, "
             f"fused kernels {'on' if self.fused_kernels else 'off'}",
             f"  estimated peak allocated {self.estimate.total / GiB:.2f} GiB"
-            + (f"; x{self.reserve_factor} allocator reserve + paged optimizer + CUDA context = "
+            + (f"; x{self.reserve_factor} allocator reserve on activations + paged optimizer + CUDA context = "
                f"{self.planned_bytes / GiB:.2f} GiB of {self.budget / GiB:.2f} GiB" if self.budget else ""),
         ]
         lines += [f"  note: {n}" for n in self.notes]
@@ -80,9 +82,14 @@ def choose_dtype(gpu: GpuInfo, requested: str = "auto") -> str:
     return "bf16" if (gpu.cc or 0) >= 8.0 else "fp16"
 
 
+def planned(est: Estimate, factor: float) -> int:
+    """Bytes the plan must find on the GPU: static part, the rest times the reserve, paged state, CUDA context."""
+    return int(est.static + (est.total - est.static) * factor + est.paged) + CUDA_CONTEXT
+
+
 def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple[bool, Estimate]:
     est = estimate(shape, run)
-    return est.total * factor + est.paged + CUDA_CONTEXT <= budget, est
+    return planned(est, factor) <= budget, est
 
 
 def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: str = "auto",

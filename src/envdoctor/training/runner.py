@@ -67,7 +67,7 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
     kernels_ok, why = fast_path_probe("cuda" if cuda else "cpu")
     run = RunShape(cfg.method, cfg.batch_size or 1, cfg.seq_len, lora_r=cfg.lora_r,
                    lora_targets=tuple(cfg.lora_targets), lora_dropout=cfg.lora_dropout, galore_rank=cfg.galore_rank,
-                   galore_targets=tuple(cfg.galore_targets))
+                   galore_targets=tuple(cfg.galore_targets), packed=cfg.packing)
     if fast and cuda and not kernels_ok:
         if cfg.fast == "on":
             raise ConfigError(f"fast = on, but {why}")
