@@ -156,3 +156,22 @@ def test_freeze_helper_sees_real_state(make_venv) -> None:  # type: ignore[no-un
     python = make_venv("alpha==1.0")
     assert "alpha==1.0" in freeze(python).splitlines()
     assert os.path.exists(python)
+
+
+def test_a_venv_without_pip_is_fixed_and_rolled_back_with_uv(tmp_path, wheelhouse, offline) -> None:  # type: ignore[no-untyped-def]
+    # uv makes venvs without pip: the installer is uv, and freeze/rollback use envdoctor's pip with --python.
+    from envdoctor._resolver import find_uv
+
+    venv = tmp_path / "nopip"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([find_uv(), "pip", "install", "-q", "--python", python, "--no-index", "--find-links",
+                    str(wheelhouse), "alpha==1.0", "beta==1.0"], check=True)
+    from envdoctor._fix.snapshot import pip_freeze
+
+    before = pip_freeze(python)
+    req = _req(tmp_path, "beta==1.0\nalpha==1.0\nclash==1.0\ndelta==1.0\n")
+    target = from_requirements(req)
+    result = apply_plan(plan_fix(target, python=python, backend="uv", sources=offline), target)
+    assert not result.ok and result.rollback.verified
+    assert pip_freeze(python) == before

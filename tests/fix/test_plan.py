@@ -79,6 +79,16 @@ def test_unsatisfiable_target_is_refused_in_the_files_words(tmp_path, make_venv,
     assert "gamma==1.0  (requirements.txt:1)" in problem and "beta==2.0  (requirements.txt:2)" in problem
 
 
+def test_matrix_refusal_cites_each_rule_and_its_reason(make_venv, offline, write_matrix) -> None:  # type: ignore[no-untyped-def]
+    python = make_venv()
+    ref = write_matrix('[[packages]]\nname = "gamma"\nspecifier = "==1.0"\nreason = "The tool we need. More text"\n'
+                       '[[packages]]\nname = "beta"\nspecifier = "==2.0"\nreason = "The new API"\n')
+    plan = plan_fix(from_matrix(load_matrix(ref)), python=python, backend="uv", sources=offline)
+    (problem,) = plan.problems
+    assert "gamma==1.0  (testfix@1.0 [[packages]] gamma: The tool we need)" in problem
+    assert "beta==2.0  (testfix@1.0 [[packages]] beta: The new API)" in problem
+
+
 def test_protected_package_is_never_replaced_unless_allowed(make_venv, offline, write_matrix) -> None:  # type: ignore[no-untyped-def]
     python = make_venv("alpha==1.0", "beta==1.0")
     ref = write_matrix('[[packages]]\nname = "beta"\nspecifier = "==2.0"\nreason = "r"\n'
