@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fixtools import bulky_files, build_wheel, pip, venv_python
+from fixtools import build_wheel, bulky_files, pip, venv_python
 
 from envdoctor._resolver import Sources
 
