@@ -39,4 +39,4 @@ def test_fused_loss_equals_model_loss_on_tiny_llama():
     labels[0, :5] = -100
     ref = causal_lm_loss(model, ids, labels, fused=False)
     fused = causal_lm_loss(model, ids, labels, fused=True)
-    assert abs(ref.item() - fused.item()) < 1e-9
+    assert abs(ref.item() - fused.item()) < 1e-6  # HF upcasts the logits to float32, not float64
