@@ -178,7 +178,11 @@ def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, example
         opt.zero_grad(set_to_none=True)
         step += 1
         loss_val = acc
+        if plan.device == "cuda":
+            torch.cuda.synchronize()
         tok_s = tokens / max(time.time() - t0, 1e-9)
+        if step == start + 1 and total > start + 1:
+            t0, tokens = time.time(), 0  # the first step compiles kernels: tokens/s counts from the second
         rep.step(step, loss_val, tok_s)
         if step % cfg.logging_steps == 0 or step == total:
             rec = {"step": step, "loss": loss_val, "lr": sched.get_last_lr()[0], "tokens_per_s": round(tok_s, 1),

@@ -101,11 +101,14 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
     import torch
 
     from .data import read_jsonl, texts_from, tokenize
-    from .fast import Levers
+    from .fast import Levers, fused_loss_supported
     from .loop import train_loop
     from .model import add_lora, freeze_base, load_base, prepare
 
     torch.manual_seed(cfg.seed)
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"the plan is for a CUDA GPU ({cfg.gpu or 'detected'}), but torch {torch.__version__} "
+                          "sees none here; drop --gpu or install a CUDA build of torch")
     from transformers import AutoTokenizer
 
     try:
@@ -127,6 +130,10 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
     else:
         model = load_base(cfg.model, quantize="none", dtype=plan.param_dtype, device=plan.device)
         model.requires_grad_(True)
+    ok, why = fused_loss_supported(model)
+    if plan.fused_loss and not ok:
+        plan = replace(plan, fused_loss=False)
+        rep.message(f"fused loss off: {why}")
     for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
                         levers=levers):
         rep.message(note)
