@@ -175,3 +175,17 @@ def test_a_venv_without_pip_is_fixed_and_rolled_back_with_uv(tmp_path, wheelhous
     result = apply_plan(plan_fix(target, python=python, backend="uv", sources=offline), target)
     assert not result.ok and result.rollback.verified
     assert pip_freeze(python) == before
+
+
+def test_public_fix_and_plan_fix_by_requirements_file(tmp_path, make_venv, offline) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._fix.api import fix
+    from envdoctor._fix.api import plan_fix as public_plan
+    from envdoctor.errors import ResolutionError
+
+    python = make_venv("alpha==1.0")
+    plan = public_plan(requirements=_req(tmp_path, "alpha==2.0\n"), python=python, sources=offline)
+    assert [c.after for c in plan.changes] == ["2.0"]
+    assert fix(requirements=_req(tmp_path, "alpha==2.0\n"), python=python, sources=offline).ok
+    with pytest.raises(ResolutionError, match="nothing was changed"):
+        fix(requirements=_req(tmp_path, "gamma==1.0\nbeta==2.0\n"), python=python, sources=offline)
+    assert "alpha==2.0" in freeze(python)
