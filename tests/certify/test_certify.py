@@ -129,6 +129,8 @@ def test_cli_errors_are_one_line(write_matrix, no_gpu, capsys, tmp_path) -> None
     assert main(["certify", "--matrix", path, "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("envdoctor: error: --device cuda: no CUDA GPU here") and err.count("\n") == 1
+    assert main(["certify", "--matrix", path, "--timeout", "0"]) == 2
+    assert "--timeout 0.0: a probe's time limit must be a positive" in capsys.readouterr().err
     assert main(["certify", "--matrix", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert "matrix file not found" in err and "Traceback" not in err

@@ -114,6 +114,8 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
         raise UsageError(f"--tier {tier}: tiers are 0 (the check), 1 (imports), 2 (GPU smoke), 3 (tiny training run)")
     if device not in (None, "cuda", "cpu"):
         raise UsageError(f"--device {device}: use cuda or cpu")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout {timeout}: a probe's time limit must be a positive number of seconds")
     start = time.monotonic()
     m: Any = matrix if hasattr(matrix, "probes") else load_matrix(os.fspath(matrix))
     gpu = _gpu.detect()
