@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,7 @@ def test_the_installer_killed_midway_is_rolled_back(tmp_path, make_venv, offline
                 proc.send_signal(signal.SIGKILL)
                 killed.append(True)
                 break
+            time.sleep(0.001)
         return proc.wait()
 
     result = apply_plan(plan, from_requirements(_req(tmp_path, "bulky==2.0\n")), runner=kill_when_half_done)
