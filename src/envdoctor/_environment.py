@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -97,22 +99,50 @@ class Environment:
 
     @property
     def torch_cuda(self) -> str | None:
-        """The CUDA version torch was built for, read from its metadata ('12.1'), or None (CPU build / absent)."""
+        """The CUDA version torch was built for ('12.1'), or None for a CPU/ROCm build or no torch.
+
+        Read without importing torch: torch/version.py (written at build time), else the local version label
+        (+cu118), else the CUDA runtime its METADATA requires (cuda-toolkit[...]==13.0.2 from torch 2.10,
+        nvidia-cuda-runtime-cu12==12.1.105 before).
+        """
         torch = self.get("torch")
         if torch is None:
             return None
+        built = _torch_version_py(torch.location)
+        if built is not None:
+            return built or None
         local = torch.local or ""
         if local.startswith("cu") and local[2:].isdigit():
-            digits = local[2:]
-            return f"{digits[:-1]}.{digits[-1]}"
-        if local in ("cpu",) or local.startswith("rocm"):
+            return f"{local[2:-1]}.{local[-1]}"
+        if local == "cpu" or local.startswith("rocm"):
             return None
-        # PyPI's Linux builds carry no label; their nvidia-cuda-runtime requirement says which CUDA ("12.1.105").
         for line in torch.requires:
-            head = line.split(";")[0].replace(" ", "")
-            if head.startswith("nvidia-cuda-runtime") and "==" in head:
-                return ".".join(head.split("==", 1)[1].split(".")[:2])
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            name = canonicalize_name(req.name)
+            if name == "cuda-toolkit" or name.startswith("nvidia-cuda-runtime"):
+                pins = [s.version for s in req.specifier if s.operator == "=="]
+                if pins:
+                    return ".".join(pins[0].split(".")[:2])
         return None
+
+
+_CUDA_LINE = re.compile(r"""^cuda\b[^=]*=\s*(?:'([0-9.]+)'|"([0-9.]+)"|None)""", re.MULTILINE)
+
+
+def _torch_version_py(location: str) -> str | None:
+    """torch/version.py's `cuda = '12.1'` ('' when it says None); None when the file is not there."""
+    try:
+        with open(os.path.join(location, "torch", "version.py"), encoding="utf-8") as f:
+            text = f.read(4096)
+    except OSError:
+        return None
+    m = _CUDA_LINE.search(text)
+    if m is None:
+        return None
+    return m.group(1) or m.group(2) or ""
 
 
 def _version(raw: str) -> Version | None:

@@ -78,3 +78,18 @@ def test_python_flag_errors_are_one_line(tmp_path: Path) -> None:
     bad.chmod(0o755)
     with pytest.raises(InspectionError, match="the interpreter failed: broken"):
         inspect_environment(python=str(bad), gpu="none")
+
+
+def test_torch_cuda_from_cuda_toolkit_requirement(site: Path, dist) -> None:
+    # torch >= 2.10 on the index requires the cuda-toolkit metapackage instead of nvidia-cuda-runtime-cu12
+    dist("torch", "2.11.0", ['cuda-toolkit[cublas,cudart,cufft]==13.0.2; platform_system == "Linux"'])
+    assert fake_environment(site).torch_cuda == "13.0"
+
+
+@pytest.mark.parametrize(("line", "expected"), [("cuda: Optional[str] = '12.4'", "12.4"),
+                                                 ("cuda: Optional[str] = None", None)])
+def test_torch_cuda_from_torch_version_py(site: Path, dist, line: str, expected: str | None) -> None:
+    dist("torch", "2.11.0")  # no label, no requirement: only torch/version.py knows
+    (site / "torch").mkdir()
+    (site / "torch" / "version.py").write_text(f"__version__ = '2.11.0'\n{line}\nhip = None\n")
+    assert fake_environment(site).torch_cuda == expected
