@@ -6,8 +6,6 @@ below are loaded on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ._version import __version__
 from .errors import (
     CompatError,
@@ -36,8 +34,21 @@ _LAZY = {
     "explain": "._explain",
     "install_excepthook": "._explain",
     "compat": ".compat",
+    "testing": ".testing",
+    "validate_matrix": "._matrix.trust",
+    "diff_matrices": "._matrix.diff",
+    "freeze_matrix": "._matrix.freeze",
+    "certificate_status": "._certify",
+    "CertificateStatus": "._certify",
+    "Certificate": "._certify",
+    "register_probe": "._certify",
+    "Outcome": "._certify",
+    "ProbeContext": "._certify",
+    "GuardSkippedWarning": "._guard",
+    "CompatWarning": ".compat",
 }
-_ALIASES = {"available_matrices": "available"}
+_ALIASES = {"available_matrices": "available", "diff_matrices": "diff", "freeze_matrix": "freeze"}
+_MODULES = {"compat", "testing"}  # names that are modules, not attributes of one
 
 __all__ = [
     "__version__",
@@ -53,14 +64,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'envdoctor' has no attribute {name!r}")
     import importlib
 
     mod = importlib.import_module(module, __name__)
-    value = mod if name == "compat" else getattr(mod, _ALIASES.get(name, name))
+    value = mod if name in _MODULES else getattr(mod, _ALIASES.get(name, name))
     globals()[name] = value
     return value
 
@@ -69,8 +80,15 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `import envdoctor` stays ~1 ms
 if TYPE_CHECKING:  # pragma: no cover
-    from . import compat
+    from . import compat, testing
+    from ._certify import Certificate, CertificateStatus, Outcome, ProbeContext, certificate_status, register_probe
+    from ._guard import GuardSkippedWarning
+    from ._matrix.diff import diff as diff_matrices
+    from ._matrix.freeze import freeze as freeze_matrix
+    from ._matrix.trust import validate_matrix
+    from .compat import CompatWarning
     from ._check import Finding, Report, Status, check
     from ._environment import Environment, inspect_environment
     from ._explain import explain, install_excepthook
