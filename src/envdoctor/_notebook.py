@@ -148,7 +148,7 @@ def _fix(args: Any) -> None:
     if args.dry_run or not plan.ok or plan.noop:
         return
     reporter = NotebookReporter(Cell(), plan.steps)
-    result = apply_plan(plan, target, reporter=reporter)
+    result = apply_plan(plan, target, reporter=reporter, verify_imports=not args.no_import_check)
     Cell().update(result_html(result))
     if result.stale and args.restart:
         from ._fix.resume import restart_kernel

@@ -18,7 +18,7 @@ from envdoctor._resolver import Sources
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """alpha 1/2; beta 1 needs alpha<2, beta 2 needs alpha>=2; gamma needs beta==1; delta (to remove);
-    clash 1.0 (resolves, then fails to install); bulky 1/2 (1500 files, for killing pip midway)."""
+    clash 1.0 (resolves, then fails to install); sick 1.0 (installs, import fails); bulky 1/2 (1500 files, for killing pip midway)."""
     wh = tmp_path_factory.mktemp("wheelhouse")
     build_wheel(wh, "alpha", "1.0")
     build_wheel(wh, "alpha", "2.0")
@@ -31,6 +31,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Resolves fine (its metadata is valid) but cannot install where alpha is installed: the file `alpha`
     # would overwrite the package folder `alpha/` (pip: "[Errno 21] Is a directory").
     build_wheel(wh, "clash", "1.0", files={"alpha": "a file where a package folder is\n"})
+    build_wheel(wh, "sick", "1.0", files={"sick/__init__.py": "raise ImportError('needs a GPU driver')\n"})
     for version in ("1.0", "2.0"):  # an "extension module": a kernel maps it, as it maps torch/_C*.so
         build_wheel(wh, "native", version, files={"native/__init__.py": f"__version__ = {version!r}\n",
                                                   "native/_core.so": f"not really ELF {version}\n" * 64})

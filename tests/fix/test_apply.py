@@ -191,3 +191,17 @@ def test_public_fix_and_plan_fix_by_requirements_file(tmp_path, make_venv, offli
     with pytest.raises(ResolutionError, match="nothing was changed"):
         fix(requirements=_req(tmp_path, "gamma==1.0\nbeta==2.0\n"), python=python, sources=offline)
     assert "alpha==2.0" in freeze(python)
+
+
+def test_a_package_that_installs_but_does_not_import_is_rolled_back(tmp_path, make_venv, offline, write_matrix) -> None:  # type: ignore[no-untyped-def]
+    python = make_venv("alpha==1.0")
+    before = freeze(python)
+    target = from_requirements(_req(tmp_path, "alpha==2.0\nsick==1.0\n"))
+    result = apply_plan(plan_fix(target, python=python, backend="uv", sources=offline), target)
+    assert not result.ok and "import sick (sick) fails after the fix: ImportError: needs a GPU driver" in result.reason
+    assert result.rollback.verified and freeze(python) == before
+    # installed --no-deps (the matrix knows its own requirements are not met): a warning, not a rollback
+    ref = write_matrix('[[packages]]\nname = "sick"\nspecifier = "==1.0"\nno_deps = true\nreason = "r"\n')
+    target = from_matrix(load_matrix(ref))
+    result = apply_plan(plan_fix(target, python=python, backend="uv", sources=offline), target)
+    assert result.ok and any("import sick" in w and "--no-deps" in w for w in result.warnings)

@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--extra-index-url", action="append", default=[], metavar="URL", help="extra index (repeatable)")
     p.add_argument("--find-links", action="append", default=[], metavar="DIR", help="a folder of wheels (repeatable)")
     p.add_argument("--no-index", action="store_true", help="use only --find-links folders")
+    p.add_argument("--no-import-check", action="store_true",
+                   help="do not import the changed packages to verify the fix (they are imported by default)")
     p.add_argument("--restart", action="store_true",
                    help="in Jupyter/Colab: restart the kernel when the fix changed imported packages")
     p.add_argument("--resume", action="store_true", help="continue a fix interrupted by a kernel restart")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     reporter = _reporter(args)
     try:
-        result = apply_plan(plan, target, reporter=reporter)
+        result = apply_plan(plan, target, reporter=reporter, verify_imports=not args.no_import_check)
     finally:
         close = getattr(reporter, "close", None)
         if close:

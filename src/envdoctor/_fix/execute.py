@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from packaging.requirements import Requirement
-
 from .._environment import Environment, facts_of, from_facts
 from .._gpu import GpuInfo
 from .._resolver._pip import pip_env
@@ -24,6 +22,7 @@ from .rollback import RollbackResult, rollback
 from .snapshot import Snapshot, changed_since, discard_copies, record_files, take_snapshot
 from .state import clear_state, save_state
 from .targets import Target
+from .verify import verify
 from .workdir import workdir_for
 
 Runner = Callable[[Sequence[str], IO[str], Callable[[str], None]], int]
@@ -69,6 +68,7 @@ class FixResult:
     log: str = ""
     snapshot: str = ""
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
 
     @property
     def restart_required(self) -> bool:
@@ -93,24 +93,6 @@ def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None]
 
 def _inspect(python: str) -> Environment:
     return from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
-
-
-def _unmet(target: Target | None, env: Environment) -> list[str]:
-    """What the target still asks for after the steps ran: the verify step."""
-    if target is None:
-        return []
-    out: list[str] = []
-    for p in target.packages:
-        req = Requirement(p.requirement)
-        dist = env.get(req.name)
-        if dist is None:
-            out.append(f"{p.name} is not installed after the fix ({p.origin})")
-        elif dist.version is not None and req.specifier and not req.specifier.contains(dist.version, prereleases=True):
-            out.append(f"{p.name} is {dist.raw_version} after the fix, not {req.specifier} ({p.origin})")
-    for r in target.removals:
-        if env.get(r.name) is not None:
-            out.append(f"{r.name} is still installed ({r.origin})")
-    return out
 
 
 def _tail(path: Path, lines: int = 6) -> str:
@@ -141,6 +123,7 @@ def apply_plan(
     runner: Runner | None = None,
     start_at: int = 0,
     snapshot: Snapshot | None = None,
+    verify_imports: bool = True,
 ) -> FixResult:
     """Carry out `plan` on its environment; on any failure restore the snapshot and verify it."""
     if not plan.ok:
@@ -178,10 +161,13 @@ def apply_plan(
                     reason = reason or f"exit status {rc}: {_tail(log_path)}"
                     break
         after = _inspect(plan.python)
+        warnings: list[str] = []
         if failed is None:
-            unmet = _unmet(target, after)
-            if unmet:
-                failed, reason = len(plan.steps), "verify failed: " + "; ".join(unmet)
+            rep.note("verify: the target is met and its changed packages import")
+            changed_keys = [str(k) for k in changed_since(snapshot, after)]
+            problems, warnings = verify(target, after, changed_keys, snapshot.site_dirs, imports=verify_imports)
+            if problems:
+                failed, reason = len(plan.steps), "verify failed: " + "; ".join(problems)
         if failed is not None:
             rep.note("a step failed: restoring the snapshot")
             rb = rollback(snapshot)
@@ -201,4 +187,4 @@ def apply_plan(
         clear_state(work)
         discard_copies(snapshot)
         return FixResult(True, plan, changed=changed, stale=tuple(stale), kernel=kernel, log=str(log_path),
-                         snapshot=snapshot.folder, seconds=time.perf_counter() - start)
+                         snapshot=snapshot.folder, seconds=time.perf_counter() - start, warnings=tuple(warnings))

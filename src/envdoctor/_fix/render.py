@@ -51,6 +51,7 @@ def result_text(result: FixResult) -> str:
             lines.append("changed:")
             for name, (before, after) in sorted(result.changed.items()):
                 lines.append(f"  {name:<28} {before or '(absent)'} -> {after or '(removed)'}")
+        lines += [f"warning: {w}" for w in result.warnings]
         lines.append(f"fix done in {result.seconds:.1f} s; log: {result.log}")
         if result.stale:
             lines.append("restart required: these modules were imported before the fix and are now stale:")
@@ -95,6 +96,7 @@ def plan_json(plan: Plan, result: FixResult | None = None) -> str:
             "kernel": None if not result.kernel else {"pid": result.kernel[0], "loaded": list(result.kernel[1])},
             "stale_modules": [m.module for m in result.stale],
             "failed_step": result.failed_step, "reason": result.reason, "log": result.log,
+            "warnings": list(result.warnings),
             "rollback": None if rb is None else {"verified": rb.verified, "restored": list(rb.restored),
                                                  "removed": list(rb.removed), "failed": list(rb.failed),
                                                  "difference": list(rb.difference)},

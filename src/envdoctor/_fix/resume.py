@@ -10,10 +10,11 @@ from pathlib import Path
 from .._environment import facts_of, from_facts
 from .._gpu import GpuInfo
 from ..errors import UsageError
-from .execute import FixResult, Reporter, _unmet, apply_plan
+from .execute import FixResult, Reporter, apply_plan
 from .plan import Plan
 from .state import clear_state, load_snapshot, load_state, save_state
 from .targets import load_target
+from .verify import unmet as verify_unmet
 from .workdir import workdir_for
 
 _KERNEL_MARKERS = ("ipykernel", "colab_kernel_launcher", "ipykernel_launcher")
@@ -59,7 +60,7 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> FixRe
     target = load_target(ref if state.plan.kind == "matrix" else None,
                          ref if state.plan.kind == "requirements" else None)
     if state.phase == "restart":
-        unmet = _unmet(target, env)
+        unmet = verify_unmet(target, env)
         clear_state(work)
         if unmet:
             raise UsageError("after the restart the target is not met: " + "; ".join(unmet))
