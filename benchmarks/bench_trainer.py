@@ -212,9 +212,8 @@ def all_run(variants: list[str], ckpt: dict[str, int | None]) -> int:
         # the fast path gets the baseline's measured peak as its budget, and plans its checkpointing in it
         budget = b[0].get("peak_alloc_gib") if b and "error" not in b[0] else None
         flags = ["--levers", "loss,kern,ab", *(["--budget-gib", str(budget * 0.97)] if budget else [])]
-        f = run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
-        if v == "seed":  # the same without expandable segments (the trainer sets them; do they cost speed?)
-            run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": ""})  # its RESULTs go to OUT
+        # the allocator as the trainer leaves it (run 4: expandable segments cost 15 % at batch 1)
+        f = run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": ""})
         if not b or not f or "error" in f[0] or "error" in b[0]:
             rows.append((v, b, f))
             continue

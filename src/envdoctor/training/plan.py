@@ -12,7 +12,7 @@ CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, n
 # What the caching allocator reserves over the allocated peak, applied to the short-lived part of the estimate
 # (activations, logits, gradients; weights and optimizer state are allocated once). The issue measured
 # 1.2-1.8x reserved/allocated on the plain path (262k-vocabulary logits: large short-lived blocks); with the fused
-# loss and expandable segments the H200 runs in benchmarks/trainer_NOTES.md stayed at 1.01-1.1x. A plan must fit
+# loss the H200 runs in benchmarks/trainer_NOTES.md stayed at 1.01-1.1x (default allocator). A plan must fit
 # with this factor applied.
 RESERVE_FACTOR = {"fused": 1.25, "plain": 1.5}
 

@@ -94,10 +94,6 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, *, skip_gate: bool
 
 
 def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
-    import os
-
-    # less fragmentation: what the planner's reserve factor assumes (set before torch touches CUDA)
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     import torch
 
     from .data import read_jsonl, texts_from, tokenize
