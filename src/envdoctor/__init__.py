@@ -46,6 +46,12 @@ _LAZY = {
     "ProbeContext": "._certify",
     "GuardSkippedWarning": "._guard",
     "CompatWarning": ".compat",
+    "fix": "._fix.api",
+    "plan_fix": "._fix.api",
+    "FixResult": "._fix",
+    "Plan": "._fix",
+    "resolve": "._resolver",
+    "load_ipython_extension": "._notebook",
 }
 _ALIASES = {"available_matrices": "available", "diff_matrices": "diff", "freeze_matrix": "freeze"}
 _MODULES = {"compat", "testing"}  # names that are modules, not attributes of one
@@ -88,6 +94,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._matrix.diff import diff as diff_matrices
     from ._matrix.freeze import freeze as freeze_matrix
     from ._matrix.trust import validate_matrix
+    from ._fix import FixResult, Plan
+    from ._fix.api import fix, plan_fix
+    from ._notebook import load_ipython_extension
+    from ._resolver import resolve
     from .compat import CompatWarning
     from ._check import Finding, Report, Status, check
     from ._environment import Environment, inspect_environment
