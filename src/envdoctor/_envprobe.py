@@ -107,7 +107,12 @@ def distributions(paths: list[str]) -> dict:
     seen: dict[str, dict] = {}
     broken: list[dict] = []
     duplicates: list[dict] = []
+    visited: set[str] = set()
     for entry in paths:
+        real = os.path.realpath(entry or ".")
+        if real in visited:  # the same folder twice on sys.path (or through a link) is one install, not two
+            continue
+        visited.add(real)
         try:
             names = sorted(os.listdir(entry or "."))
         except OSError:

@@ -93,3 +93,10 @@ def test_torch_cuda_from_torch_version_py(site: Path, dist, line: str, expected:
     (site / "torch").mkdir()
     (site / "torch" / "version.py").write_text(f"__version__ = '2.11.0'\n{line}\nhip = None\n")
     assert fake_environment(site).torch_cuda == expected
+
+
+def test_same_folder_twice_on_path_is_not_a_duplicate(site: Path, dist, tmp_path: Path) -> None:
+    dist("numpy", "1.26.4")
+    link = tmp_path / "link"
+    link.symlink_to(site)
+    assert fake_environment(site, link).duplicates == ()
