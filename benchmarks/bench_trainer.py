@@ -76,12 +76,14 @@ def measure(model, opt_factory, *, bs, seq, vocab, fused, impl, steps=6, warmup=
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for _ in range(steps):
         step()
+    cpu = time.process_time() - c0  # host time spent launching: near dt means the step is launch-bound
     torch.cuda.synchronize()
     dt = time.time() - t0
     rec = dict(tokens_per_s=round(steps * bs * seq / dt), step_s=round(dt / steps, 3),
+               cpu_step_s=round(cpu / steps, 3), steps=steps,
                peak_alloc_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
                peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2),
                losses=[round(x.item(), 4) for x in losses])
@@ -137,13 +139,15 @@ def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None, budget_gib
     from envdoctor.training.fast import chunked_linear_cross_entropy, loss_impl
 
     impls = [("chunked", [])]
+    if "long" in levers_spec:  # the same again over 24 steps: how noisy is a 6-step figure?
+        impls += [("chunked-24steps", [])]
     if "ab" in levers_spec:
         impls += [("chunked-1024", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=1024)]),
                   ("chunked-2048", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=2048)]),
                   ("liger", loss_impl(Levers(kernels=True)))]
     for name, impl in impls:
         rec = measure(model, paged_adamw(model), bs=v["bs"], seq=v["seq"], vocab=model.config.vocab_size,
-                      fused=lev.fused_loss, impl=impl)
+                      fused=lev.fused_loss, impl=impl, steps=24 if "24steps" in name else 6)
         emit(dict(kind="fast", variant=variant, loss=name, levers=lev.describe(), notes=notes,
                   load_s=round(load_s, 1), ckpt_layers=ckpt_layers, budget_gib=budget_gib,
                   alloc_conf=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), first_loss_fused=round(first[0], 5),
@@ -211,7 +215,7 @@ def all_run(variants: list[str], ckpt: dict[str, int | None]) -> int:
         emit(dict(kind="baseline", **(b[0] if b else {"error": "no result"})))
         # the fast path gets the baseline's measured peak as its budget, and plans its checkpointing in it
         budget = b[0].get("peak_alloc_gib") if b and "error" not in b[0] else None
-        flags = ["--levers", "loss,kern,ab", *(["--budget-gib", str(budget * 0.97)] if budget else [])]
+        flags = ["--levers", "loss,kern,long", *(["--budget-gib", str(budget * 0.97)] if budget else [])]
         # the allocator as the trainer leaves it (run 4: expandable segments cost 15 % at batch 1)
         f = run_child([__file__, "fast", v, *flags], {"PYTORCH_CUDA_ALLOC_CONF": ""})
         if not b or not f or "error" in f[0] or "error" in b[0]:
