@@ -89,21 +89,27 @@ def __dir__() -> list[str]:
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `import envdoctor` stays ~1 ms
 if TYPE_CHECKING:  # pragma: no cover
     from . import compat, testing
-    from ._certify import Certificate, CertificateStatus, Outcome, ProbeContext, certificate_status, register_probe
-    from ._guard import GuardSkippedWarning
-    from ._matrix.diff import diff as diff_matrices
-    from ._matrix.freeze import freeze as freeze_matrix
-    from ._matrix.trust import validate_matrix
-    from ._fix import FixResult, Plan
-    from ._fix.api import fix, plan_fix
-    from ._notebook import load_ipython_extension
-    from ._resolver import resolve
-    from .compat import CompatWarning
+    from ._certify import (
+        Certificate,
+        CertificateStatus,
+        Outcome,
+        ProbeContext,
+        certificate_status,
+        register_probe,
+    )
     from ._check import Finding, Report, Status, check
     from ._environment import Environment, inspect_environment
     from ._explain import explain, install_excepthook
+    from ._fix import FixResult, Plan
+    from ._fix.api import fix, plan_fix
     from ._gpu import GpuInfo
-    from ._guard import guard
+    from ._guard import GuardSkippedWarning, guard
+    from ._matrix.diff import diff as diff_matrices
+    from ._matrix.freeze import freeze as freeze_matrix
     from ._matrix.loader import available as available_matrices
     from ._matrix.loader import load_matrix
     from ._matrix.model import Matrix
+    from ._matrix.trust import validate_matrix
+    from ._notebook import load_ipython_extension
+    from ._resolver import resolve
+    from .compat import CompatWarning

@@ -140,7 +140,7 @@ def distributions(paths: list[str]) -> dict:
 def marker_environment() -> dict:
     """The PEP 508 marker variables of this interpreter (the same keys packaging uses)."""
     impl = sys.implementation
-    iver = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
+    iver = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
     if impl.version.releaselevel != "final":
         iver += impl.version.releaselevel[0] + str(impl.version.serial)
     return {

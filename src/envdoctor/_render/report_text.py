@@ -12,7 +12,7 @@ def _paint(text: str, status: Status, color: bool) -> str:
     return f"\x1b[{_COLOR[status]}m{text}\x1b[0m" if color else text
 
 
-def _row(f: Finding, color: bool, width: int) -> list[str]:
+def _row(f: Finding, color: bool, width: int, common_fix: str) -> list[str]:
     mark = _paint(f"{_MARK[f.status]:<4}", f.status, color)
     lines = [f"  {mark}  {f.kind.value:<{width}}  {f.message}"]
     pad = " " * (10 + width)
@@ -21,7 +21,7 @@ def _row(f: Finding, color: bool, width: int) -> list[str]:
             lines.append(f"{pad}why: {f.reason}")
         if f.evidence:
             lines.append(f"{pad}evidence: {f.evidence[0]}" + (f" (+{len(f.evidence) - 1} more)" if len(f.evidence) > 1 else ""))
-        if f.fix:
+        if f.fix and f.fix != common_fix:  # the matrix-wide fix is said once, under the table
             lines.append(f"{pad}fix: {f.fix}")
     return lines
 
@@ -45,12 +45,15 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
     listed = ("package", "python", "model")
     shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
     width = max((len(f.kind.value) for f in shown), default=7)
+    common_fix = f"envdoctor fix --matrix {report.matrix}"
     for f in shown:
-        out.extend(_row(f, color, width))
+        out.extend(_row(f, color, width, common_fix))
     hidden = len(report.findings) - len(shown)
     n_fail, n_warn = report.count(Status.FAIL), report.count(Status.WARN)
     summary = f"{report.count(Status.OK)} ok, {n_warn} warning(s), {n_fail} problem(s)"
     if hidden:
         summary += f"; {hidden} passing check(s) not shown (--verbose)"
     out += ["", ("OK: " if report.ok else "PROBLEMS: ") + summary]
+    if any(f.fix == common_fix for f in report.problems):
+        out.append(f"to fix the packages: {common_fix} --dry-run (shows the plan), then without --dry-run")
     return "\n".join(out) + "\n"
