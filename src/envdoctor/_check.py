@@ -40,7 +40,7 @@ def _satisfied(req: Requirement, env: Environment) -> bool:
 def _packages(matrix: Matrix, env: Environment) -> Iterator[Finding]:
     for rule in matrix.packages:
         dist = env.get(rule.name)
-        common = dict(reason=rule.reason, evidence=rule.evidence, expected=_spec(rule.specifier))
+        common: dict[str, Any] = dict(reason=rule.reason, evidence=rule.evidence, expected=_spec(rule.specifier))
         if dist is None:
             status = Status.WARN if rule.optional else Status.FAIL
             yield Finding(Kind.MISSING, status, rule.name, f"{rule.name} is not installed (needs {_spec(rule.specifier)})",
@@ -136,11 +136,11 @@ def _python_platform(matrix: Matrix, env: Environment) -> Iterator[Finding]:
                       f"Python {env.python_version} {'satisfies' if ok else 'does not satisfy'} {rule.specifier}",
                       reason=rule.reason, evidence=rule.evidence, expected=str(rule.specifier),
                       found=str(env.python_version))
-    for rule in matrix.platform:
-        ok = rule.marker.evaluate(dict(env.markers))
+    for plat in matrix.platform:
+        ok = plat.marker.evaluate(dict(env.markers))
         yield Finding(Kind.PLATFORM, Status.OK if ok else Status.FAIL, "platform",
-                      f"platform {'satisfies' if ok else 'does not satisfy'} {rule.marker}",
-                      reason=rule.reason, evidence=rule.evidence, expected=str(rule.marker),
+                      f"platform {'satisfies' if ok else 'does not satisfy'} {plat.marker}",
+                      reason=plat.reason, evidence=plat.evidence, expected=str(plat.marker),
                       found=f"{env.markers.get('sys_platform')} {env.markers.get('platform_machine')}")
 
 

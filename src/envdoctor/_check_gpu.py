@@ -51,7 +51,7 @@ def gpu_findings(matrix: Matrix, env: Environment) -> Iterator[Finding]:
 
 def _driver(rule: Any, env: Environment, gpu: GpuInfo) -> Iterator[Finding]:
     torch_cuda = env.torch_cuda
-    common = dict(reason=rule.reason, evidence=rule.evidence)
+    common: dict[str, Any] = dict(reason=rule.reason, evidence=rule.evidence)
     if torch_cuda is None:
         yield Finding(Kind.GPU, Status.FAIL, "torch-cuda", f"torch {env.get('torch').raw_version} is not a CUDA build",  # type: ignore[union-attr]
                       expected="a CUDA build of torch", found="CPU build",

@@ -71,7 +71,7 @@ def _read_dist(path: str) -> dict:
         "name": name,
         "version": version,
         "requires": requires,
-        "requires_python": (h.get("requires-python") or [None])[0],
+        "requires_python": h["requires-python"][0] if h.get("requires-python") else None,
         "installer": installer,
         "direct_url": direct_url,
     }

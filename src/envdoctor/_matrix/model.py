@@ -21,7 +21,7 @@ _MARKER_FIELDS = {"marker"}
 class _Record:
     """Mixin: build from a plain dict (the cache or pydantic's dump) and turn back into one."""
 
-    _nested: ClassVar[dict[str, type]] = {}
+    _nested: ClassVar[dict[str, Any]] = {}  # field name -> the _Record class of its entries
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
@@ -186,7 +186,7 @@ class GpuRules(_Record):
     mps: MpsRule | None = None
     driver: DriverRule | None = None
     workloads: tuple[WorkloadRule, ...] = ()
-    _nested: ClassVar[dict[str, type]] = {
+    _nested: ClassVar[dict[str, Any]] = {
         "cuda": CudaRule, "bf16": Bf16Rule, "mps": MpsRule, "driver": DriverRule, "workloads": WorkloadRule,
     }
 
@@ -266,7 +266,7 @@ class Matrix(_Record):
     symptoms: tuple[SymptomRule, ...] = ()
     model_features: tuple[ModelFeatureRule, ...] = ()
     probes: tuple[ProbeRef, ...] = ()
-    _nested: ClassVar[dict[str, type]] = {
+    _nested: ClassVar[dict[str, Any]] = {
         "python": PythonRule, "platform": PlatformRule, "install_groups": InstallGroup,
         "packages": PackageRule, "protected": NamedRule, "absent": NamedRule, "known_bad": KnownBadRule,
         "gpu": GpuRules, "renames": RenameRule, "symptoms": SymptomRule,
