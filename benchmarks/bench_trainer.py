@@ -73,16 +73,18 @@ def measure(model, opt_factory, *, bs, seq, vocab, fused, impl, steps=6, warmup=
         opt.zero_grad(set_to_none=True)
         losses.append(loss.detach())
 
+    tw = time.time()
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
+    warmup_s = time.time() - tw  # with compiled layers: includes compilation
     t0, c0 = time.time(), time.process_time()
     for _ in range(steps):
         step()
     cpu = time.process_time() - c0  # host time spent launching: near dt means the step is launch-bound
     torch.cuda.synchronize()
     dt = time.time() - t0
-    rec = dict(tokens_per_s=round(steps * bs * seq / dt), step_s=round(dt / steps, 3),
+    rec = dict(tokens_per_s=round(steps * bs * seq / dt), step_s=round(dt / steps, 3), warmup_s=round(warmup_s, 1),
                cpu_step_s=round(cpu / steps, 3), steps=steps,
                peak_alloc_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
                peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2),
@@ -153,6 +155,87 @@ def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None, budget_gib
                   alloc_conf=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), first_loss_fused=round(first[0], 5),
                   first_loss_hf=round(first[1], 5), **rec))
     del model
+    torch.cuda.empty_cache()
+
+
+def profile_steps(model, opt, *, bs, seq, vocab, tag, steps=2):
+    """torch.profiler over `steps` steps: GPU kernel time vs wall time, launches, per-phase CUDA-event times."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from envdoctor.training.fast import causal_lm_loss
+
+    ids = torch.randint(0, vocab, (bs, seq), device="cuda")
+
+    def step(ev=None):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = causal_lm_loss(model, ids, ids, fused=True, loss_impl=[])
+        if ev:
+            ev[1].record()
+        loss.backward()
+        if ev:
+            ev[2].record()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if ev:
+            ev[3].record()
+
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
+    phases = []
+    for _ in range(3):
+        ev[0].record()
+        step(ev)
+        torch.cuda.synchronize()
+        phases.append([round(ev[i].elapsed_time(ev[i + 1]), 1) for i in range(3)])
+    torch.cuda.synchronize()
+    t = time.time()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    wall = (time.time() - t) / steps
+    ka = prof.key_averages()
+    dev = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)  # noqa: E731
+    gpu_ms = sum(dev(e) for e in ka) / 1e3 / steps
+    launches = sum(e.count for e in ka if "LaunchKernel" in e.key or e.key.startswith("cuLaunch")) / steps
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, f"prof_{tag}.txt"), "w", encoding="utf-8") as f:
+            f.write(ka.table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=60))
+            f.write("\n\n")
+            f.write(ka.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+    emit(dict(kind="profile", tag=tag, gpu_kernel_ms_per_step=round(gpu_ms, 1),
+              wall_ms_per_step_profiled=round(wall * 1e3, 1), launches_per_step=round(launches),
+              phases_ms_fwd_bwd_opt=phases))
+
+
+def probe_run(variant: str, spec: str, ckpts: str) -> None:
+    """One process: the fast path with `spec` levers ('kern', 'comp', 'comp,kern'), timed at each checkpoint
+    count of `ckpts` (e.g. '16,32'), then profiled. Compilation time is the warm-up of the first row."""
+    import torch
+
+    from envdoctor.training.fast import Levers, decoder_blocks
+    from envdoctor.training.model import add_lora, freeze_base, prepare
+
+    v = VARIANTS[variant]
+    ks = [int(k) for k in ckpts.split(",")]
+    lev = Levers(fused_loss=True, kernels="kern" in spec, keep_bf16=True, checkpoint_layers=ks[0],
+                 compile="comp" in spec)
+    model = load_quantized()
+    freeze_base(model, lev)
+    model = add_lora(model, v["r"], v["alpha"], 0.1, v["targets"])
+    notes = prepare(model, checkpointing=True, checkpoint_layers=ks[0], levers=lev)
+    vocab = model.config.vocab_size
+    opt = paged_adamw(model)
+    for k in ks:
+        for i, b in enumerate(decoder_blocks(model)):  # flags only: re-enabling would re-trace compiled layers
+            b.gradient_checkpointing = i < k
+        for rep in range(2 if lev.compile else 1):
+            rec = measure(model, opt, bs=v["bs"], seq=v["seq"], vocab=vocab, fused=True, impl=[], seed=rep)
+            emit(dict(kind="probe", variant=variant, spec=spec, ckpt_layers=k, rep=rep, notes=notes, **rec))
+    o = opt()
+    profile_steps(model, o, bs=v["bs"], seq=v["seq"], vocab=vocab, tag=f"{variant}_{spec.replace(',', '+')}")
+    del model, o
     torch.cuda.empty_cache()
 
 
@@ -414,14 +497,19 @@ def cli_gpu() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["all", "fast", "levers", "calib-qlora", "calib-galore", "cli"])
+    ap.add_argument("what", choices=["all", "fast", "levers", "calib-qlora", "calib-galore", "cli", "probe"])
     ap.add_argument("variant", nargs="?", default="seed", choices=list(VARIANTS))
     ap.add_argument("--levers", default="loss,kern")
     ap.add_argument("--ckpt-layers", type=int, default=None)
     ap.add_argument("--budget-gib", type=float, default=None)
     ap.add_argument("--variants", default="seed,modern")
+    ap.add_argument("--spec", default="kern")
+    ap.add_argument("--ckpts", default="16,32")
     a = ap.parse_args()
-    if a.what == "fast":
+    if a.what == "probe":
+        subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)
+        probe_run(a.variant, a.spec, a.ckpts)
+    elif a.what == "fast":
         fast_run(a.variant, a.levers, a.ckpt_layers, a.budget_gib)
     elif a.what == "levers":
         subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)

@@ -22,16 +22,17 @@ class Levers:
     kernels: bool = True          # liger-kernel RMSNorm, RoPE, SwiGLU when it imports
     keep_bf16: bool = True        # no fp32 upcast of norms/embeddings (prepare_model_for_kbit_training does that)
     checkpoint_layers: int | None = None  # None: every layer when checkpointing is on; k: only the first k
+    compile: bool = False         # torch.compile each decoder layer (CUDA + triton only)
 
     def describe(self) -> str:
         on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
-                                   ("bf16-residual", self.keep_bf16)) if v]
+                                   ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")
         return ", ".join(on) or "off"
 
 
-OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False)
+OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False, compile=False)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -175,6 +176,58 @@ def apply_kernels(model: Any) -> tuple[bool, str]:
     return True, f"liger-kernel fused kernels on {model_type}"
 
 
+def decoder_blocks(model: Any) -> list[Any]:
+    """The model's decoder layers (the modules HF checkpoints one by one), in order."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return [m for m in base.modules() if hasattr(m, "gradient_checkpointing")
+            and m.__class__.__name__.endswith(("DecoderLayer", "Block"))]
+
+
+def compile_supported(device: str) -> tuple[bool, str]:
+    """Whether torch.compile of the decoder layers can run here: CUDA, triton, torch >= 2.4."""
+    if device != "cuda":
+        return False, "compiled layers need CUDA"
+    import torch
+
+    if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 4):
+        return False, f"compiled layers need torch >= 2.4 (this is {torch.__version__})"
+    try:
+        import triton  # noqa: F401  (inductor's GPU code generator)
+    except Exception as e:
+        return False, f"triton is not importable ({type(e).__name__}: {e})"
+    return True, ""
+
+
+def compile_layers(model: Any) -> tuple[bool, str]:
+    """torch.compile every decoder layer in place: one graph shared by all layers, the NF4 matmul included.
+
+    bitsandbytes >= 0.45 registers its 4-bit ops with torch.library, so dynamo traces the whole layer (LoRA
+    branch, norms, RoPE, SwiGLU) without a graph break; parameters are graph inputs, so the 32 layers share one
+    compiled graph (two with selective checkpointing). Compilation happens lazily at the first step;
+    `uncompile_layers` undoes it when that fails.
+    """
+    blocks = decoder_blocks(model)
+    if not blocks:
+        return False, "compiled layers off: no decoder layers found"
+    import torch
+
+    # checkpointed and plain layers, train and no-grad: a few variants of one graph, never one per layer
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+    for b in blocks:
+        b.compile()
+    return True, f"torch.compile on {len(blocks)} decoder layers"
+
+
+def uncompile_layers(model: Any) -> int:
+    """Back to eager decoder layers (after a compile failure); returns how many were compiled."""
+    n = 0
+    for b in decoder_blocks(model):
+        if getattr(b, "_compiled_call_impl", None) is not None:
+            b._compiled_call_impl = None
+            n += 1
+    return n
+
+
 def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> int:
     """Turn on non-reentrant gradient checkpointing for all layers, or only the first `layers`; returns how many."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -183,8 +236,7 @@ def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> i
             base.gradient_checkpointing_disable()
         return 0
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    blocks = [m for m in base.modules() if hasattr(m, "gradient_checkpointing")
-              and m.__class__.__name__.endswith(("DecoderLayer", "Block"))]
+    blocks = decoder_blocks(base)
     if layers is None or not blocks:
         return len(blocks) or -1
     for i, block in enumerate(blocks):

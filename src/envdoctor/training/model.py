@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .fast import Levers, apply_kernels, set_checkpointing
+from .fast import Levers, apply_kernels, compile_layers, set_checkpointing
 
 TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -77,6 +77,9 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     n = set_checkpointing(model, checkpointing, checkpoint_layers)
     if checkpointing:
         notes.append(f"gradient checkpointing on {n} layers" if n >= 0 else "gradient checkpointing on")
+    if levers.compile:
+        ok, why = compile_layers(model)
+        notes.append(why)
     # from_pretrained returns eval mode, where checkpointing and dropout silently do nothing
     model.train()
     return notes
