@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtools import freeze, simple_index
+from fixtools import freeze, pip, simple_index
 
 from envdoctor._fix import apply_plan, from_matrix, from_requirements, plan_fix
 from envdoctor._fix.lock import fix_lock
 from envdoctor._fix.workdir import workdir_for
 from envdoctor._matrix.loader import load_matrix
 from envdoctor._resolver import Sources
-from envdoctor.errors import LockedError
+from envdoctor.errors import FixError, LockedError
 
 
 def _req(tmp_path: Path, text: str) -> Path:
@@ -205,3 +205,44 @@ def test_a_package_that_installs_but_does_not_import_is_rolled_back(tmp_path, ma
     target = from_matrix(load_matrix(ref))
     result = apply_plan(plan_fix(target, python=python, backend="uv", sources=offline), target)
     assert result.ok and any("import sick" in w and "--no-deps" in w for w in result.warnings)
+
+
+INTERRUPTED = r"""
+import sys
+from envdoctor._cli import main
+sys.exit(main(["fix", "-r", sys.argv[1], "--python", sys.argv[2], "--no-index", "--find-links", sys.argv[3],
+               "--backend", "pip", "--yes"]))
+"""
+
+
+def test_an_interrupt_midway_stops_pip_and_rolls_back(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    # A notebook's interrupt (or kill -INT) reaches envdoctor only, not pip: envdoctor must stop pip itself,
+    # then restore. Before, the interrupt left bulky uninstalled, half-written, and pip's '~' stash behind.
+    python = make_venv("bulky==1.0")
+    before = freeze(python)
+    site = _site(python)
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED, str(_req(tmp_path, "bulky==2.0\n")), python,
+                             str(wheelhouse)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not (site / "bulky" / "new_0100.py").exists():
+        time.sleep(0.001)
+    assert proc.poll() is None, "the fix finished before it could be interrupted: the fault was not injected"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "fix failed at step 1: interrupted" in out and "rolled back (verified" in out
+    assert freeze(python) == before
+    assert (site / "bulky" / "old_1499.py").exists() and not (site / "bulky" / "new_0100.py").exists()
+    assert not [p for p in site.iterdir() if p.name.startswith("~")]
+
+
+def test_a_plan_is_not_applied_to_an_environment_that_changed_since(tmp_path, make_venv, wheelhouse, offline) -> None:  # type: ignore[no-untyped-def]
+
+    python = make_venv("alpha==1.0", "beta==1.0")
+    target = from_requirements(_req(tmp_path, "beta==2.0\n"))
+    plan = plan_fix(target, python=python, backend="uv", sources=offline)
+    pip(python, "install", "--no-index", "--find-links", str(wheelhouse), "alpha==2.0", "beta==2.0", "gamma==1.0",
+        "--no-deps")  # someone else changed the venv between the plan and the apply
+    before = freeze(python)
+    with pytest.raises(FixError, match="changed since the plan was made .*alpha is 2.0, the plan expected 1.0"):
+        apply_plan(plan, target)
+    assert freeze(python) == before

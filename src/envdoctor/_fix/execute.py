@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -85,10 +88,34 @@ def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None]
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             bufsize=1)
     assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        on_line(line.rstrip("\n"))
-    return proc.wait()
+    try:
+        for line in proc.stdout:
+            log.write(line)
+            on_line(line.rstrip("\n"))
+        return proc.wait()
+    except BaseException:
+        # Interrupted (a notebook's interrupt reaches only the kernel): stop the installer before the caller
+        # rolls back, or the two would write into site-packages at the same time.
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ctrl-C is ignored while the snapshot is restored: a rollback cut short would leave the worst state."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _inspect(python: str) -> Environment:
@@ -115,6 +142,19 @@ def _kernel_view(files: dict[str, list[str]]) -> tuple[int, tuple[str, ...]] | N
     return pid, tuple(sorted(mapped_by(pid, files)))
 
 
+def _refuse_if_changed(plan: Plan, env: Environment) -> None:
+    """The plan was resolved against the environment as it was; if it changed since, planning must be redone."""
+    moved = []
+    for c in plan.changes:
+        dist = env.get(c.name)
+        now = dist.raw_version if dist is not None else None
+        if now != c.before:
+            moved.append(f"{c.name} is {now or 'absent'}, the plan expected {c.before or 'absent'}")
+    if moved:
+        raise FixError(f"{plan.prefix} changed since the plan was made ({'; '.join(moved)}); nothing was "
+                       f"changed, run envdoctor fix again to plan anew")
+
+
 def apply_plan(
     plan: Plan,
     target: Target | None = None,
@@ -136,44 +176,54 @@ def apply_plan(
         write_constraints(plan)
         env = _inspect(plan.python)
         if snapshot is None:
+            _refuse_if_changed(plan, env)
             rep.note("snapshot of the installed set")
             keep = [c.name for c in plan.changes if c.before is not None]
             snapshot = take_snapshot(env, keep, work)
         log_path = Path(snapshot.folder) / "fix.log"
         failed: int | None = None
+        started = False
         reason = ""
-        with open(log_path, "a", encoding="utf-8") as log:
-            for i, step in enumerate(plan.steps):
-                if i < start_at:
-                    continue
-                save_state(work, plan, snapshot, next_step=i, phase="steps")
-                rep.start(i, len(plan.steps), step)
-                log.write(f"$ {' '.join(step.command)}\n")
-                log.flush()
-                try:
-                    rc = run(step.command, log, rep.line)
-                except OSError as e:
-                    rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
-                log.flush()
-                rep.finish(i, rc == 0)
-                if rc != 0:
-                    failed = i
-                    reason = reason or f"exit status {rc}: {_tail(log_path)}"
-                    break
-        after = _inspect(plan.python)
         warnings: list[str] = []
-        if failed is None:
-            rep.note("verify: the target is met and its changed packages import")
-            changed_keys = [str(k) for k in changed_since(snapshot, after)]
-            problems, warnings = verify(target, after, changed_keys, snapshot.site_dirs, imports=verify_imports)
-            if problems:
-                failed, reason = len(plan.steps), "verify failed: " + "; ".join(problems)
+        try:
+            with open(log_path, "a", encoding="utf-8") as log:
+                for i, step in enumerate(plan.steps):
+                    if i < start_at:
+                        continue
+                    save_state(work, plan, snapshot, next_step=i, phase="steps")
+                    rep.start(i, len(plan.steps), step)
+                    log.write(f"$ {' '.join(step.command)}\n")
+                    log.flush()
+                    failed, started = i, True  # until it says otherwise: an interrupt inside it is its failure
+                    try:
+                        rc = run(step.command, log, rep.line)
+                    except OSError as e:
+                        rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
+                    log.flush()
+                    rep.finish(i, rc == 0)
+                    if rc != 0:
+                        reason = reason or f"exit status {rc}: {_tail(log_path)}"
+                        break
+                    failed = None
+            after = _inspect(plan.python)
+            if failed is None:
+                rep.note("verify: the target is met and its changed packages import")
+                changed_keys = [str(k) for k in changed_since(snapshot, after)]
+                problems, warnings = verify(target, after, changed_keys, snapshot.site_dirs, imports=verify_imports)
+                if problems:
+                    failed, reason = len(plan.steps), "verify failed: " + "; ".join(problems)
+        except KeyboardInterrupt:
+            if not started:
+                raise  # no step ran: there is nothing to undo
+            failed = len(plan.steps) if failed is None else failed
+            reason = "interrupted (Ctrl-C or a kernel interrupt) before the fix finished"
         if failed is not None:
             rep.note("a step failed: restoring the snapshot")
-            rb = rollback(snapshot)
-            clear_state(work)
-            if rb.verified:
-                discard_copies(snapshot)
+            with _shielded():
+                rb = rollback(snapshot)
+                clear_state(work)
+                if rb.verified:
+                    discard_copies(snapshot)
             return FixResult(False, plan, failed_step=failed, reason=reason, rollback=rb, log=str(log_path),
                              snapshot=snapshot.folder, seconds=time.perf_counter() - start)
         changed = {str(k): v for k, v in changed_since(snapshot, after).items()}
