@@ -149,10 +149,18 @@ def _move(own: str, out: dict[str, Any], target: str, via: str, items: dict[str,
                 raise CompatError(f"{rules.short(own)}: {name}={value!r} conflicts with {via}.{name}={current!r}")
             setattr(holder, name, value)
     elif dataclasses.is_dataclass(holder) and issubclass(target_cls, type(holder)):
-        # e.g. TrainingArguments given where SFTConfig is needed: SFTConfig is its subclass, copy it over
-        init = {f.name: getattr(holder, f.name) for f in dataclasses.fields(holder)
-                if f.init and not f.name.startswith("_") and hasattr(holder, f.name)}
-        out[via] = call(target_cls, **{**init, **values})
+        # TrainingArguments given where SFTConfig is needed: convert it the way SFTTrainer itself does
+        # (trl 0.12 and 1.x: SFTConfig(**args.to_dict()) with the redacted *_token values put back). The
+        # fields are the installed library's own names, so they are not translated: re-translating them
+        # turned deprecated aliases that to_dict() also lists (per_gpu_*, gradient_checkpointing) into
+        # "given twice" errors.
+        init = holder.to_dict() if hasattr(holder, "to_dict") else {
+            f.name: getattr(holder, f.name) for f in dataclasses.fields(holder) if f.init}
+        init.update({k: getattr(holder, k) for k in init if k.endswith("_token") and hasattr(holder, k)})
+        accepted, var_kw = _accepted(target_cls)
+        if not var_kw and accepted:
+            init = {k: v for k, v in init.items() if k in accepted}
+        out[via] = target_cls(**{**init, **values})
     else:
         raise CompatError(f"{rules.short(own)}: cannot put {sorted(values)} into {via}={type(holder).__name__}; "
                           f"pass {via}={rules.short(target)}(...) with them")

@@ -63,6 +63,13 @@ def main() -> dict[str, object]:
                                                                            "dataset_text_field")}
         out["sft_trainer_args_type"] = type(t.args).__name__
         out["train_loss_finite"] = math.isfinite(t.train().training_loss)
+        # the seeds' own shape: a TrainingArguments (with a deprecated alias set) plus max_seq_length on SFTTrainer
+        ta = compat.training_arguments(output_dir=out_dir, use_cpu=True, max_steps=1, report_to=[], learning_rate=1e-3,
+                                       per_device_train_batch_size=2, gradient_checkpointing=False)
+        t2 = compat.sft_trainer(model=model, args=ta, train_dataset=ds, tokenizer=tok, max_seq_length=24,
+                                dataset_text_field="text")
+        out["from_training_args"] = {"type": type(t2.args).__name__, "learning_rate": t2.args.learning_rate,
+                                     **{k: getattr(t2.args, k, None) for k in ("max_length", "max_seq_length")}}
         tr = compat.trainer(model=model, args=b, tokenizer=tok)
         out["trainer_processing_class"] = type(getattr(tr, "processing_class", None)).__name__
         try:

@@ -32,6 +32,12 @@ def test_max_seq_length_on_sfttrainer_becomes_sftconfig_max_length(new_run: dict
     assert new_run["train_loss_finite"] is True
 
 
+def test_training_arguments_as_args_become_an_sftconfig(new_run: dict[str, Any]) -> None:
+    # was: CompatError "activation_checkpointing is given twice" (to_dict lists the deprecated alias too)
+    assert new_run["from_training_args"] == {"type": "SFTConfig", "learning_rate": 1e-3, "max_length": 24,
+                                             "max_seq_length": None}
+
+
 def test_warns_once_naming_old_new_and_version(new_run: dict[str, Any]) -> None:
     msgs = new_run["warnings"]
     evaluation = [m for m in msgs if "evaluation_strategy" in m]
@@ -61,6 +67,9 @@ def test_both_directions_on_transformers_4_46_and_trl_0_12(old_pair_python: str,
     assert old["train_loss_finite"] is True
     assert old["removed_keyword"] == "accepted"  # overwrite_output_dir still exists in 4.46.3
     assert old["old_name_eval"] == "IntervalStrategy.STEPS"
+    # was: CompatError "per_device_train_batch_size is given twice" (per_gpu_* aliases copied over)
+    assert old["from_training_args"] == {"type": "SFTConfig", "learning_rate": 1e-3, "max_length": None,
+                                         "max_seq_length": 24}
 
 
 V = Version
