@@ -63,8 +63,7 @@ def _warn_once(callable_: str, t: rules.Translation, new_desc: str) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    why = {rules.REMOVED: "is rejected by", rules.DEPRECATED: "is deprecated in",
-           rules.TOO_NEW: "is not known to"}[t.status]
+    why = rules.VERB[t.status]
     warnings.warn(
         f"envdoctor.compat: {rules.short(callable_)}({t.keyword}=...) -> {new_desc}: `{t.keyword}` {why} "
         f"{t.rule.package} {t.version}", CompatWarning, stacklevel=_caller_level(),

@@ -203,7 +203,6 @@ def test_folder_recursion_skips_virtualenvs(tmp_path: Path, capsys: pytest.Captu
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
     pytest.param("missing.py", None, "no such file or folder", id="missing"),
-    pytest.param("bad.ipynb", "{not json", "not a notebook (invalid JSON", id="bad-notebook"),
     pytest.param("notes.txt", "x", "not a .py file or .ipynb notebook", id="wrong-suffix"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
@@ -213,6 +212,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
         path.write_text(content, encoding="utf-8")
     code, out, err = run_cli(capsys, str(path))
     assert code == 2 and err.count("\n") == 1 and needle in err and str(path) in err and "Traceback" not in err
+
+
+def test_unreadable_files_are_collected_and_the_rest_still_linted(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """One empty notebook (or a cell that is not an object, or a non-UTF-8 file) in a folder used to abort the run."""
+    (tmp_path / "empty.ipynb").write_text("", encoding="utf-8")
+    (tmp_path / "odd.ipynb").write_text('{"cells": [1]}', encoding="utf-8")
+    (tmp_path / "latin.py").write_bytes(b"x = '\xff'\n")
+    (tmp_path / "train.py").write_text("from transformers import TrainingArguments\n"
+                                       "TrainingArguments(evaluation_strategy='no')\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, str(tmp_path))
+    assert code == 1 and err == "" and "Traceback" not in out
+    assert f"{tmp_path / 'train.py'}:2:19: error: TrainingArguments(evaluation_strategy=)" in out
+    assert f"envdoctor lint: {tmp_path / 'empty.ipynb'}: not a notebook (invalid JSON" in out
+    assert f"envdoctor lint: {tmp_path / 'odd.ipynb'}: not a notebook (cells[0] is not an object but int)" in out
+    assert f"envdoctor lint: {tmp_path / 'latin.py'}: cannot read" in out
+    assert "1 stale keyword in 4 files; 3 could not be read or parsed" in out.splitlines()[-1]
+    code, out, err = run_cli(capsys, "--format", "json", str(tmp_path / "odd.ipynb"))
+    assert code == 2 and json.loads(out)["errors"] == [f"{tmp_path / 'odd.ipynb'}: not a notebook (cells[0] is not "
+                                                       "an object but int)"]
 
 
 def test_syntax_error_is_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .._matrix.model import Matrix
+from ..errors import UsageError
 from . import finder, rules, source
 from .versions import Versions, for_matrix
 
@@ -119,8 +120,7 @@ def _message(t: rules.Translation, new: str | None) -> str:
     call = rules.short(t.callable)
     if new is None:
         return f"{call}({t.keyword}=) has no equivalent in {pkg}: {t.rule.reason}"
-    verb = {rules.REMOVED: "is rejected by", rules.DEPRECATED: "is deprecated in",
-            rules.TOO_NEW: "is not known to"}[t.status]
+    verb = rules.VERB[t.status]
     arrow = (f"{call}({t.keyword}=) -> {call}({t.via}={rules.short(t.target)}({new}=))" if t.target
              else f"{call}({t.keyword}=) -> {call}({new}=)")
     return f"{arrow}: `{t.keyword}` {verb} {pkg}. {t.rule.reason}"
@@ -133,7 +133,11 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
     issues: list[Issue] = []
     errors: list[str] = []
     for f in files:
-        units = list(source.units(f))
+        try:
+            units = list(source.units(f))
+        except UsageError as e:  # one unreadable file in a folder must not hide the others' findings
+            errors.append(str(e).removeprefix("lint: "))
+            continue
         imported = shared_names(units, matrix)
         for unit in units:
             found, error = check_unit(unit, matrix, versions, imported)
@@ -147,10 +151,3 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
     fixed, unfixed, changed = fix_files(files, issues, matrix, versions)
     return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors), tuple(fixed),
                       tuple(unfixed), tuple(changed))
-
-
-def by_file(issues: Iterable[Issue]) -> dict[str, list[Issue]]:
-    out: dict[str, list[Issue]] = {}
-    for i in issues:
-        out.setdefault(i.path, []).append(i)
-    return out

@@ -23,6 +23,8 @@ def render_text(result: LintResult) -> str:
     summary = (f"{stale} stale keyword{'s' if stale != 1 else ''} in {result.files} file"
                f"{'s' if result.files != 1 else ''}" if stale else f"no stale keywords in {result.files} file"
                f"{'s' if result.files != 1 else ''}")
+    if result.errors:
+        summary += f"; {len(result.errors)} could not be read or parsed"
     if result.fixed or result.unfixed:
         summary += f"; fixed {len(result.fixed)}, left {len(result.unfixed)}"
     lines.append(f"{summary} (judged against {result.versions.describe()})")

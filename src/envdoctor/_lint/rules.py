@@ -17,6 +17,8 @@ INHERITS: dict[str, tuple[str, ...]] = {"trl.SFTConfig": ("transformers.Training
 # Result statuses. "removed": the installed version rejects the keyword. "deprecated": it still works but
 # warns. "too_new": the keyword is newer than the installed version. "no_equivalent": nothing replaces it.
 REMOVED, DEPRECATED, TOO_NEW, NO_EQUIVALENT = "removed", "deprecated", "too_new", "no_equivalent"
+# How lint, compat and explain say it: "`max_seq_length` is rejected by trl 1.16.0".
+VERB = {REMOVED: "is rejected by", DEPRECATED: "is deprecated in", TOO_NEW: "is not known to"}
 
 
 @dataclass(frozen=True)
@@ -31,24 +33,6 @@ class Translation:
     new: str | None = None  # the keyword to use instead (in `target` when target is set)
     target: str | None = None  # a moved keyword goes into this object...
     via: str | None = None  # ...passed as this keyword of `callable`
-
-    @property
-    def fixable(self) -> bool:
-        return self.new is not None
-
-    @property
-    def stale(self) -> bool:
-        """True when the keyword fails or warns on the installed version (exit 1 in lint)."""
-        return self.status in (REMOVED, DEPRECATED, NO_EQUIVALENT, TOO_NEW)
-
-    def describe(self) -> str:
-        """One line: old -> new, and why, naming the version."""
-        pkg = f"{self.rule.package} {self.version}"
-        if self.new is None:
-            return f"`{self.keyword}` has no equivalent in {pkg}: {self.rule.reason}"
-        where = f"{short(self.target)}({self.new}=...) passed as {self.via}=" if self.target else f"`{self.new}`"
-        verb = {REMOVED: "is rejected by", DEPRECATED: "is deprecated in", TOO_NEW: "is not known to"}[self.status]
-        return f"`{self.keyword}` {verb} {pkg}; use {where}. {self.rule.reason}"
 
 
 @dataclass(frozen=True)

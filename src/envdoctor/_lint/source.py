@@ -78,6 +78,9 @@ def read_notebook(path: Path) -> dict:  # type: ignore[type-arg]
         raise UsageError(f"lint: {path}: not a notebook (invalid JSON: {e})") from e
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise UsageError(f"lint: {path}: not a notebook (no 'cells' list)")
+    for i, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict):
+            raise UsageError(f"lint: {path}: not a notebook (cells[{i}] is not an object but {type(cell).__name__})")
     return data
 
 
