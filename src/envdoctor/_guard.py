@@ -8,35 +8,49 @@ and the commands that fix it; `exit=True` prints that message and exits with sta
 Decorator form: `@envdoctor.guard.required(matrix="llama31", tier=2)` on the training entry function runs the
 guard before the first call (once per process).
 
-`ENVDOCTOR_SKIP_GUARD=1` skips the guard: it warns (GuardSkippedWarning) and appends a line to
-`<cache>/guard-skips.log`, so a skipped run is never silent.
+`ENVDOCTOR_SKIP_GUARD=1` skips the guard (any value but empty, 0, false, no or off): it warns
+(GuardSkippedWarning) and appends a line to `<cache>/guard-skips.log`, so a skipped run is never silent.
+
+Only the standard library's cheapest modules load here: no typing, functools or contextlib (each costs
+the fast path milliseconds on a slow CI machine), hence the TYPE_CHECKING idiom below.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from ._certify import store
 from .errors import NotCertifiedError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 SKIP_ENV = "ENVDOCTOR_SKIP_GUARD"
-F = TypeVar("F", bound=Callable[..., Any])
+_NOT_SET = ("", "0", "false", "no", "off")
+TIERS = (0, 1, 2, 3)
 
 
 class GuardSkippedWarning(UserWarning):
     """The guard was skipped through ENVDOCTOR_SKIP_GUARD."""
 
 
-def _record_skip(matrix: str, tier: int) -> None:
+def skip_requested() -> bool:
+    """Whether ENVDOCTOR_SKIP_GUARD asks to skip the guard ('1', 'yes', ...; not '', '0', 'false', 'no', 'off')."""
+    return os.environ.get(SKIP_ENV, "").strip().lower() not in _NOT_SET
+
+
+def _record_skip(matrix: str, tier: int, stacklevel: int) -> None:
     import warnings
 
-    msg = f"envdoctor guard skipped for matrix {matrix!r} tier {tier} because {SKIP_ENV} is set"
-    warnings.warn(msg, GuardSkippedWarning, stacklevel=3)
+    value = os.environ.get(SKIP_ENV, "")
+    msg = f"envdoctor guard skipped for matrix {matrix!r} tier {tier} because {SKIP_ENV}={value!r}"
+    warnings.warn(msg, GuardSkippedWarning, stacklevel=stacklevel)
     try:
         path = os.path.join(store.cache_dir(), "guard-skips.log")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -46,10 +60,10 @@ def _record_skip(matrix: str, tier: int) -> None:
         pass  # the warning above still says it
 
 
-def _commands(ref: str, tier: int, device: str | None, check_ok: bool | None) -> str:
+def _commands(ref: str, tier: int, device: str | None, fixable: bool | None) -> str:
     dev = f" --device {device}" if device else ""
     lines = []
-    if check_ok is False:
+    if fixable:
         lines.append(f"  envdoctor fix --matrix {ref}")
     lines.append(f"  envdoctor certify --matrix {ref} --tier {tier}{dev}")
     return "to fix it, run:\n" + "\n".join(lines)
@@ -65,14 +79,14 @@ def _slow(matrix: str, tier: int, device: str | None, reason: str, certify: bool
             return result.certificate
         raise NotCertifiedError(
             f"this environment is not certified for {result.matrix_ref} (tier {tier}): {result.summary}\n\n"
-            f"{render_text(result)}\n{_commands(matrix, tier, device, result.check_ok)}"
+            f"{render_text(result)}\n{_commands(matrix, tier, device, result.check_ok is False)}"
         )
     from ._certify.tier0 import run_check
 
-    check_ok, report_text = run_check(matrix)
+    fixable, report_text = run_check(matrix)
     raise NotCertifiedError(
         f"this environment is not certified for {matrix} (tier {tier}): {reason}\n\n"
-        f"{report_text}\n{_commands(matrix, tier, device, check_ok)}"
+        f"{report_text}\n{_commands(matrix, tier, device, fixable)}"
     )
 
 
@@ -83,6 +97,7 @@ def guard(
     exit: bool = False,
     certify: bool = False,
     timeout: float | None = None,
+    _stacklevel: int = 3,
 ) -> store.Certificate | None:
     """Make sure this environment is certified for `matrix` at `tier` on `device` (the detected one by default).
 
@@ -94,8 +109,11 @@ def guard(
     ref = os.fspath(matrix)
     if device not in (None, "cuda", "cpu"):
         raise ValueError(f"guard(device={device!r}): use 'cuda', 'cpu' or None (the detected device)")
-    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
-        _record_skip(ref, tier)
+    if tier not in TIERS:
+        raise ValueError(f"guard(tier={tier!r}): tiers are 0 (the check), 1 (imports), 2 (GPU smoke), "
+                         "3 (tiny training run)")
+    if skip_requested():
+        _record_skip(ref, tier, _stacklevel)
         return None
     try:
         matrix_file = store.resolve(ref)
@@ -123,13 +141,18 @@ def required(
 ) -> Callable[[F], F]:
     """Decorator form of guard(): the wrapped function runs only in a certified environment (checked once per process)."""
 
+    import functools  # only the decorator form pays for it
+
+    if tier not in TIERS or device not in (None, "cuda", "cpu"):
+        guard(matrix, tier=tier, device=device)  # raises the ValueError at decoration time, not at the first call
+
     def deco(fn: F) -> F:
         done: list[Any] = []
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not done:
-                done.append(guard(matrix, tier=tier, device=device, exit=exit, certify=certify))
+            if not done:  # the skip warning points at the caller of the decorated function
+                done.append(guard(matrix, tier=tier, device=device, exit=exit, certify=certify, _stacklevel=4))
             return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -40,10 +40,12 @@ def test_guard_is_public_with_a_decorator_form() -> None:
 
 def test_valid_certificate_returns_it_without_heavy_imports(certified: str) -> None:
     out = _python(
-        "import sys, json, envdoctor\n"
+        "import sys, envdoctor\n"
         f"c = envdoctor.guard({certified!r}, tier=1, device='cpu')\n"
         "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes', 'pydantic', 'rich', 'packaging',\n"
-        "                     'platformdirs', 'pynvml', 'dataclasses', 'hashlib') if m in sys.modules]\n"
+        "                     'platformdirs', 'pynvml', 'dataclasses', 'hashlib', 'typing', 'json', 're',\n"
+        "                     'functools', 'contextlib') if m in sys.modules]\n"
+        "import json\n"
         "print(json.dumps({'matrix': c.matrix, 'tier': c.tier, 'heavy': heavy}))\n")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"matrix": "test@1.0", "tier": 1, "heavy": []}
@@ -112,8 +114,10 @@ def test_skip_variable_warns_and_records(write_matrix) -> None:  # type: ignore[
     assert path in log and "tier 2" in log
 
 
-def test_skip_variable_set_to_0_does_not_skip(write_matrix, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv(_guard.SKIP_ENV, "0")
+@pytest.mark.parametrize("value", ["0", "false", "No", "off", " "])
+def test_skip_variable_set_to_a_false_value_does_not_skip(write_matrix, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                                         value: str) -> None:
+    monkeypatch.setenv(_guard.SKIP_ENV, value)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(NotCertifiedError):
@@ -144,3 +148,31 @@ def test_decorator_guards_the_first_call_only(certified: str, write_matrix, monk
 def test_bad_device_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="device='mps'"):
         envdoctor.guard(device="mps")
+
+
+def test_bad_tier_is_a_value_error_even_at_decoration_time() -> None:
+    with pytest.raises(ValueError, match="tier=7"):
+        envdoctor.guard(tier=7)
+    with pytest.raises(ValueError, match="tier=-1"):
+        envdoctor.guard.required(tier=-1)
+
+
+def test_decorator_skip_warning_points_at_the_callers_line(write_matrix, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(_guard.SKIP_ENV, "1")
+
+    @envdoctor.guard.required(str(write_matrix(PROBES)), tier=1)
+    def train() -> str:
+        return "trained"
+
+    with pytest.warns(_guard.GuardSkippedWarning) as got:
+        assert train() == "trained"
+    assert got[0].filename == __file__
+
+
+def test_no_fix_command_when_fix_cannot_help(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_matrix('[python]\nspecifier = "<3.0"\nreason = "old"\nevidence = ["e"]\n' + PROBES))
+    with pytest.raises(NotCertifiedError) as info:
+        envdoctor.guard(path, tier=1, device="cpu")
+    msg = str(info.value)
+    assert "Python" in msg and "envdoctor fix" not in msg  # fix changes packages, not the interpreter
+    assert f"envdoctor certify --matrix {path} --tier 1 --device cpu" in msg

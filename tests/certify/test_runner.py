@@ -124,3 +124,44 @@ def test_third_party_probe_through_an_entry_point(plugin_dir: Path, monkeypatch:
         registry._REGISTRY.clear()
         registry._REGISTRY.update(saved)
         sys.modules.pop("ep_probes", None)
+
+
+def test_interrupted_run_kills_the_probe(plugin_dir: Path, tmp_path: Path) -> None:
+    """Ctrl-C during a probe: the probe runs in its own session, so the runner must kill it, not orphan it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "probe.pid"
+    (plugin_dir / "sleepy_probe.py").write_text(textwrap.dedent(f'''
+        import os, time
+        from envdoctor._certify import Outcome, register_probe
+
+        @register_probe("sleepy", 1, timeout=120.0)
+        def sleepy(ctx):
+            with open({str(pid_file)!r}, "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(120)
+            return Outcome.passed("slept")
+    '''), encoding="utf-8")
+    driver = ("import sleepy_probe\nfrom envdoctor._certify import registry\nfrom envdoctor._certify.registry import "
+              "ProbeContext\nfrom envdoctor._certify.runner import run_probe\n"
+              "run_probe(registry.get('sleepy'), 1, ProbeContext(device='cpu', params={}, matrix={}, gpu={}, workdir=''))\n")
+    parent = subprocess.Popen([sys.executable, "-c", driver], stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_file.exists(), "the probe never started"
+    probe_pid = int(pid_file.read_text())
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=30)
+    assert "KeyboardInterrupt" in err
+    time.sleep(0.2)
+    try:
+        os.kill(probe_pid, 0)
+    except ProcessLookupError:
+        return
+    os.kill(probe_pid, signal.SIGKILL)  # do not leave it behind, even on failure
+    pytest.fail(f"the probe process {probe_pid} outlived the interrupted run")

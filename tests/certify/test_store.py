@@ -161,3 +161,20 @@ def test_cpu_certificate_on_a_fake_gpu_machine_needs_device_cpu(matrix_file: Pat
     _write(matrix_file, site, device="cpu")
     assert not store.status(str(matrix_file), env=_here(site, H200)).valid
     assert store.status(str(matrix_file), device="cpu", env=_here(site, H200)).valid
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, true, null, "x\\u00e9"], "b": {}}', " [] \n", "NaN", '"s"'])
+def test_json_reader_without_the_json_module_agrees_with_it(text: str) -> None:
+    import json
+
+    from envdoctor._certify._record import json_loads
+
+    assert repr(json_loads(text)) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["", "garbage", "{} x", '{"a":}', "[1,]"])
+def test_json_reader_rejects_what_json_rejects(text: str) -> None:
+    from envdoctor._certify._record import json_loads
+
+    with pytest.raises(ValueError):
+        json_loads(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,21 @@ def test_freeze_only_and_bad_names() -> None:
         freeze(env, "t", only=["peft"])
     with pytest.raises(UsageError, match="--name"):
         freeze(env, "Bad Name")
+    with pytest.raises(UsageError, match="did you mean 'trl'"):
+        freeze(env, "t", only=["tlr"])
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    pytest.param("version", "x y", "--version 'x y': not a version number", id="bad-version"),
+    pytest.param("extends", "lama31", "--extends lama31: unknown matrix 'lama31' (did you mean 'llama31'?)",
+                 id="unknown-base"),
+    pytest.param("extends", "./no-such-base.toml", "--extends ./no-such-base.toml: matrix file not found",
+                 id="missing-base-file"),
+])
+def test_freeze_refuses_to_write_a_matrix_that_would_not_load(option: str, value: str, message: str) -> None:
+    env = from_facts(_facts([{"name": "trl", "version": "0.8.6", "path": "/s/trl"}]))
+    with pytest.raises(UsageError, match=re.escape(message)):
+        freeze(env, "t", **{option: value})
 
 
 def test_cli_freeze_writes_toml_on_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

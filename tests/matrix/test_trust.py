@@ -117,8 +117,10 @@ def test_cli_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["matrix", "validate"]) == 2
     assert main(["matrix", "validate", "-r", str(tmp_path / "missing.txt")]) == 2
     assert main(["matrix", "validate", "llama31", "--python-version", "three"]) == 2
+    assert main(["matrix", "validate", "llama31", "--platform", "linx"]) == 2  # was a "conflict", exit 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(e.startswith("envdoctor: error:") for e in err)
+    assert len(err) == 4 and all(e.startswith("envdoctor: error:") for e in err)
+    assert "did you mean 'linux'?" in err[3] and "macos-x86_64" in err[3]
 
 
 # ----------------------------------------------------------------------------- the real resolver
@@ -152,7 +154,9 @@ def test_a_matrix_pinning_past_trls_cap_names_both_sides(write_matrix) -> None: 
                         'reason = "try fix B without moving trl"\nevidence = ["FACTS.md §1"]\n'
                         '[[packages]]\nname = "tokenizers"\nspecifier = "==0.21.0"\nreason = "r"\nevidence = ["e"]\n',
                         name="fixb")
-    v = validate_matrix(load_matrix(path), python_version="3.12")
+    said: list[str] = []
+    v = validate_matrix(load_matrix(path), python_version="3.12", progress=said.append)
+    assert said == ["resolving fixb@1.0 (12 requirements) for Python 3.12 / linux"]  # progress before the wait
     assert not v.ok
     assert ("trl 0.12.2 requires transformers<4.47.0; the matrix pins transformers==4.47.0 "
             "(fixb@1.0 packages.transformers)") in v.all_problems[0].message
@@ -172,7 +176,9 @@ def test_a_user_matrix_that_lets_transformers_5_in_breaks_the_runtime_rule(write
 def test_every_bundled_matrix_validates(capsys: pytest.CaptureFixture[str]) -> None:
     """What CI runs: every bundled matrix resolves for its lowest and highest Python, and breaks no runtime rule."""
     assert main(["matrix", "validate", "--all"]) == 0, capsys.readouterr().out
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "resolving llama31@2024.12" in captured.err  # progress on stderr, the report on stdout
     assert out.count(": OK") == len([e for e in available() if e.bundled])
     assert "not checked: torch==2.4.0 +cu118 from pytorch:cu118" in out
     assert "axolotl ==0.4.0: installed from git+" in out

@@ -1,14 +1,18 @@
-"""A frozen record base for the guard's fast path, plus SHA-256 and HMAC without loading OpenSSL.
+"""A frozen record base for the guard's fast path, plus SHA-256, HMAC and JSON reading at the lowest import cost.
 
 Why not frozen dataclasses / NamedTuple / hashlib, as elsewhere: on a 2-core CI machine importing
 `dataclasses` (it pulls in `inspect`) costs ~6 ms, each NamedTuple class ~1 ms (it compiles code), and
 `hashlib` ~2.5 ms (it loads libcrypto), against a 10 ms budget for the whole guard. Records here are
-immutable, compare by value and have `_asdict()`; SHA-256 comes from CPython's built-in module.
+immutable, compare by value and have `_asdict()`; SHA-256 comes from CPython's built-in module. Reading JSON
+goes through the C scanner of `_json` directly: `import json` pulls in `re` (and with it enum and functools),
+another ~3-7 ms on that machine.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of the guard's budget)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, ClassVar
 
 try:  # CPython 3.12+: the HACL* implementations live in _sha2
     from _sha2 import sha256  # type: ignore[import-not-found]
@@ -22,6 +26,40 @@ try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # pragma: no cover
     from hmac import compare_digest  # type: ignore[no-redef]  # noqa: F401
+
+
+try:
+    from _json import make_scanner as _c_make_scanner
+except ImportError:  # pragma: no cover - another interpreter
+    _c_make_scanner = None  # type: ignore[assignment,misc]
+
+
+class _ScanContext:
+    """The attributes json.JSONDecoder hands to the C scanner, with json.loads' defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # 'NaN', 'Infinity', '-Infinity'
+    memo: dict[str, str] = {}
+
+
+def json_loads(text: str) -> Any:
+    """json.loads(text) without importing json; raises ValueError on malformed text, as json.loads does."""
+    if _c_make_scanner is None:  # pragma: no cover
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, end = _c_make_scanner(_ScanContext())(text, start)  # type: ignore[arg-type]
+    except StopIteration as e:
+        raise ValueError(f"Expecting value: char {e.value}") from None
+    if text[end:].strip(" \t\n\r"):
+        raise ValueError(f"Extra data: char {end}")
+    return value
 
 
 def hmac_sha256(key: bytes, message: bytes) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any
 
 from ._record import sha256
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this runs in the guard
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+    from typing import Any
 
 FINGERPRINT_VERSION = 1
 _SUFFIXES = (".dist-info", ".egg-info")

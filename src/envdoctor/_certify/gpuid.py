@@ -7,7 +7,6 @@ fallback for systems whose driver does not expose /proc (containers that hide it
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ._record import Record
@@ -93,8 +92,10 @@ def from_nvml() -> GpuIdentity:
     except Exception as e:
         return GpuIdentity((), (), "", "none", f"NVML query failed: {e}")
     finally:
-        with contextlib.suppress(Exception):
+        try:  # contextlib.suppress would cost the guard an import
             pynvml.nvmlShutdown()
+        except Exception:
+            pass
 
 
 def _s(v: object) -> str:

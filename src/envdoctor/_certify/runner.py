@@ -74,6 +74,10 @@ def run_probe(spec: ProbeSpec, tier: int, ctx: ProbeContext, timeout: float | No
             out, err = proc.communicate()
             return ProbeResult(spec.name, tier, INCONCLUSIVE, f"timed out after {limit:.0f} s",
                                round(time.monotonic() - start, 2), {"stderr_tail": _tail(err)})
+        except BaseException:  # Ctrl-C or an error here: the probe runs in its own session and would outlive us
+            _kill(proc)
+            proc.wait()
+            raise
         duration = round(time.monotonic() - start, 2)
         try:
             with open(result_file, encoding="utf-8") as f:

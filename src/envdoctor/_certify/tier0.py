@@ -34,10 +34,15 @@ def check_result(matrix: Any, env: Any, device: str = "cuda") -> tuple[ProbeResu
                        details), report
 
 
+# Failures `envdoctor fix` can repair (it changes packages); a missing GPU or a wrong Python it cannot.
+FIXABLE_KINDS = frozenset({"package", "missing", "absent", "known-bad", "consistency"})
+
+
 def run_check(matrix_ref: str) -> tuple[bool, str]:
-    """The check of this environment as (ok, rendered text report) for the guard's error message."""
+    """The check of this environment as (whether `envdoctor fix` would help, rendered text report) for the guard."""
     from .._check import check
     from .._render.report_text import render
 
     report = check(matrix_ref)
-    return bool(report.ok), render(report)
+    fixable = any(f.status.value == "fail" and f.kind.value in FIXABLE_KINDS for f in report.findings)
+    return fixable, render(report)

@@ -166,14 +166,15 @@ def _show_text(m: Any, evidence: bool) -> str:
 
 def _validate(args: argparse.Namespace) -> int:
     from .._matrix.loader import available, load_matrix
-    from .._matrix.trust import parse_python_version, validate_matrix, validate_requirements
+    from .._matrix.trust import parse_platform, parse_python_version, validate_matrix, validate_requirements
     from ..errors import UsageError
 
     chosen = sum(bool(x) for x in (args.matrix, args.requirements, args.all))
     if chosen != 1:
         raise UsageError("matrix validate: give one of M, -r FILE or --all")
     py = parse_python_version(args.python_version) if args.python_version else None
-    kw = dict(python_version=py, platform=args.platform, backend=args.backend)
+    plat = parse_platform(args.platform) if args.platform else None
+    kw = dict(python_version=py, platform=plat, backend=args.backend, progress=_progress)
     if args.requirements:
         rules = [load_matrix(e.path) for e in available() if e.bundled]
         results = [validate_requirements(args.requirements, rules=rules, **kw)]  # type: ignore[arg-type]
@@ -186,6 +187,10 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write("".join(_validation_text(v) for v in results))
     return 0 if all(v.ok for v in results) else 1
+
+
+def _progress(message: str) -> None:
+    print(f"  {message} ...", file=sys.stderr, flush=True)
 
 
 def _validation_dict(v: Any) -> dict[str, Any]:

@@ -78,6 +78,24 @@ def _package(dist: Distribution, ranges: bool, made_from: str) -> list[str]:
     return lines
 
 
+def _check_version_and_extends(version: str, extends: str | None) -> None:
+    """Refuse what would write a matrix that does not load: a version packaging cannot read, an unknown base."""
+    from packaging.version import InvalidVersion
+
+    from ..errors import MatrixError, UsageError
+    from .loader import resolve_ref
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UsageError(f"--version {version!r}: not a version number (e.g. 2026.11 or 1.0)") from None
+    if extends:
+        try:
+            resolve_ref(extends)
+        except MatrixError as e:
+            raise UsageError(f"--extends {extends}: {e}") from e
+
+
 def freeze(env: Environment, name: str, *, version: str | None = None, ranges: bool = False,
            extends: str | None = None, only: Iterable[str] = (), today: _dt.date | None = None) -> str:
     """A matrix in TOML from `env`: every installed distribution (or only `only`) pinned, or as ranges."""
@@ -87,14 +105,19 @@ def freeze(env: Environment, name: str, *, version: str | None = None, ranges: b
         raise UsageError(f"--name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
     day = today or _dt.date.today()
     version = version or f"{day.year}.{day.month:02d}.{day.day:02d}"
+    _check_version_and_extends(version, extends)
     wanted = {canonicalize_name(n) for n in only}
     dists = [d for k, d in sorted(env.distributions.items())
              if k not in SKIP and d.version is not None and (not wanted or k in wanted)]
     missing = sorted(wanted - {d.key for d in dists})
     if missing:
+        import difflib
+
         from ..errors import UsageError
 
-        raise UsageError(f"--only: not installed in {env.executable}: {', '.join(missing)}")
+        hints = [f"{m} (did you mean {h[0]!r}?)" if (h := difflib.get_close_matches(m, list(env.distributions), n=1))
+                 else m for m in missing]
+        raise UsageError(f"--only: not installed in {env.executable}: {', '.join(hints)}")
     py = env.python_version
     made_from = f"{env.executable} (Python {py}) on {day.isoformat()}"
     out = [

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -30,6 +31,8 @@ PLATFORM_MARKERS = {
     "windows": {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": "AMD64"},
     "macos": {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "arm64"},
 }
+# The targets `--platform` takes; the resolver maps each to uv's --python-platform or pip's --platform tags.
+PLATFORMS = ("linux", "linux-aarch64", "windows", "macos", "macos-x86_64")
 # `pytorch:<tag>` names the PyTorch index of one build; the fixer maps it to a URL from configuration.
 _SYMBOLIC_INDEX = re.compile(r"^pytorch:(cu\d{2,3}|cpu|rocm\d+(\.\d+)*|xpu)$")
 _URL_INDEX = re.compile(r"^(https?|file)://\S+$")
@@ -180,7 +183,8 @@ def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
     if not p.is_file():
         raise UsageError(f"-r {path}: no such requirements file")
     try:
-        parsed = pip_api.parse_requirements(p)
+        # without include_invalid, pip-api raises for a bad line rather than returning an UnparsedRequirement
+        parsed: dict[str, Any] = dict(pip_api.parse_requirements(p))
     except Exception as e:  # pip-api raises its own PipError and plain ValueErrors for bad lines
         raise UsageError(f"-r {path}: {e}") from e
     text = p.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -295,8 +299,15 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
     return TargetResult(python_version, platform, not problems, res.backend, res.seconds, pairs, tuple(problems))
 
 
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
 def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platform: str | None = None,
-                    backend: str = "auto", timeout: float = 300.0) -> Validation:
+                    backend: str = "auto", timeout: float = 300.0, progress: Progress = _quiet) -> Validation:
     """Resolve a matrix's package set for its declared Python(s) and platform and check its runtime rules."""
     lines, unchecked, problems = matrix_lines(matrix)
     missing = rules_without_evidence(matrix)
@@ -312,13 +323,16 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
     if not lines:  # a base matrix of API rules (drift) has no package set to resolve
         unchecked.append(Unchecked(matrix.name, f"{matrix.ref} declares no packages: nothing to resolve"))
         pythons = []
-    targets = tuple(_resolve_target(lines, py, plat, backend, "the matrix", matrix.known_bad, absent, timeout)
-                    for py in pythons)
-    return Validation(matrix.ref, targets, tuple(problems), tuple(unchecked), tuple(lines))
+    targets = []
+    for py in pythons:
+        progress(f"resolving {matrix.ref} ({len(lines)} requirements) for Python {py} / {plat}")
+        targets.append(_resolve_target(lines, py, plat, backend, "the matrix", matrix.known_bad, absent, timeout))
+    return Validation(matrix.ref, tuple(targets), tuple(problems), tuple(unchecked), tuple(lines))
 
 
 def validate_requirements(path: str | Path, *, python_version: str | None = None, platform: str | None = None,
-                          backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0) -> Validation:
+                          backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0,
+                          progress: Progress = _quiet) -> Validation:
     """Resolve a requirements file (read with pip-api) and check it against the runtime rules of `rules`."""
     lines, unchecked = file_lines(path)
     if not lines:
@@ -328,8 +342,21 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
         for bad in m.known_bad:
             seen.setdefault((bad.key, str(bad.specifier), str(bad.with_)), bad)
     py = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    progress(f"resolving {path} ({len(lines)} requirements) for Python {py} / {platform or 'linux'}")
     target = _resolve_target(lines, py, platform or "linux", backend, "the file", list(seen.values()), (), timeout)
     return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
+
+
+def parse_platform(value: str) -> str:
+    """'linux' from --platform; raises UsageError naming the choices (and the likely one) on anything else."""
+    import difflib
+
+    name = value.strip().lower()
+    if name in PLATFORMS:
+        return name
+    hint = difflib.get_close_matches(name, PLATFORMS, n=1)
+    did = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise UsageError(f"--platform {value!r}: not a platform envdoctor resolves for{did}; use one of {', '.join(PLATFORMS)}")
 
 
 def parse_python_version(value: str) -> str:
