@@ -126,3 +126,13 @@ def test_envdoctors_own_dependencies_are_always_protected(tmp_path) -> None:  # 
     plan = plan_fix(from_requirements(req), backend="pip", sources=Sources(no_index=True, find_links=(str(wh),)),
                     allow=["packaging"])
     assert any("protected packaging" in p and "envdoctor's own dependency" in p for p in plan.problems)
+
+
+def test_a_direct_reference_is_planned_under_the_uv_backend(tmp_path, make_venv, offline, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    # uv's dry run prints '+ alpha @ file://...' with no version; before, the plan said "nothing to do".
+    python = make_venv("alpha==2.0")
+    req = _requirements(tmp_path, f"{wheelhouse / 'alpha-1.0-py3-none-any.whl'}\n")
+    plan = plan_fix(from_requirements(req), python=python, backend="uv", sources=offline)
+    assert plan.ok, plan.problems
+    assert [(c.name, c.before, c.after) for c in plan.changes] == [("alpha", "2.0", "1.0")]
+    assert plan.steps[0].packages[0].startswith("alpha @ file://")

@@ -11,7 +11,6 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._environment import Environment, facts_of, from_facts
-from .._gpu import GpuInfo
 from .._resolver import Requested, Resolution, Sources, pick_backend, resolve
 from .commands import install_command, uninstall_command
 from .protect import protected_names
@@ -76,6 +75,16 @@ class Plan:
         return not self.steps
 
 
+def _merged(given: Sources, named: Sources) -> Sources:
+    """The command line's sources plus those the target names (a requirements file's -i/-f lines), as pip merges them."""
+    if named == Sources():
+        return given
+    return Sources(given.index_url or named.index_url,
+                   tuple(dict.fromkeys([*given.extra_index_urls, *named.extra_index_urls])),
+                   tuple(dict.fromkeys([*given.find_links, *named.find_links])),
+                   given.no_index or named.no_index, given.extra_args)
+
+
 def _sources_for(target: Target, sources: Sources) -> Sources:
     """Resolution sources: the caller's, plus every group's own index (torch's build index) as an extra."""
     extra = [p.index_url for p in target.packages if p.index_url]
@@ -98,8 +107,9 @@ def plan_fix(
     """Resolve `target` with a real resolver against the environment and return the plan; changes nothing."""
     start = time.perf_counter()
     chosen = pick_backend(backend)
-    env = environment or from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
-    src = sources or Sources()
+    env = environment or from_facts(facts_of(python))
+    target = target.for_environment(env.markers)  # markers are the fixed environment's, not envdoctor's
+    src = _merged(sources or Sources(), target.sources)
     exe = env.executable
     problems: list[str] = []
     warnings: list[str] = []
@@ -114,8 +124,11 @@ def plan_fix(
     rsrc = _sources_for(target, src)
     resolutions: list[Resolution] = []
     if regular:
+        # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip.
+        direct = any(" @ " in p.requirement for p in regular)
         resolutions.append(resolve([Requested(p.requirement, p.cited) for p in regular], python=exe,
-                                   backend=chosen, sources=rsrc))
+                                   backend="pip" if direct else chosen, sources=rsrc,
+                                   constraints=target.constraints))
     if nodeps:
         # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
         # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._matrix.model import Matrix
+from .._resolver import Sources
 from ..errors import MatrixError, UsageError
 
 # `index_url = "pytorch:cu118"` in a matrix names torch's build index symbolically; the URL comes from
@@ -36,6 +38,11 @@ class TargetPackage:
     @property
     def key(self) -> NormalizedName:
         return canonicalize_name(self.name)
+
+    def applies(self, markers: Mapping[str, str]) -> bool:
+        """False when the line's marker (`; python_version < "3.12"`) is false for that environment."""
+        marker = Requirement(self.requirement).marker
+        return marker is None or marker.evaluate(dict(markers, extra=""))
 
     @property
     def cited(self) -> str:
@@ -70,6 +77,13 @@ class Target:
     protected: tuple[NormalizedName, ...] = ()
     matrix: Matrix | None = None
     source: str = ""  # what load_target reads again on --resume: the matrix file or the requirements file
+    sources: Sources = Sources()  # indexes the target itself names (a requirements file's -i/-f lines)
+    constraints: tuple[str, ...] = ()  # a requirements file's -c lines: they bound the resolution only
+
+    def for_environment(self, markers: Mapping[str, str]) -> Target:
+        """The target without the lines whose markers are false in the environment being fixed."""
+        kept = tuple(p for p in self.packages if p.applies(markers))
+        return self if len(kept) == len(self.packages) else replace(self, packages=kept)
 
     def groups(self) -> list[tuple[str, list[TargetPackage]]]:
         """Packages grouped by install group, in install order (stable within a group)."""
@@ -122,39 +136,17 @@ def from_matrix(matrix: Matrix) -> Target:
 
 
 def from_requirements(path: str | os.PathLike[str]) -> Target:
-    """The target of a requirements file (read with pip-api); each line's origin is `file:line`."""
-    import pip_api
+    """The target of a requirements file: each line's origin is `file:line`; its -c, index options and markers kept."""
+    from .reqfile import read_requirements
 
     file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"-r {path}: no such requirements file")
-    try:
-        parsed = pip_api.parse_requirements(file, include_invalid=True)
-    except Exception as e:  # pip-api raises its own PipError and plain ValueErrors
-        raise UsageError(f"-r {path}: cannot read it: {e}") from e
-    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-    packages: list[TargetPackage] = []
-    for name, req in parsed.items():
-        text = str(req)
-        try:
-            Requirement(text)
-        except InvalidRequirement as e:
-            raise UsageError(f"-r {path}: invalid requirement {text!r}: {e}") from e
-        lineno = _line_of(lines, name)
-        origin = f"{file.name}:{lineno}" if lineno else file.name
-        packages.append(TargetPackage(name=getattr(req, "name", name), requirement=text, origin=origin))
-    if not packages:
+    parsed = read_requirements(file)
+    if not parsed.lines:
         raise UsageError(f"-r {path}: no requirements in it")
-    return Target(str(file), "requirements", tuple(packages), source=str(file.resolve()))
-
-
-def _line_of(lines: list[str], name: str) -> int:
-    key = canonicalize_name(name)
-    for i, line in enumerate(lines, 1):
-        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-        if m and canonicalize_name(m.group(1)) == key:
-            return i
-    return 0
+    packages = tuple(TargetPackage(name=Requirement(ln.requirement).name, requirement=ln.requirement, origin=ln.origin)
+                     for ln in parsed.lines)
+    return Target(str(file), "requirements", packages, source=str(file.resolve()), sources=parsed.sources,
+                  constraints=tuple(c.requirement for c in parsed.constraints))
 
 
 def load_target(matrix: str | None = None, requirements: str | None = None) -> Target:

@@ -31,7 +31,7 @@ def unmet(target: Target | None, env: Environment) -> list[str]:
     if target is None:
         return []
     out: list[str] = []
-    for p in target.packages:
+    for p in target.for_environment(env.markers).packages:
         req = Requirement(p.requirement)
         dist = env.get(req.name)
         if dist is None:

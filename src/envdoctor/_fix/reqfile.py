@@ -1,0 +1,173 @@
+"""Read a pip requirements file the way pip does, keeping each line's `file:line`, its markers and its options.
+
+Markers are kept, not evaluated: they belong to the environment being fixed (`--python`), not to the
+interpreter envdoctor runs in. Index options (`-i`, `--extra-index-url`, `-f`, `--no-index`) and `-c`
+constraint files are honoured; an option envdoctor cannot honour is refused by name, never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .._resolver import Sources
+from ..errors import UsageError
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_ENV_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)\}")  # pip expands only ${UPPER_CASE} names
+_EGG = re.compile(r"[#&]egg=(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)")
+_WHEEL = re.compile(r"^(?P<name>[^-/\\]+)-(?P<version>[^-]+)-.+\.whl$")
+# option -> the field it fills; the value is the next word or after '='
+_VALUED = {"-r": "requirement", "--requirement": "requirement", "-c": "constraint", "--constraint": "constraint",
+           "-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url",
+           "-f": "find_links", "--find-links": "find_links", "-e": "editable", "--editable": "editable"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One requirement as written (markers included) and where: `requirements.txt:3`."""
+
+    requirement: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class RequirementsFile:
+    """What a requirements file asks for: requirement lines, constraint lines, and the sources it names."""
+
+    lines: tuple[Line, ...]
+    constraints: tuple[Line, ...]
+    sources: Sources
+
+
+def read_requirements(path: str | os.PathLike[str]) -> RequirementsFile:
+    """Parse `path` (following -r and -c), or raise UsageError naming the file and line."""
+    reader = _Reader()
+    reader.read(Path(path), constraint=False, via=f"-r {path}")
+    return RequirementsFile(tuple(reader.lines), tuple(reader.constraints), Sources(
+        reader.index_url, tuple(reader.extra), tuple(reader.links), reader.no_index))
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.lines: list[Line] = []
+        self.constraints: list[Line] = []
+        self.seen: dict[str, str] = {}
+        self.files: set[Path] = set()
+        self.index_url: str | None = None
+        self.extra: list[str] = []
+        self.links: list[str] = []
+        self.no_index = False
+
+    def read(self, path: Path, *, constraint: bool, via: str) -> None:
+        if not path.is_file():
+            raise UsageError(f"{via}: " + ("not a file" if path.exists() else "no such requirements file"))
+        real = path.resolve()
+        if real in self.files:
+            return  # a file included twice (or in a cycle) is read once, as pip does
+        self.files.add(real)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"{via}: cannot read it: {e}") from e
+        for lineno, line in _logical_lines(text):
+            self._line(line, path, f"{path.name}:{lineno}", constraint)
+
+    def _line(self, line: str, path: Path, origin: str, constraint: bool) -> None:
+        line = _ENV_VAR.sub(lambda m: os.environ.get(m.group("name"), m.group(0)), line)
+        words = line.split()
+        if words[0].startswith("-"):
+            self._option(words, path, origin, constraint)
+            return
+        text = _strip_hashes(line)
+        req = _requirement(text, path, origin)
+        key = canonicalize_name(Requirement(req).name)
+        if not constraint:
+            if key in self.seen:
+                raise UsageError(f"{origin}: {key} is already required at {self.seen[key]}; keep one line")
+            self.seen[key] = origin
+        (self.constraints if constraint else self.lines).append(Line(req, origin))
+
+    def _option(self, words: list[str], path: Path, origin: str, constraint: bool) -> None:
+        opt, _, value = words[0].partition("=")
+        if opt == "--no-index":
+            self.no_index = True
+            return
+        if opt not in _VALUED:
+            if opt[:2] in _VALUED and len(opt) > 2:  # -rbase.txt, -ihttp://...
+                opt, value = opt[:2], opt[2:]
+            else:
+                raise UsageError(f"{origin}: envdoctor fix cannot honour the option {opt} in a requirements "
+                                 f"file; remove it (-i, --extra-index-url, -f, --no-index, -r and -c are read)")
+        if not value:
+            if len(words) < 2:
+                raise UsageError(f"{origin}: {opt} needs a value")
+            value = words[1]
+        kind = _VALUED[opt]
+        if kind == "editable":
+            raise UsageError(f"{origin}: editable installs (-e {value}) are not supported by envdoctor fix; "
+                             f"install them with pip after the fix")
+        if kind in ("requirement", "constraint"):
+            self.read(path.parent / value, constraint=constraint or kind == "constraint", via=f"{origin}: {opt} {value}")
+        elif kind == "index_url":
+            self.index_url = value
+        elif kind == "extra_index_url":
+            self.extra.append(value)
+        else:  # find_links: relative to the file when that folder exists there, as pip does
+            near = path.parent / value
+            self.links.append(str(near.resolve()) if near.exists() else value)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each logical line: continuations joined, comments and blanks dropped."""
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    start = 0
+    for i, raw in enumerate(text.splitlines(), 1):
+        if not buf:
+            start = i
+        if raw.endswith("\\"):
+            buf.append(raw[:-1])
+            continue
+        buf.append(raw)
+        joined = _COMMENT.sub("", "".join(buf)).strip()
+        buf = []
+        if joined:
+            out.append((start, joined))
+    if buf and _COMMENT.sub("", "".join(buf)).strip():
+        out.append((start, _COMMENT.sub("", "".join(buf)).strip()))
+    return out
+
+
+def _strip_hashes(line: str) -> str:
+    """`name==1.0 --hash=sha256:...`: the hashes pin artifacts, which the resolver does not need."""
+    words = line.split()
+    keep = [w for i, w in enumerate(words) if not w.startswith("--hash") and
+            not (i > 0 and words[i - 1] == "--hash")]
+    return " ".join(keep)
+
+
+def _requirement(text: str, path: Path, origin: str) -> str:
+    """The line as a PEP 508 requirement; a URL with #egg=name or a local wheel becomes `name @ url`."""
+    try:
+        Requirement(text)
+        return text
+    except InvalidRequirement as e:
+        error = str(e).splitlines()[0]
+    url, _, marker = text.partition(";")
+    url = url.strip()
+    egg = _EGG.search(url)
+    if "://" in url and egg:
+        return f"{egg.group('name')} @ {url}" + (f" ;{marker}" if marker else "")
+    wheel = _WHEEL.match(os.path.basename(url))
+    if wheel and "://" not in url:
+        local = (path.parent / url) if not os.path.isabs(url) else Path(url)
+        return f"{wheel.group('name')} @ {local.resolve().as_uri()}" + (f" ;{marker}" if marker else "")
+    if "://" in url:
+        error = "a URL needs the package name: write 'name @ URL' (or add #egg=name)"
+    raise UsageError(f"{origin}: invalid requirement {text!r}: {error}")
