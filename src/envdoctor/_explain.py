@@ -121,19 +121,24 @@ def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> Ed
     versions = {p: env.version_of(p) for p in rules.packages_of(matrix)} if env is not None else {}
     paths = sorted({r.callable for r in matrix.renames if rules.short(r.callable) == cls}
                    | {k for k in rules.INHERITS if rules.short(k) == cls})
+    if not paths:
+        # from_pretrained hands keywords it does not know to the model's __init__, so a removed
+        # from_pretrained keyword surfaces as "LlamaForCausalLM.__init__() got an unexpected keyword argument"
+        paths = sorted({r.callable.replace("*", cls) for r in matrix.renames if ".*." in r.callable})
     for path in paths:
         t = rules.translate(matrix, path, keyword, versions)
         if t is None:
             continue
+        shown = f"{cls}.from_pretrained" if path.endswith(".from_pretrained") else cls
         rejected = t.status in (rules.REMOVED, rules.NO_EQUIVALENT)
         why = (f"{t.rule.package} {t.version} is installed here and "
                f"{'rejects' if rejected else 'still accepts'} `{keyword}`")
         if t.new is not None and t.target:
             final = rules.final_name(matrix, t.target, t.new, versions) or t.new
-            return (f"{cls}({keyword}=...) -> {cls}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
+            return (f"{shown}({keyword}=...) -> {shown}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
                     rejected, why)
         if t.new is not None:
-            return f"{cls}({keyword}=...) -> {cls}({t.new}=...)", rejected, why
+            return f"{shown}({keyword}=...) -> {shown}({t.new}=...)", rejected, why
         return f"delete {keyword}=...: {t.rule.reason}", rejected, why
     for path in paths:  # versions unknown: say what the data says
         for rule in rules.rules_for(matrix, path):

@@ -97,10 +97,13 @@ def test_every_symptom_of_the_matrix_has_a_text_here() -> None:
     assert {s.id for s in DRIFT.symptoms} <= tested
 
 
-def test_real_typeerrors_from_the_installed_libraries() -> None:
+def test_real_typeerrors_from_the_installed_libraries(tmp_path: Path) -> None:
     """Raise the seed's TypeErrors for real with transformers 5.23 / TRL 1.16 and explain the exceptions."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
     from trl import SFTConfig, SFTTrainer
+
+    LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                                 num_attention_heads=1, num_key_value_heads=1)).save_pretrained(tmp_path)
 
     cases = [(lambda: TrainingArguments(output_dir="o", evaluation_strategy="no"), "trainingargs-evaluation-strategy",
               "TrainingArguments(evaluation_strategy=...) -> TrainingArguments(eval_strategy=...)"),
@@ -111,7 +114,13 @@ def test_real_typeerrors_from_the_installed_libraries() -> None:
              (lambda: SFTConfig(output_dir="o", max_seq_length=8), "sftconfig-max-seq-length",
               "SFTConfig(max_seq_length=...) -> SFTConfig(max_length=...)"),
              (lambda: TrainingArguments(output_dir="o", overwrite_output_dir=True), "unexpected-keyword",
-              "delete overwrite_output_dir=...")]
+              "delete overwrite_output_dir=..."),
+             # from_pretrained passes what it does not know to the model: "LlamaForCausalLM.__init__() got ..."
+             (lambda: AutoModelForCausalLM.from_pretrained(tmp_path, load_in_4bit=True), "unexpected-keyword",
+              "LlamaForCausalLM.from_pretrained(load_in_4bit=...) -> LlamaForCausalLM.from_pretrained(..., "
+              "quantization_config=BitsAndBytesConfig(..., load_in_4bit=...))"),
+             (lambda: AutoModelForCausalLM.from_pretrained(tmp_path, use_auth_token="t"), "unexpected-keyword",
+              "LlamaForCausalLM.from_pretrained(use_auth_token=...) -> LlamaForCausalLM.from_pretrained(token=...)")]
     for make, symptom, edit in cases:
         with pytest.raises(TypeError) as info:
             make()
