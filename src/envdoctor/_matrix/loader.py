@@ -71,7 +71,8 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
         if relative_to is not None and not path.is_absolute():
             path = relative_to / path
         if not path.is_file():
-            raise MatrixError(f"matrix file not found: {path}")
+            shown = ref if relative_to is None else str(path)
+            raise MatrixError(f"matrix file not found: {shown}")
         return path.resolve()
     name, _, version = ref.partition("@")
     entries = available()

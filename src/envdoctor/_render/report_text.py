@@ -42,7 +42,7 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
         "",
     ]
     # Passing package, Python and model rules stay visible: they are what a person checks at a glance.
-    listed = ("package", "python", "model")
+    listed = ("package", "python", "model", "certificate")
     shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
     width = max((len(f.kind.value) for f in shown), default=7)
     common_fix = f"envdoctor fix --matrix {report.matrix}"
