@@ -118,11 +118,15 @@ def test_fix_reports_what_it_cannot_fix(tmp_path: Path, capsys: pytest.CaptureFi
     path = tmp_path / "t.py"
     path.write_text("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n"
                     "a = TrainingArguments(output_dir='o', overwrite_output_dir=True)\n"
-                    "def f(m, n):\n    return SFTTrainer(model=m, max_seq_length=n)\n", encoding="utf-8")
+                    "def f(m, n):\n    return SFTTrainer(model=m, max_seq_length=n)\n"
+                    "SFTTrainer(model='m', args=a, packing=True)\n", encoding="utf-8")
     code, out, _ = run_cli(capsys, "--fix", str(path))
     assert code == 1
     assert f"NOT FIXED {path}:3:39: overwrite_output_dir: no equivalent" in out
     assert f"NOT FIXED {path}:5:32: max_seq_length: there is no args= to put it in" in out
+    # the seeds' shape: args= is a TrainingArguments, which SFTConfig subclasses with other defaults
+    assert (f"NOT FIXED {path}:6:31: packing: args=a is a TrainingArguments: build it as SFTConfig(...) with "
+            "packing=...") in out
 
 
 def test_unsafe_move_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -232,6 +236,15 @@ def test_unreadable_files_are_collected_and_the_rest_still_linted(tmp_path: Path
     code, out, err = run_cli(capsys, "--format", "json", str(tmp_path / "odd.ipynb"))
     assert code == 2 and json.loads(out)["errors"] == [f"{tmp_path / 'odd.ipynb'}: not a notebook (cells[0] is not "
                                                        "an object but int)"]
+
+
+def test_a_file_named_twice_is_linted_and_fixed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "t.py").write_text("from transformers import TrainingArguments\n"
+                                   "TrainingArguments(evaluation_strategy='no')\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "--fix", "t.py", "./t.py", ".")
+    assert code == 0 and out.splitlines()[-1].startswith("1 stale keyword in 1 file; fixed 1, left 0")
 
 
 def test_syntax_error_is_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

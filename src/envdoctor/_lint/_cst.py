@@ -110,6 +110,15 @@ class Planner(cst.CSTVisitor):
                 self.unfixed.append((issue, f"there is no {via}= to put it in; pass {show} yourself"))
             return
         config, by_name = self._config_call(holder.value, target)
+        base = next((b for b in rules.INHERITS.get(target, ()) if self._config_call(holder.value, b)[0]), None)
+        if config is None and base is not None:
+            # Rewriting TrainingArguments(...) into SFTConfig(...) is not safe: SFTConfig's defaults differ
+            # (learning_rate, logging_steps, ...), while SFTTrainer itself converts with the base's values.
+            for _, issue in moved:
+                self.unfixed.append((issue, f"{via}={_code(holder.value)} is a {rules.short(base)}: build it as "
+                                            f"{rules.short(target)}(...) with {issue.new}=... (it takes every "
+                                            f"{rules.short(base)} keyword; check the defaults that differ)"))
+            return
         if config is None:
             for _, issue in moved:
                 self.unfixed.append((issue, f"{via}={_code(holder.value)} is not a {rules.short(target)}(...) "

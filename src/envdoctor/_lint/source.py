@@ -44,7 +44,10 @@ def files(paths: Iterable[str]) -> list[Path]:
             out.append(p)
         else:
             raise UsageError(f"lint: {p}: no such file or folder")
-    return out
+    unique: dict[Path, Path] = {}  # `lint a.py ./a.py` or `lint . train.py`: each file once, first spelling kept
+    for f in out:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def mask(code: str) -> tuple[str, tuple[str, ...]]:
