@@ -22,17 +22,19 @@ class Levers:
     kernels: bool = True          # liger-kernel RMSNorm, RoPE, SwiGLU when it imports
     keep_bf16: bool = True        # no fp32 upcast of norms/embeddings (prepare_model_for_kbit_training does that)
     checkpoint_layers: int | None = None  # None: every layer when checkpointing is on; k: only the first k
-    compile: bool = False         # torch.compile each decoder layer (CUDA + triton only)
+    compile: bool = False         # torch.compile each decoder layer (CUDA + triton only); excludes `lean`
+    lean: bool = True             # lean NF4 + LoRA forwards (training/lean.py): less host work per matmul
 
     def describe(self) -> str:
         on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
-                                   ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile)) if v]
+                                   ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile),
+                                   ("lean-nf4", self.lean and not self.compile)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")
         return ", ".join(on) or "off"
 
 
-OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False, compile=False)
+OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False, compile=False, lean=False)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):

@@ -68,6 +68,11 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str])
     return get_peft_model(model, cfg)
 
 
+def model_on_cuda(model: Any) -> bool:
+    """Whether the model's weights live on a CUDA device."""
+    return any(p.is_cuda for p in model.parameters())
+
+
 def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, levers: Levers) -> list[str]:
     """Checkpointing, fused kernels and training mode; returns one note per lever actually applied."""
     notes: list[str] = []
@@ -77,9 +82,15 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     n = set_checkpointing(model, checkpointing, checkpoint_layers)
     if checkpointing:
         notes.append(f"gradient checkpointing on {n} layers" if n >= 0 else "gradient checkpointing on")
-    if levers.compile:
+    if levers.compile:  # dynamo traces bitsandbytes' ops, not the lean path's direct calls: one or the other
         ok, why = compile_layers(model)
         notes.append(why)
+    elif levers.lean:
+        from .lean import apply_lean
+
+        ok, why = apply_lean(model)
+        if ok or model_on_cuda(model):
+            notes.append(why)
     # from_pretrained returns eval mode, where checkpointing and dropout silently do nothing
     model.train()
     return notes

@@ -117,7 +117,7 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
     if not examples:
         raise ConfigError(f"dataset {cfg.dataset}: no example has two tokens or more")
     levers = Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
-                    checkpoint_layers=plan.checkpoint_layers)
+                    checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss)
     if cfg.method == "qlora":
         model = load_base(cfg.model, quantize=plan.quantize, dtype=plan.dtype if plan.quantize == "nf4" else plan.param_dtype,
                           device=plan.device)

@@ -1,0 +1,158 @@
+"""Lean forwards for NF4 linears and their LoRA adapters: bitsandbytes' + peft's arithmetic, less host work.
+
+At batch 1 the QLoRA step is bound by the host, not the GPU (trainer_NOTES.md, run 7: ~150 ms of kernels in a
+~290 ms step). Each NF4 matmul went through peft's wrapper, bnb's Linear4bit, `matmul_4bit`, an autograd
+Function and three `torch.library` dispatches into Python (~200 us of host time each, ~550 per step). Here one
+autograd Function dequantises through bitsandbytes' own CUDA implementation directly (nested absmax, then the
+4-bit codes: the same kernels) and calls `F.linear`; the LoRA branch is dropout -> A -> B added with its scale
+in one `add`. Anything unusual (bias, merged or several adapters, extra arguments) takes the original forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+Dequant = Callable[[torch.Tensor, Any, torch.dtype], torch.Tensor]
+
+
+def _dequant_public(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
+    from bitsandbytes import functional as bf
+
+    return bf.dequantize_4bit(weight, qs).to(dtype)
+
+
+def _dequant_cuda_factory() -> Dequant | None:
+    """bitsandbytes' CUDA dequantisation without the torch.library round trips, if this version has it."""
+    try:
+        from bitsandbytes.backends.cuda import ops as cops
+
+        blockwise, nf4 = cops._dequantize_blockwise_impl, cops._dequantize_4bit_impl
+    except Exception:  # another bitsandbytes layout: the public function (same result, more host work)
+        return None
+
+    def dequant(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
+        absmax = qs.absmax
+        if qs.nested:
+            full = torch.empty(absmax.shape, dtype=torch.float32, device=absmax.device)
+            blockwise(absmax, qs.state2.absmax, qs.state2.code, qs.state2.blocksize, torch.float32, out=full)
+            absmax = full.add_(qs.offset)
+        out = torch.empty(tuple(qs.shape), dtype=dtype, device=weight.device)
+        nf4(weight, absmax, qs.blocksize, qs.quant_type, dtype, out=out)
+        return out
+
+    return dequant
+
+
+class _NF4Linear(torch.autograd.Function):
+    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant) -> torch.Tensor:
+        ctx.weight, ctx.qs, ctx.dequant = weight, qs, dequant  # a frozen parameter: not a saved activation
+        return F.linear(x, dequant(weight, qs, x.dtype))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        return torch.matmul(grad, ctx.dequant(ctx.weight, ctx.qs, grad.dtype)), None, None, None
+
+
+def _is_nf4_linear(m: Any) -> bool:
+    import bitsandbytes as bnb
+
+    w = getattr(m, "weight", None)
+    return (isinstance(m, bnb.nn.Linear4bit) and getattr(m, "bias", None) is None
+            and getattr(w, "quant_state", None) is not None and getattr(m, "compute_dtype", None) is not None)
+
+
+def _nf4_forward(m: Any, dequant: Dequant) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        xc = x if x.dtype == m.compute_dtype else x.to(m.compute_dtype)
+        out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    forward.envdoctor_lean = True  # type: ignore[attr-defined]
+    return forward
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled()
+
+
+def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        active = m.active_adapters
+        if (args or kwargs or m.disable_adapters or m.merged or len(active) != 1 or active[0] not in m.lora_A
+                or active[0] in getattr(m, "lora_variant", {})):
+            return original(x, *args, **kwargs)
+        name = active[0]
+        a, b = m.lora_A[name].weight, m.lora_B[name].weight
+        result = base(x)
+        h = m.lora_dropout[name](x)
+        if _autocast_on(x.device.type):
+            return torch.add(result, F.linear(F.linear(h, a), b), alpha=m.scaling[name])
+        lora = F.linear(F.linear(h.to(a.dtype), a), b).to(result.dtype)
+        return torch.add(result, lora, alpha=m.scaling[name])
+
+    forward.envdoctor_lean = True  # type: ignore[attr-defined]
+    return forward
+
+
+def _same_as_public(dequant: Dequant, m: Any) -> bool:
+    """The direct path must give bitsandbytes' own dequantised weight bit for bit (else: the public path)."""
+    try:
+        with torch.no_grad():
+            mine = dequant(m.weight, m.weight.quant_state, m.compute_dtype)
+            ref = _dequant_public(m.weight, m.weight.quant_state, m.compute_dtype)
+        return bool(torch.equal(mine, ref))
+    except Exception:
+        return False
+
+
+def apply_lean(model: Any) -> tuple[bool, str]:
+    """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note)."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as e:
+        return False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})"
+    nf4 = [m for m in model.modules() if _is_nf4_linear(m)]
+    dequant = _dequant_cuda_factory() if nf4 and nf4[0].weight.is_cuda else None
+    if dequant is not None and not _same_as_public(dequant, nf4[0]):
+        dequant = None
+    dequant = dequant or _dequant_public
+    lora = plain = 0
+    wrapped: set[int] = set()
+    for m in model.modules():
+        base_layer = getattr(m, "base_layer", None)
+        if (base_layer is not None and hasattr(m, "lora_A") and _is_nf4_linear(base_layer)
+                and not getattr(m.__dict__.get("forward"), "envdoctor_lean", False)):
+            base = _nf4_forward(base_layer, dequant)
+            m.forward = _lora_forward(m, m.forward, base)
+            base_layer.forward = base
+            wrapped.add(id(base_layer))
+            lora += 1
+    for m in model.modules():
+        if id(m) not in wrapped and _is_nf4_linear(m) and not getattr(m.__dict__.get("forward"), "envdoctor_lean", False):
+            m.forward = _nf4_forward(m, dequant)
+            plain += 1
+    if not lora and not plain:
+        return False, "lean NF4 path off: no NF4 linear layers"
+    how = "direct CUDA dequant" if dequant is not _dequant_public else "bitsandbytes' public dequant"
+    return True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})"
+
+
+def remove_lean(model: Any) -> int:
+    """Back to the original bitsandbytes/peft forwards; returns how many modules were restored."""
+    n = 0
+    for m in model.modules():
+        if getattr(m.__dict__.get("forward"), "envdoctor_lean", False):
+            del m.forward
+            n += 1
+    return n

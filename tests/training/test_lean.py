@@ -1,0 +1,76 @@
+"""The lean NF4 + LoRA forwards compute what bitsandbytes + peft compute (real NF4 weights on the CPU backend)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _nf4_lora(model_dir, dropout: float):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=q, dtype=torch.float32,
+                                                 device_map={"": "cpu"})
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, bias="none",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                             task_type="CAUSAL_LM"))
+    g = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero: make the adapters (and the grads of A) non-trivial
+            p.data = torch.randn(p.shape, generator=g) * 0.1
+    model.train()
+    return model
+
+
+def _step(model, ids):
+    torch.manual_seed(7)  # the same dropout masks in both runs
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return loss.item(), grads
+
+
+def test_lean_forward_and_grads_equal_bnb_and_peft_nf4_on_cpu(tiny):
+    from envdoctor.training.lean import apply_lean
+
+    model = _nf4_lora(tiny["model"], dropout=0.1)
+    ids = torch.randint(4, 40, (2, 12), generator=torch.Generator().manual_seed(3))
+    ref_loss, ref_grads = _step(model, ids)
+    ok, note = apply_lean(model)
+    assert ok and "8 LoRA + 6 plain NF4 linears" in note, note
+    loss, grads = _step(model, ids)
+    assert abs(loss - ref_loss) < 1e-5 * abs(ref_loss)
+    assert grads.keys() == ref_grads.keys() and len(grads) == 16
+    for n, g in grads.items():
+        assert torch.allclose(g, ref_grads[n], rtol=1e-4, atol=1e-6), n
+
+
+def test_lean_falls_back_to_peft_when_adapters_are_disabled(tiny):
+    from envdoctor.training.lean import apply_lean
+
+    model = _nf4_lora(tiny["model"], dropout=0.0)
+    ids = torch.randint(4, 40, (1, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad(), model.disable_adapter():
+        ref = model(input_ids=ids).logits
+    apply_lean(model)
+    with torch.no_grad(), model.disable_adapter():
+        out = model(input_ids=ids).logits
+    assert torch.allclose(out, ref, atol=1e-5)
+    with torch.no_grad():  # adapters on again: a different function
+        assert not torch.allclose(model(input_ids=ids).logits, ref, atol=1e-3)
+
+
+def test_remove_lean_restores_only_its_own_forwards(tiny):
+    from envdoctor.training.lean import apply_lean, remove_lean
+
+    model = _nf4_lora(tiny["model"], dropout=0.0)
+    other = model.get_base_model().model.norm
+    other.forward = lambda x: x  # someone else's instance patch (liger binds its kernels this way)
+    apply_lean(model)
+    assert apply_lean(model)[1].startswith("lean NF4 path off")  # twice: nothing wrapped twice
+    assert remove_lean(model) == 8 + 8 + 6 and "forward" in other.__dict__
