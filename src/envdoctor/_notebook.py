@@ -106,11 +106,28 @@ def result_html(result: Any) -> str:
     return f"<pre style='color:{colour}'>{_e(result_text(result))}</pre>"
 
 
+def _renders_html() -> bool:
+    """True in a notebook front end; False in terminal IPython, whose display shows text/plain only."""
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    return ip is None or "text/html" in getattr(ip.display_formatter, "active_types", ["text/html"])
+
+
 def envdoctor_magic(line: str) -> None:
     """`%envdoctor check [...]` or `%envdoctor fix [...]`: the CLI's options, HTML in the cell."""
     from ._cli import build_parser
     from .errors import EnvDoctorError
 
+    if not _renders_html():
+        # Terminal IPython shows only text/plain: HTML would print '<IPython.core.display.HTML object>'.
+        from ._cli import main
+
+        try:
+            main(shlex.split(line))
+        except SystemExit:
+            pass  # argparse already printed the usage line
+        return None
     try:
         args = build_parser().parse_args(shlex.split(line))
     except SystemExit:

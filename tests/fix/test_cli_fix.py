@@ -29,6 +29,7 @@ def test_dry_run_prints_exact_commands_and_changes_nothing(tmp_path, make_venv, 
     assert rc == 0
     assert f"$ {python} -m pip install" in out and "beta==2.0" in out
     assert "alpha                        1.0 -> 2.0" in out
+    assert "written when the plan is applied: beta==2.0, alpha==2.0" in out  # the -c file does not exist yet
     assert freeze(python) == before
     rc = main(_args(python, wheelhouse, "-r", _req(tmp_path, "beta==2.0\n"), "--dry-run", "--format", "json"))
     data = json.loads(capsys.readouterr().out)

@@ -61,3 +61,23 @@ def test_magic_errors_are_one_line_in_the_cell(shell) -> None:  # type: ignore[n
     shell.run_line_magic("envdoctor", "fix -r /nonexistent/requirements.txt")
     (cell,) = RecordingCell.cells
     assert "envdoctor: error:" in cell.updates[0] and "no such requirements file" in cell.updates[0]
+
+
+def test_terminal_ipython_gets_text_not_html_object_reprs(tmp_path: Path, make_venv, wheelhouse, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Terminal IPython shows text/plain only: before, every cell printed '<IPython.core.display.HTML object>'.
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    python = make_venv("alpha==1.0")
+    req = tmp_path / "requirements.txt"
+    req.write_text("alpha==2.0\n", encoding="utf-8")
+    ip = TerminalInteractiveShell.instance()
+    try:
+        _notebook.load_ipython_extension(ip)
+        ip.run_line_magic("envdoctor", f"fix -r {req} --python {python} --no-index --find-links {wheelhouse} --dry-run")
+        ip.run_line_magic("envdoctor", "fix -r /nonexistent/requirements.txt")
+    finally:
+        TerminalInteractiveShell.clear_instance()
+    out, err = capsys.readouterr()
+    assert "HTML object" not in out + err
+    assert "alpha                        1.0 -> 2.0" in out and "-c " in out
+    assert "envdoctor: error: -r /nonexistent/requirements.txt: no such requirements file" in err

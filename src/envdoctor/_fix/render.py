@@ -31,7 +31,9 @@ def plan_text(plan: Plan) -> str:
             lines.append(f"  {i}. {s.title}: {' '.join(s.packages)}")
             lines.append(f"     $ {_cmd(s.command)}")
         if plan.constraints_file:
-            lines.append(f"  (every install step is held to the resolved versions by -c {plan.constraints_file})")
+            # The file is written when the plan is applied; a dry run shows what it will hold.
+            lines.append(f"  (every install step is held to the resolved versions by -c {plan.constraints_file}, "
+                         f"written when the plan is applied: {', '.join(plan.constraints)})")
     elif not plan.problems:
         lines.append("nothing to do: the environment already satisfies the target")
     for w in plan.warnings:
