@@ -89,16 +89,16 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
     for key, (before, after) in sorted(changed.items()):
         if before is None and after is not None:
             (removed if _remove_installed(env, key) else failed).append(key)
-    for key, saved in snapshot.saved.items():
-        if after_version(env, key) == saved.version and key not in changed and _intact(saved):
+    for saved_key, saved in snapshot.saved.items():
+        if after_version(env, saved_key) == saved.version and saved_key not in changed and _intact(saved):
             continue
-        _remove_installed(env, key)
+        _remove_installed(env, saved_key)
         if saved.wheel_dir:
             ok = _install_wheel(snapshot.python, saved.name, saved.version, saved.wheel_dir)
         else:
             ok = _restore_files(saved.files, saved.root)
-            _sweep_orphans(saved.files, snapshot.site_dirs, env, key)
-        (restored if ok else failed).append(key)
+            _sweep_orphans(saved.files, snapshot.site_dirs, env, saved_key)
+        (restored if ok else failed).append(saved_key)
     # Changed, but not predicted by the plan and so not kept: the best left is pip's cache or index.
     env = _inspect(snapshot.python)
     for key, (before, after) in sorted(changed_since(snapshot, env).items()):

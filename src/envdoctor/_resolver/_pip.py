@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from packaging.version import InvalidVersion, Version
 
@@ -127,7 +128,7 @@ def resolve_pip(
     return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
 
 
-def _install(item: dict, requested_keys: set[str]) -> Install | None:
+def _install(item: dict, requested_keys: AbstractSet[str]) -> Install | None:
     meta = item.get("metadata", {})
     try:
         version = Version(meta.get("version", ""))

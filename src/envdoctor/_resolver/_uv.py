@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -127,7 +128,7 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def _changes(text: str, keys: set[str]) -> tuple[tuple[Install, ...], tuple[tuple[str, Version], ...]]:
+def _changes(text: str, keys: AbstractSet[str]) -> tuple[tuple[Install, ...], tuple[tuple[str, Version], ...]]:
     """The ' + name==v' / ' - name==v' lines of `uv pip install --dry-run`."""
     installs: list[Install] = []
     removes: list[tuple[str, Version]] = []
@@ -145,7 +146,7 @@ def _changes(text: str, keys: set[str]) -> tuple[tuple[Install, ...], tuple[tupl
     return tuple(installs), tuple(removes)
 
 
-def _pinned(text: str, keys: set[str]) -> tuple[Install, ...]:
+def _pinned(text: str, keys: AbstractSet[str]) -> tuple[Install, ...]:
     """The 'name==version' lines of `uv pip compile`."""
     out: list[Install] = []
     for line in text.splitlines():
