@@ -143,7 +143,7 @@ def fast_run(variant: str, levers_spec: str, ckpt_layers: int | None, budget_gib
     impls = [("chunked", [])]
     if "long" in levers_spec:  # the same again over 24 steps: how noisy is a 6-step figure?
         impls += [("chunked-24steps", [])]
-    if "ab" in levers_spec:
+    if "ab" in levers_spec.split(","):
         impls += [("chunked-1024", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=1024)]),
                   ("chunked-2048", [lambda w, h, t: chunked_linear_cross_entropy(h, w, t, chunk=2048)]),
                   ("liger", loss_impl(Levers(kernels=True)))]
