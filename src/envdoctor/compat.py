@@ -159,7 +159,8 @@ def _move(own: str, out: dict[str, Any], target: str, via: str, items: dict[str,
         accepted, var_kw = _accepted(target_cls)
         if not var_kw and accepted:
             init = {k: v for k, v in init.items() if k in accepted}
-        out[via] = target_cls(**{**init, **values})
+        make: Any = target_cls  # mypy narrows it to a dataclass type after issubclass()
+        out[via] = make(**{**init, **values})
     else:
         raise CompatError(f"{rules.short(own)}: cannot put {sorted(values)} into {via}={type(holder).__name__}; "
                           f"pass {via}={rules.short(target)}(...) with them")
