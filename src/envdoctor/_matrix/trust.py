@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -176,39 +175,25 @@ def matrix_lines(matrix: Matrix) -> tuple[list[Line], list[Unchecked], list[Prob
 
 
 def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
-    """The requirement lines of a requirements file, read with pip-api, each with its file:line origin."""
-    import pip_api
+    """The requirement lines of a requirements file (read as pip reads it), each with its file:line origin."""
+    from .._fix.reqfile import read_requirements
 
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"-r {path}: no such requirements file")
-    try:
-        # without include_invalid, pip-api raises for a bad line rather than returning an UnparsedRequirement
-        parsed: dict[str, Any] = dict(pip_api.parse_requirements(p))
-    except Exception as e:  # pip-api raises its own PipError and plain ValueErrors for bad lines
-        raise UsageError(f"-r {path}: {e}") from e
-    text = p.read_text(encoding="utf-8", errors="replace").splitlines()
     lines: list[Line] = []
     unchecked: list[Unchecked] = []
-    for name, req in parsed.items():
-        lineno = next((i for i, t in enumerate(text, 1) if _line_names(t) == canonicalize_name(name)), 0)
-        origin = f"{p.name}:{lineno}" if lineno else p.name
-        if getattr(req, "url", None):
-            unchecked.append(Unchecked(name, f"{origin}: installed from {req.url}: not resolved here"))
+    for entry in read_requirements(path).lines:
+        req = Requirement(entry.requirement)
+        name = req.name
+        if req.url:
+            unchecked.append(Unchecked(name, f"{entry.origin}: installed from {req.url}: not resolved here"))
             continue
-        spec, dropped = _public_spec(SpecifierSet(str(req.specifier)))
+        spec, dropped = _public_spec(req.specifier)
         marker = f"; {req.marker}" if req.marker is not None else ""
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-        lines.append(Line(f"{name}{extras}{spec}{marker}", origin))
+        lines.append(Line(f"{name}{extras}{spec}{marker}", entry.origin))
         if dropped:
-            unchecked.append(Unchecked(name, f"{origin}: {req.specifier} names a local build; validated by its "
+            unchecked.append(Unchecked(name, f"{entry.origin}: {req.specifier} names a local build; validated by its "
                                              "public version on the configured index"))
     return lines, unchecked
-
-
-def _line_names(text: str) -> str | None:
-    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return canonicalize_name(m.group(1)) if m and not text.lstrip().startswith(("-", "#")) else None
 
 
 def target_pythons(spec: SpecifierSet | None) -> list[str]:
@@ -333,7 +318,7 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
 def validate_requirements(path: str | Path, *, python_version: str | None = None, platform: str | None = None,
                           backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0,
                           progress: Progress = _quiet) -> Validation:
-    """Resolve a requirements file (read with pip-api) and check it against the runtime rules of `rules`."""
+    """Resolve a requirements file (read as pip reads it) and check it against the runtime rules of `rules`."""
     lines, unchecked = file_lines(path)
     if not lines:
         raise UsageError(f"-r {path}: no requirements to validate")
