@@ -480,9 +480,12 @@ def _dataset(path: str, rows: int, words: list[str], seed: int = 0) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def cli_run(method: str, model: str, data: str, out: str, *flags: str) -> dict:
-    """`envdoctor train` through the CLI in a child process; its JSON result line and the plan it printed."""
-    env = dict(os.environ, ENVDOCTOR_SKIP_GUARD="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+def cli_run(method: str, model: str, data: str, out: str, *flags: str, gated: bool = False) -> dict:
+    """`envdoctor train` through the CLI in a child process; its JSON result line and the plan it printed.
+    With gated=False the guard is skipped (ENVDOCTOR_SKIP_GUARD=1); with gated=True it runs for real."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    if not gated:
+        env["ENVDOCTOR_SKIP_GUARD"] = "1"
     t = time.time()
     proc = subprocess.run([sys.executable, "-m", "envdoctor", "train", method, "--model", model, "--dataset", data,
                            "--output", out, *flags], capture_output=True, text=True, env=env)
@@ -492,12 +495,10 @@ def cli_run(method: str, model: str, data: str, out: str, *flags: str) -> dict:
                 plan=plan, **res)
 
 
-def cli_gpu() -> None:
-    """QLoRA and GaLore end to end through the CLI on a tiny model, then QLoRA on the 8B shape with the auto plan."""
+def _tiny_model(words: list[str]) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    words = [f"w{i}" for i in range(500)]
     tok = _tokenizer(words)
     tiny = "/tmp/tiny-llama"
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
@@ -505,6 +506,33 @@ def cli_gpu() -> None:
                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tiny)
     tok.save_pretrained(tiny)
+    return tiny
+
+
+def cli_gated() -> None:
+    """The gate for real on the GPU: refused before certification (nothing written), then `envdoctor certify
+    --tier 2`, then QLoRA and GaLore through the CLI with the guard on."""
+    words = [f"w{i}" for i in range(500)]
+    tiny = _tiny_model(words)
+    _dataset("/tmp/data.jsonl", 600, words)
+    flags = ("--max-steps", "20", "--seq-len", "256", "--save-steps", "10")
+    refused = cli_run("qlora", tiny, "/tmp/data.jsonl", "/tmp/gated-refused", *flags, gated=True)
+    refused["output_created"] = os.path.exists("/tmp/gated-refused")
+    emit(refused)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    t = time.time()
+    cert = subprocess.run([sys.executable, "-m", "envdoctor", "certify", "--tier", "2"], capture_output=True,
+                          text=True, env=env)
+    emit(dict(kind="certify", rc=cert.returncode, wall_s=round(time.time() - t, 1), tail=cert.stdout[-1200:]))
+    for method in ("qlora", "galore"):
+        emit(cli_run(method, tiny, "/tmp/data.jsonl", f"/tmp/gated-{method}", *flags, gated=True))
+
+
+def cli_gpu() -> None:
+    """QLoRA and GaLore end to end through the CLI on a tiny model, then QLoRA on the 8B shape with the auto plan."""
+    words = [f"w{i}" for i in range(500)]
+    tiny = _tiny_model(words)
+    tok = _tokenizer(words)
     _dataset("/tmp/data.jsonl", 600, words)
     for method in ("qlora", "galore"):
         emit(cli_run(method, tiny, "/tmp/data.jsonl", f"/tmp/run-{method}", "--max-steps", "20", "--seq-len", "256",
@@ -519,7 +547,7 @@ def cli_gpu() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["all", "fast", "levers", "calib-qlora", "calib-galore", "cli", "probe"])
+    ap.add_argument("what", choices=["all", "fast", "levers", "calib-qlora", "calib-galore", "cli", "gated", "probe"])
     ap.add_argument("variant", nargs="?", default="seed", choices=list(VARIANTS))
     ap.add_argument("--levers", default="loss,kern")
     ap.add_argument("--ckpt-layers", type=int, default=None)
@@ -543,6 +571,8 @@ def main() -> int:
         calib_qlora()
     elif a.what == "calib-galore":
         calib_galore()
+    elif a.what == "gated":
+        cli_gated()
     elif a.what == "cli":
         cli_gpu()
     else:
