@@ -15,6 +15,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from .._resolver import Requested as Line  # a requirement line and where it was written
 from .._resolver import Sources
 from ..errors import UsageError
 
@@ -26,14 +27,6 @@ _WHEEL = re.compile(r"^(?P<name>[^-/\\]+)-(?P<version>[^-]+)-.+\.whl$")
 _VALUED = {"-r": "requirement", "--requirement": "requirement", "-c": "constraint", "--constraint": "constraint",
            "-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url",
            "-f": "find_links", "--find-links": "find_links", "-e": "editable", "--editable": "editable"}
-
-
-@dataclass(frozen=True)
-class Line:
-    """One requirement as written (markers included) and where: `requirements.txt:3`."""
-
-    requirement: str
-    origin: str
 
 
 @dataclass(frozen=True)

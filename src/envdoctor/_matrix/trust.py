@@ -20,6 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
 from .model import KnownBadRule, Matrix
 
@@ -40,18 +41,6 @@ _DEPENDS = re.compile(
     r"(?P<a>[A-Za-z0-9][A-Za-z0-9._-]*)(?:==| )(?P<av>[0-9][^\s,]*?) depends on "
     r"(?P<b>[A-Za-z0-9][A-Za-z0-9._-]*?)(?P<spec>(?:\s*(?:and\s+|,\s*)?[<>=!~]=?[^\s,]+)+)"
 )
-
-
-@dataclass(frozen=True)
-class Line:
-    """One requirement handed to the resolver, with where it came from ('llama31@2024.12 packages.torch')."""
-
-    requirement: str
-    origin: str
-
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(Requirement(self.requirement).name)
 
 
 @dataclass(frozen=True)
