@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
@@ -16,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
 from . import Install, Requested, Resolution, Sources
+from ._common import constraints_args, run_tool
 from ._conflict import from_pip
 
 
@@ -100,21 +100,10 @@ def resolve_pip(
                     cmd += ["--platform", tag]
         if no_deps:
             cmd.append("--no-deps")
-        if constraints:
-            cfile = os.path.join(tmp, "constraints.txt")
-            with open(cfile, "w", encoding="utf-8") as f:
-                f.write("\n".join(constraints) + "\n")
-            cmd += ["-c", cfile]
+        cmd += constraints_args(tmp, constraints)
         cmd += source_args(sources)
         cmd += [r.requirement for r in reqs]
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=pip_env())
-        except subprocess.TimeoutExpired as e:
-            raise ResolutionError(f"pip did not finish resolving within {timeout:.0f} s") from e
-        except OSError as e:
-            raise ResolutionError(f"cannot run pip ({cmd[0]}): {e.strerror or e}") from e
-        seconds = time.perf_counter() - start
+        proc, seconds = run_tool("pip", cmd, timeout=timeout, env=pip_env())
         raw = proc.stdout + proc.stderr
         if proc.returncode != 0 or not os.path.exists(report):
             if "No module named pip" in raw:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
@@ -16,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
 from . import Install, Requested, Resolution, Sources, find_uv
+from ._common import constraints_args, run_tool
 from ._conflict import from_uv
 from ._pipconf import pip_sources, uv_has_own_sources
 
@@ -90,11 +89,7 @@ def resolve_uv(
                 cmd += ["--only-binary", ":all:"]
         if no_deps:
             cmd.append("--no-deps")
-        if constraints:
-            cfile = os.path.join(tmp, "constraints.txt")
-            with open(cfile, "w", encoding="utf-8") as f:
-                f.write("\n".join(constraints) + "\n")
-            cmd += ["-c", cfile]
+        cmd += constraints_args(tmp, constraints)
         cmd += uv_sources_args(sources, python)
         lines = [r.requirement for r in reqs]
         stdin = None
@@ -102,14 +97,7 @@ def resolve_uv(
             cmd += lines
         else:
             stdin = "\n".join(lines) + "\n"
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=uv_env())
-        except subprocess.TimeoutExpired as e:
-            raise ResolutionError(f"uv did not finish resolving within {timeout:.0f} s") from e
-        except OSError as e:
-            raise ResolutionError(f"cannot run uv ({uv}): {e.strerror or e}") from e
-    seconds = time.perf_counter() - start
+        proc, seconds = run_tool("uv", cmd, timeout=timeout, env=uv_env(), stdin=stdin)
     raw = proc.stdout + proc.stderr
     if proc.returncode != 0:
         return Resolution(False, "uv", conflict=from_uv(raw, reqs), seconds=seconds, raw=raw, command=tuple(cmd))
