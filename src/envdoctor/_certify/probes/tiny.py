@@ -40,6 +40,15 @@ def _steps(model: Any, opt: Any, ids: Any, steps: int) -> list[float]:
     return losses
 
 
+def _finish(label: str, losses: list[float], details: dict[str, Any], failure: str | None = None) -> Outcome:
+    """The probe's verdict: a non-finite loss (or another failure) fails, else the loss went from a to b."""
+    if not all(math.isfinite(x) for x in losses):
+        return Outcome.failed(f"{label}: non-finite loss {losses}", **details)
+    if failure is not None:
+        return Outcome.failed(f"{label}: {failure}", **details)
+    return Outcome.passed(f"{label}: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
+
+
 def _peak(ctx: ProbeContext) -> dict[str, Any]:
     if ctx.device != "cuda":
         return {}
@@ -71,8 +80,12 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
         LlamaForCausalLM(cfg).save_pretrained(ctx.workdir)  # from_pretrained is the path that quantizes
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
                                    bnb_4bit_use_double_quant=True)
-        load: dict[str, Any] = {"quantization_config": quant, "device_map": {"": 0}, _dtype_key(): dtype}
-        model: Any = LlamaForCausalLM.from_pretrained(ctx.workdir, **load)
+        from envdoctor import (
+            compat,  # torch_dtype/dtype for the installed transformers, from the drift matrix
+        )
+
+        model: Any = compat.call(LlamaForCausalLM.from_pretrained, ctx.workdir, quantization_config=quant,
+                                 device_map={"": 0}, dtype=dtype)
         n4 = sum(1 for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
         if n4 == 0:
             return Outcome.failed("from_pretrained with load_in_4bit produced no 4-bit layers")
@@ -97,19 +110,7 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
     took = round(time.monotonic() - start, 2)
     details = {"losses": losses, "mode": mode, "trainable_params": sum(p.numel() for p in trainable),
                "seconds": took, **_peak(ctx)}
-    if not all(math.isfinite(x) for x in losses):
-        return Outcome.failed(f"{mode}: non-finite loss {losses}", **details)
-    if not moved:
-        return Outcome.failed(f"{mode}: the LoRA weights did not change", **details)
-    return Outcome.passed(f"{mode}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
-
-
-def _dtype_key() -> str:
-    """from_pretrained's dtype keyword: transformers 4.56 renamed torch_dtype to dtype."""
-    import transformers
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
+    return _finish(mode, losses, details, None if moved else "the LoRA weights did not change")
 
 
 @register_probe("tiny-galore", 3, gpu="optional", timeout=420.0)
@@ -141,6 +142,4 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
     details = {"losses": losses, "optimizer": opt_name, "galore_tensors": len(galore),
                "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
-    if not all(math.isfinite(x) for x in losses):
-        return Outcome.failed(f"{opt_name}: non-finite loss {losses}", **details)
-    return Outcome.passed(f"{opt_name} rank {rank}: {steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", **details)
+    return _finish(f"{opt_name} rank {rank}", losses, details)
