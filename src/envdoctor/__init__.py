@@ -27,12 +27,12 @@ _LAZY = {
     "load_matrix": "._matrix.loader",
     "available_matrices": "._matrix.loader",
     "Matrix": "._matrix.model",
-    "inspect_environment": "._environment",
-    "Environment": "._environment",
-    "GpuInfo": "._gpu",
-    "guard": "._guard",
-    "explain": "._explain",
-    "install_excepthook": "._explain",
+    "inspect_environment": "._env.environment",
+    "Environment": "._env.environment",
+    "GpuInfo": "._env.gpu",
+    "guard": "._certify.guard",
+    "explain": "._drift.explain",
+    "install_excepthook": "._drift.explain",
     "compat": ".compat",
     "testing": ".testing",
     "validate_matrix": "._matrix.trust",
@@ -44,7 +44,7 @@ _LAZY = {
     "register_probe": "._certify",
     "Outcome": "._certify",
     "ProbeContext": "._certify",
-    "GuardSkippedWarning": "._guard",
+    "GuardSkippedWarning": "._certify.guard",
     "CompatWarning": ".compat",
     "fix": "._fix.api",
     "plan_fix": "._fix.api",
@@ -97,13 +97,13 @@ if TYPE_CHECKING:  # pragma: no cover
         certificate_status,
         register_probe,
     )
+    from ._certify.guard import GuardSkippedWarning, guard
     from ._check import Finding, Report, Status, check
-    from ._environment import Environment, inspect_environment
-    from ._explain import explain, install_excepthook
+    from ._drift.explain import explain, install_excepthook
+    from ._env.environment import Environment, inspect_environment
+    from ._env.gpu import GpuInfo
     from ._fix import FixResult, Plan
     from ._fix.api import fix, plan_fix
-    from ._gpu import GpuInfo
-    from ._guard import GuardSkippedWarning, guard
     from ._matrix.diff import diff as diff_matrices
     from ._matrix.freeze import freeze as freeze_matrix
     from ._matrix.loader import available as available_matrices

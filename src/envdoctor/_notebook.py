@@ -100,7 +100,7 @@ class NotebookReporter:
 
 def result_html(result: Any) -> str:
     """The outcome of an apply as HTML (the text rendering, kept readable)."""
-    from ._fix.render import result_text
+    from ._render.fix import result_text
 
     colour = "#1a7f37" if result.ok and not result.stale else ("#9a6700" if result.ok else "#cf222e")
     return f"<pre style='color:{colour}'>{_e(result_text(result))}</pre>"
@@ -149,7 +149,7 @@ def envdoctor_magic(line: str) -> None:
 
 
 def _fix(args: Any) -> None:
-    from ._commands.fix import _sources
+    from ._cli.fix import _sources
     from ._fix import apply_plan, load_target, plan_fix
 
     if args.resume:

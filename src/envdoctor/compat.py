@@ -24,7 +24,7 @@ from functools import lru_cache
 from types import FrameType
 from typing import Any
 
-from ._lint import rules
+from ._drift import rules
 from ._lint.versions import installed
 from ._matrix.loader import load_matrix
 from ._matrix.model import Matrix

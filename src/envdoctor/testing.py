@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from . import _envprobe
-from ._environment import Environment, from_facts
-from ._gpu import GPU_TARGETS, GpuInfo
+from ._env import probe as _envprobe
+from ._env.environment import Environment, from_facts
+from ._env.gpu import GPU_TARGETS, GpuInfo
 
 
 def make_dist(site: Path, name: str, version: str, requires: Iterable[str] = (),

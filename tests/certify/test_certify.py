@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor import _gpu
 from envdoctor._certify import certificate_status, gpuid
 from envdoctor._certify.certify import certify_environment
 from envdoctor._certify.gpuid import GpuIdentity
 from envdoctor._cli import main
+from envdoctor._env import gpu as _gpu
 from envdoctor.testing import fake_gpu
 
 PROBES = """

@@ -7,8 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from envdoctor import _envprobe
 from envdoctor._certify import fingerprint as fp
+from envdoctor._env import probe as _envprobe
 
 
 def _fp(site: Path) -> str:

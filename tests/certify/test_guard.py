@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import envdoctor
-from envdoctor import _guard
+from envdoctor._certify import guard as _guard
 from envdoctor._certify import store
 from envdoctor._certify.certify import certify_environment
 from envdoctor.errors import NotCertifiedError

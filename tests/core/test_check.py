@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from envdoctor._check import check_environment, load_model_config
-from envdoctor._findings import Kind, Status
+from envdoctor._check.findings import Kind, Status
 from envdoctor._matrix.loader import load_matrix
 from envdoctor.errors import InspectionError
 from envdoctor.testing import fake_environment, fake_gpu

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor._environment import inspect_environment
+from envdoctor._env.environment import inspect_environment
 from envdoctor.errors import InspectionError
 from envdoctor.testing import fake_environment, make_dist
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from envdoctor._lint import rules
+from envdoctor._drift import rules
 from envdoctor._matrix.loader import load_matrix
 
 DRIFT = load_matrix("drift", use_cache=False)
@@ -114,6 +114,6 @@ def test_moved_keyword_takes_the_targets_current_name() -> None:
 def test_importing_compat_does_not_import_torch() -> None:
     import subprocess
 
-    code = ("import sys, envdoctor; envdoctor.compat; import envdoctor._explain, envdoctor._lint.engine; "
+    code = ("import sys, envdoctor; envdoctor.compat; import envdoctor._drift.explain, envdoctor._lint.engine; "
             "assert not {'torch', 'transformers', 'trl', 'bitsandbytes', 'pip'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)

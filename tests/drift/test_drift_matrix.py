@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from envdoctor._lint import rules
+from envdoctor._drift import rules
 from envdoctor._matrix.loader import available, load_matrix
 from envdoctor._matrix.model import RenameRule
 

@@ -14,9 +14,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from envdoctor._cli import main
-from envdoctor._environment import Distribution, Environment
-from envdoctor._explain import explain
-from envdoctor._gpu import GPU_TARGETS, GpuInfo
+from envdoctor._drift.explain import explain
+from envdoctor._env.environment import Distribution, Environment
+from envdoctor._env.gpu import GPU_TARGETS, GpuInfo
 from envdoctor._matrix.loader import load_matrix
 
 DRIFT = load_matrix("drift", use_cache=False)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fixtools import build_wheel, freeze
 
-from envdoctor._environment import Runtime, facts_of, from_facts
+from envdoctor._env.environment import Runtime, facts_of, from_facts
 from envdoctor._fix import from_matrix, from_requirements, plan_fix
-from envdoctor._fix.render import plan_json, plan_text
 from envdoctor._matrix.loader import load_matrix
+from envdoctor._render.fix import plan_json, plan_text
 from envdoctor._resolver import Sources
 
 MATRIX = '''

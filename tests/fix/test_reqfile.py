@@ -9,9 +9,9 @@ import pytest
 from fixtools import freeze
 
 from envdoctor._cli import main
-from envdoctor._environment import facts_of, from_facts
-from envdoctor._fix.reqfile import read_requirements
+from envdoctor._env.environment import facts_of, from_facts
 from envdoctor._fix.targets import from_requirements
+from envdoctor._requirements import read_requirements
 from envdoctor.errors import UsageError
 
 

@@ -104,8 +104,8 @@ def test_probe_names_and_tiers(ref: str) -> None:
 def test_default_matrix_is_clean_here_apart_from_the_gpu() -> None:
     """This interpreter carries today's stack (transformers 5, trl 1, torch >=2.6): only the missing CUDA GPU fails."""
     from envdoctor._check import check
-    from envdoctor._environment import inspect_environment
-    from envdoctor._gpu import declared
+    from envdoctor._env.environment import inspect_environment
+    from envdoctor._env.gpu import declared
 
     report = check(DEFAULT_MATRIX, environment=inspect_environment(gpu=declared("none")))
     failing = [(f.subject, f.message) for f in report.findings if f.status.name == "FAIL"]

@@ -11,8 +11,8 @@ from packaging.version import Version
 
 from envdoctor._check import check
 from envdoctor._cli import main
-from envdoctor._environment import from_facts, inspect_environment
-from envdoctor._gpu import declared
+from envdoctor._env.environment import from_facts, inspect_environment
+from envdoctor._env.gpu import declared
 from envdoctor._matrix.freeze import freeze, range_of
 from envdoctor._matrix.loader import load_matrix
 from envdoctor._matrix.trust import rules_without_evidence

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from envdoctor._cli import main
-from envdoctor._gpu import declared
+from envdoctor._env.gpu import declared
 from envdoctor.errors import ConfigError
-from envdoctor.training.memory import GiB, KNOWN_SHAPES, RunShape, estimate, load_shape, shape_from_config
+from envdoctor.training.memory import KNOWN_SHAPES, RunShape, estimate, load_shape, shape_from_config
 from envdoctor.training.plan import choose_dtype, make_plan, planned
 
 LLAMA = KNOWN_SHAPES["llama-3.1-8b"]

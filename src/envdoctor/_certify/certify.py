@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import _version
+from .._render.certify import render_json, render_text  # noqa: F401  (re-exported for the command and the guard)
 from ..errors import UsageError
 from . import registry, store
 from .fingerprint import dir_tokens, distribution_tokens, fingerprint, python_id
 from .registry import FAIL, INCONCLUSIVE, PASS, SKIPPED, ProbeContext
-from .render import render_json, render_text  # noqa: F401  (re-exported for the command and the guard)
 from .runner import ProbeResult, run_probe
 
 Reporter = Callable[[ProbeResult], None]
@@ -104,8 +104,8 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
                         timeout: float | None = None, reporter: Reporter | None = None, keep_going: bool = False,
                         write: bool = True, extra_probes: tuple[str, ...] = ()) -> CertifyResult:
     """Certify this interpreter for `matrix` up to `tier` on `device` (the detected one by default)."""
-    from .. import _gpu
-    from .._environment import inspect_environment
+    from .._env import gpu as _gpu
+    from .._env.environment import inspect_environment
     from .._matrix.loader import load_matrix
     from .gpuid import current
     from .tier0 import check_result

@@ -41,7 +41,7 @@ FIXABLE_KINDS = frozenset({"package", "missing", "absent", "known-bad", "consist
 def run_check(matrix_ref: str) -> tuple[bool, str]:
     """The check of this environment as (whether `envdoctor fix` would help, rendered text report) for the guard."""
     from .._check import check
-    from .._render.report_text import render
+    from .._render.check_text import render
 
     report = check(matrix_ref)
     fixable = any(f.status.value == "fail" and f.kind.value in FIXABLE_KINDS for f in report.findings)

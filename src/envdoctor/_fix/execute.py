@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from .._environment import Environment, facts_of, from_facts
-from .._gpu import GpuInfo
+from .._env.environment import Environment, facts_of, from_facts
+from .._env.gpu import GpuInfo
 from .._resolver._pip import pip_env
 from .._resolver._uv import uv_env
 from ..errors import FixError

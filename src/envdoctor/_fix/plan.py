@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .._environment import Environment, facts_of, from_facts
+from .._env.environment import Environment, facts_of, from_facts
 from .._resolver import Requested, Resolution, Sources, pick_backend, resolve
 from .commands import install_command, uninstall_command
 from .protect import protected_names

@@ -8,7 +8,7 @@ from importlib import metadata
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .._environment import Environment
+from .._env.environment import Environment
 from .targets import Target
 
 # Installers are protected too: replacing pip or uv mid-fix would pull the floor from under the fixer.

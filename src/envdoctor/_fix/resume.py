@@ -7,8 +7,8 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from .._environment import facts_of, from_facts
-from .._gpu import GpuInfo
+from .._env.environment import facts_of, from_facts
+from .._env.gpu import GpuInfo
 from ..errors import UsageError
 from .execute import FixResult, Reporter, apply_plan
 from .plan import Plan

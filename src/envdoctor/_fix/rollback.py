@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .._environment import Environment, facts_of, from_facts
-from .._gpu import GpuInfo
+from .._env.environment import Environment, facts_of, from_facts
+from .._env.gpu import GpuInfo
 from .._resolver._pip import pip_command, pip_env
 from .snapshot import Snapshot, _link_or_copy, _mirror, changed_since, pip_freeze, record_files
 

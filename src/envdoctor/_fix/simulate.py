@@ -10,7 +10,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from .._environment import Environment
+from .._env.environment import Environment
 
 
 @dataclass(frozen=True)

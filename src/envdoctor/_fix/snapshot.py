@@ -19,7 +19,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .._environment import Environment
+from .._env.environment import Environment
 from .._resolver._pip import pip_command, pip_env
 from ..errors import FixError
 

@@ -137,7 +137,7 @@ def from_matrix(matrix: Matrix) -> Target:
 
 def from_requirements(path: str | os.PathLike[str]) -> Target:
     """The target of a requirements file: each line's origin is `file:line`; its -c, index options and markers kept."""
-    from .reqfile import read_requirements
+    from .._requirements import read_requirements
 
     file = Path(path)
     parsed = read_requirements(file)

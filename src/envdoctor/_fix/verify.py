@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from packaging.requirements import Requirement
 
-from .._environment import Environment
+from .._env.environment import Environment
 from .restart import _top_levels
 from .snapshot import record_files
 from .targets import Target

@@ -6,9 +6,10 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .._drift import rules
 from .._matrix.model import Matrix
 from ..errors import UsageError
-from . import finder, rules, source
+from . import finder, source
 from .versions import Versions, for_matrix
 
 ERROR, WARNING, INFO = "error", "warning", "info"

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import rules
+from .._drift import rules
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._drift import rules
 from .._matrix.model import Matrix
 from .._paths import atomic_write
 from ..errors import UsageError
-from . import finder, rules, source
+from . import finder, source
 from .engine import ERROR, WARNING, Issue, shared_names
 from .versions import Versions
 

@@ -11,7 +11,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .._environment import Distribution, Environment
+from .._env.environment import Distribution, Environment
 
 # Installer tooling is not part of a stack; envdoctor does not pin itself.
 SKIP = frozenset({"pip", "setuptools", "wheel", "uv", "envdoctor", "distribute"})

@@ -165,7 +165,7 @@ def matrix_lines(matrix: Matrix) -> tuple[list[Line], list[Unchecked], list[Prob
 
 def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
     """The requirement lines of a requirements file (read as pip reads it), each with its file:line origin."""
-    from .._fix.reqfile import read_requirements
+    from .._requirements import read_requirements
 
     lines: list[Line] = []
     unchecked: list[Unchecked] = []

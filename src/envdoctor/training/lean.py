@@ -10,7 +10,8 @@ in one `add`. Anything unusual (bias, merged or several adapters, extra argument
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

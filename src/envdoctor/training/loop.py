@@ -102,8 +102,8 @@ def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, example
     import torch
 
     from .data import collate
-    from .fast import causal_lm_loss, loss_impl
     from .fast import Levers as _L
+    from .fast import causal_lm_loss, loss_impl
 
     rep = reporter or NullReporter()
     out = Path(cfg.output)

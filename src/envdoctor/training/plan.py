@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .._gpu import GpuInfo
+from .._env.gpu import GpuInfo
 from ..errors import ConfigError
-from .memory import GiB, Estimate, ModelShape, RunShape, estimate
+from .memory import Estimate, GiB, ModelShape, RunShape, estimate
 
 CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, never in max_memory_allocated
 # What the caching allocator reserves over the allocated peak, applied to the short-lived part of the estimate

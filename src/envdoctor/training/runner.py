@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._gpu import GpuInfo, declared, detect
+from .._env.gpu import GpuInfo, declared, detect
 from ..errors import ConfigError
 from .config import TrainConfig
 from .loop import NullReporter, Reporter, TrainResult
@@ -17,7 +17,7 @@ from .plan import Plan, make_plan
 
 def gate(cfg: TrainConfig) -> Any:
     """The certification guard for the run's matrix and this GPU; raises NotCertifiedError, imports nothing heavy."""
-    from .._guard import guard
+    from .._certify.guard import guard
 
     return guard(matrix=cfg.matrix, tier=2, device=None)
 

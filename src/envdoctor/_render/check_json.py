@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .._findings import Report
+from .._check.findings import Report
 
 
 def render(report: Report) -> str:

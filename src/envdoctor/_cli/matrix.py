@@ -235,8 +235,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _freeze(args: argparse.Namespace) -> int:
-    from .._environment import inspect_environment
-    from .._gpu import declared
+    from .._env.environment import inspect_environment
+    from .._env.gpu import declared
     from .._matrix.freeze import freeze
 
     env = inspect_environment(python=args.python, gpu=declared("none"))

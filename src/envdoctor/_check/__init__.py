@@ -13,13 +13,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ._check_gpu import gpu_findings
-from ._environment import Environment, inspect_environment
-from ._findings import Finding, Kind, Report, Status
-from ._gpu import GpuInfo
-from ._matrix.loader import DEFAULT_MATRIX, load_matrix
-from ._matrix.model import Matrix
-from .errors import InspectionError
+from .._env.environment import Environment, inspect_environment
+from .._env.gpu import GpuInfo
+from .._matrix.loader import DEFAULT_MATRIX, load_matrix
+from .._matrix.model import Matrix
+from ..errors import InspectionError
+from .findings import Finding, Kind, Report, Status
+from .gpu import gpu_findings
 
 __all__ = ["Finding", "Report", "Status", "check", "check_environment"]
 
@@ -209,7 +209,7 @@ def _matrix_status(matrix: Matrix) -> Iterator[Finding]:
 
 def _certificate(matrix: Matrix, env: Environment) -> tuple[dict[str, Any], list[Finding]]:
     try:
-        from ._certify import certificate_status
+        from .._certify import certificate_status
     except ImportError:
         return {}, []
     try:

@@ -67,7 +67,7 @@ def _sources(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     from .._fix import apply_plan, load_target, plan_fix
-    from .._fix.render import plan_json, plan_text, result_text
+    from .._render.fix import plan_json, plan_text, result_text
 
     if args.resume:
         from .._fix.resume import resume

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .engine import LintResult
+from .._lint.engine import LintResult
 
 SCHEMA_VERSION = 1
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._environment import Environment
-from ._findings import Finding, Kind, Status
-from ._gpu import GpuInfo
-from ._matrix.model import Matrix
+from .._env.environment import Environment
+from .._env.gpu import GpuInfo
+from .._matrix.model import Matrix
+from .findings import Finding, Kind, Status
 
 
 def gpu_findings(matrix: Matrix, env: Environment) -> Iterator[Finding]:

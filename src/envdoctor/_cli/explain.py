@@ -47,8 +47,8 @@ def _read(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._explain import explain
-    from .._explain_render import render_json, render_text
+    from .._drift.explain import explain
+    from .._render.explain import render_json, render_text
 
     text = _read(args.file)
     explanation = explain(text, matrix=args.matrix)

@@ -16,9 +16,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import _envprobe
-from ._gpu import GpuInfo
-from .errors import InspectionError
+from ..errors import InspectionError
+from . import probe as _envprobe
+from .gpu import GpuInfo
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def inspect_environment(
     python: str | os.PathLike[str] | None = None, gpu: GpuInfo | str | None = None
 ) -> Environment:
     """Inspect an environment: this interpreter by default; `gpu` is a GpuInfo, a --gpu target name, or detected."""
-    from . import _gpu
+    from . import gpu as _gpu
 
     if isinstance(gpu, str):
         gpu_info = _gpu.declared(gpu)

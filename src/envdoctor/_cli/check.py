@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
 
     report = check(args.matrix or DEFAULT_MATRIX, model=args.model, gpu=args.gpu, python=args.python)
     if args.format == "json":
-        from .._render.report_json import render as render_json
+        from .._render.check_json import render as render_json
 
         sys.stdout.write(render_json(report))
     else:
-        from .._render.report_text import render as render_text
+        from .._render.check_text import render as render_text
 
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         sys.stdout.write(render_text(report, color=color, verbose=args.verbose))

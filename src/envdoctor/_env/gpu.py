@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .errors import UsageError
+from ..errors import UsageError
 
 Runner = Callable[[Sequence[str], float], str]
 

@@ -7,10 +7,10 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._matrix.model import Matrix, SymptomRule
+from .._matrix.model import Matrix, SymptomRule
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._environment import Environment
+    from .._env.environment import Environment
 
 _GROUP = re.compile(r"\{(\w+)\}")
 GENERIC = "unexpected-keyword"
@@ -52,7 +52,7 @@ class Explanation:
         return 0 if self.diagnoses else 1
 
     def __str__(self) -> str:
-        from ._explain_render import render_text
+        from .._render.explain import render_text
 
         return render_text(self)
 
@@ -116,7 +116,7 @@ def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> Ed
     cls, keyword = (groups.get("callable") or "").split(".")[-1], groups.get("keyword")
     if not keyword or not cls:
         return None, None, ""
-    from ._lint import rules
+    from . import rules
 
     versions = {p: env.version_of(p) for p in rules.packages_of(matrix)} if env is not None else {}
     paths = sorted({r.callable for r in matrix.renames if rules.short(r.callable) == cls}
@@ -156,14 +156,14 @@ def explain(
     inspect: bool = True,
 ) -> Explanation:
     """Explain an exception or an error text (a message, a traceback or a whole log)."""
-    from ._matrix.loader import DEFAULT_MATRIX, load_matrix
+    from .._matrix.loader import DEFAULT_MATRIX, load_matrix
 
     m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix or DEFAULT_MATRIX)
     text = _text_of(error)
     found = match(m, text)
     env = environment
     if found and env is None and inspect:
-        from ._environment import inspect_environment
+        from .._env.environment import inspect_environment
 
         env = inspect_environment()
     out = []

@@ -15,9 +15,9 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .._resolver import Requested as Line  # a requirement line and where it was written
-from .._resolver import Sources
-from ..errors import UsageError
+from ._resolver import Requested as Line  # a requirement line and where it was written
+from ._resolver import Sources
+from .errors import UsageError
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)\}")  # pip expands only ${UPPER_CASE} names

@@ -6,9 +6,9 @@ import json
 import shlex
 from typing import Any
 
-from .execute import FixResult
-from .plan import Plan
-from .state import plan_to_dict
+from .._fix.execute import FixResult
+from .._fix.plan import Plan
+from .._fix.state import plan_to_dict
 
 JSON_SCHEMA_VERSION = 1
 

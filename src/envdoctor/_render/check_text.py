@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._findings import Finding, Report, Status
+from .._check.findings import Finding, Report, Status
 
 _MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
 _COLOR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.SKIP: "2"}

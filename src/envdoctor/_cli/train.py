@@ -124,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
 def _plan_memory(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .._gpu import declared, detect
+    from .._env.gpu import declared, detect
     from ..errors import UsageError
     from ..training.memory import RunShape, load_shape
     from ..training.plan import make_plan, render_estimate

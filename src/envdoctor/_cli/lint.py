@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from .._lint.engine import lint
-    from .._lint.render import render_json, render_text
     from .._matrix.loader import DEFAULT_MATRIX, load_matrix
+    from .._render.lint import render_json, render_text
 
     matrix = load_matrix(args.matrix or DEFAULT_MATRIX)
     result = lint(args.paths, matrix, use_pins=args.matrix is not None, fix=args.fix)

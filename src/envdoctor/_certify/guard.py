@@ -21,8 +21,8 @@ import os
 import sys
 import time
 
-from ._certify import store
-from .errors import NotCertifiedError
+from ..errors import NotCertifiedError
+from . import store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,7 +71,7 @@ def _commands(ref: str, tier: int, device: str | None, fixable: bool | None) -> 
 
 def _slow(matrix: str, tier: int, device: str | None, reason: str, certify: bool, timeout: float | None) -> Any:
     """No valid certificate: run the check (and the probes when asked); return a new certificate or raise."""
-    from ._certify.certify import certify_environment, render_text
+    from .certify import certify_environment, render_text
 
     if certify:
         result = certify_environment(matrix, tier=tier, device=device, timeout=timeout)
@@ -81,7 +81,7 @@ def _slow(matrix: str, tier: int, device: str | None, reason: str, certify: bool
             f"this environment is not certified for {result.matrix_ref} (tier {tier}): {result.summary}\n\n"
             f"{render_text(result)}\n{_commands(matrix, tier, device, result.check_ok is False)}"
         )
-    from ._certify.tier0 import run_check
+    from .tier0 import run_check
 
     fixable, report_text = run_check(matrix)
     raise NotCertifiedError(
@@ -127,7 +127,7 @@ def guard(
         print(f"envdoctor: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     except Exception as e:
-        from .errors import EnvDoctorError
+        from ..errors import EnvDoctorError
 
         if exit and isinstance(e, EnvDoctorError):  # e.g. an unknown matrix: one line, no traceback
             print(f"envdoctor: error: {e}", file=sys.stderr)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     if args.status:
         from envdoctor._certify import certificate_status
-        from envdoctor._certify.render import render_status
+        from envdoctor._render.certify import render_status
 
         st = certificate_status(args.matrix, tier=args.tier, device=args.device)
         sys.stdout.write(render_status(st))

@@ -10,10 +10,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._version import __version__
-from .errors import EnvDoctorError
+from .._version import __version__
+from ..errors import EnvDoctorError
 
-# Each module in envdoctor._commands exposes register(subparsers) and keeps heavy imports inside its handlers.
+# Each module in envdoctor._cli exposes register(subparsers) and keeps heavy imports inside its handlers.
 COMMANDS = ("check", "matrix", "fix", "lint", "explain", "certify", "train")
 # Subcommand name -> the module that registers it, where they differ.
 _MODULE_OF = {"plan-memory": "train"}
@@ -42,7 +42,7 @@ def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
 
 
 def build_parser(modules: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
-    """The argument parser, with the subcommands of the given modules in envdoctor._commands."""
+    """The argument parser, with the subcommands of the given modules in envdoctor._cli."""
     parser = argparse.ArgumentParser(
         prog="envdoctor",
         description="Check, fix, certify and explain LLM fine-tuning environments "
@@ -54,9 +54,9 @@ def build_parser(modules: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
         try:
-            module = importlib.import_module(f"envdoctor._commands.{name}")
+            module = importlib.import_module(f"envdoctor._cli.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"envdoctor._commands.{name}":
+            if e.name == f"envdoctor._cli.{name}":
                 continue  # a command still being written is simply not offered
             raise
         module.register(sub)

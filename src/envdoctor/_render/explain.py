@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._explain import Explanation
+    from .._drift.explain import Explanation
 
 SCHEMA_VERSION = 1
 _HAS = {True: "yes", False: "no", None: "cannot tell"}

@@ -1,0 +1,1 @@
+"""API drift: the rules that lint, explain and compat share, and their interpreters."""

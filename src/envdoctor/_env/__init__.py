@@ -1,0 +1,1 @@
+"""Facts about the environment: distributions, the interpreter probe, the GPU."""
