@@ -16,6 +16,8 @@ def test_readme_opens_with_setup_and_test_commands() -> None:
     main, tests = _commands()
     assert main.endswith("envdoctor check") and "pip install ." in main
     assert tests.endswith("python -m pytest") and "torch==2.13.0" in tests
+    # the gates run before the tests, as part of the same command
+    assert tests.index("ruff check src tests") < tests.index("mypy") < tests.index("python -m pytest")
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
