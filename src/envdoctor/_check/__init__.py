@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
-from .._env.environment import Environment, inspect_environment
+from .._env.environment import Distribution, Environment, inspect_environment
 from .._env.gpu import GpuInfo
+from .._env.satisfy import Ask, unmet
 from .._matrix.loader import DEFAULT_MATRIX, load_matrix
 from .._matrix.model import Matrix
 from ..errors import InspectionError
@@ -32,9 +33,14 @@ def _contains(spec: SpecifierSet, version: Any) -> bool:
     return spec.contains(version, prereleases=True)
 
 
-def _satisfied(req: Requirement, env: Environment) -> bool:
-    version = env.version_of(req.name)
-    return version is not None and _contains(req.specifier, version)
+def _installed(env: Environment) -> dict[NormalizedName, Version | None]:
+    return {key: d.version for key, d in env.distributions.items()}
+
+
+def _met(req: Requirement, env: Environment) -> bool:
+    """Whether one matrix requirement ('trl<0.9') holds here, asked the way the consistency check asks."""
+    evaluation = unmet([Ask("matrix", None, str(req))], _installed(env), env.markers)
+    return not evaluation.unmet and not evaluation.bad
 
 
 def _packages(matrix: Matrix, env: Environment) -> Iterator[Finding]:
@@ -76,7 +82,7 @@ def _absent_and_bad(matrix: Matrix, env: Environment) -> Iterator[Finding]:
         dist = env.get(bad.name)
         if dist is None or dist.version is None or not _contains(bad.specifier, dist.version):
             continue
-        if bad.with_ is not None and not _satisfied(bad.with_, env):
+        if bad.with_ is not None and not _met(bad.with_, env):
             continue
         together = f" together with {bad.with_}" if bad.with_ is not None else ""
         yield Finding(Kind.KNOWN_BAD, Status.FAIL, bad.name,
@@ -85,47 +91,33 @@ def _absent_and_bad(matrix: Matrix, env: Environment) -> Iterator[Finding]:
                       found=str(dist.version), fix=f"envdoctor fix --matrix {matrix.ref}")
 
 
-def _extra_only(line: str) -> bool:
-    """Fast path: a requirement whose marker is a plain conjunction with an `extra ==` clause never applies.
-
-    Most Requires-Dist lines belong to extras; parsing them all costs more than the rest of the check.
-    Markers with `or` are left to packaging, which evaluates them properly.
-    """
-    _, sep, marker = line.partition(";")
-    return bool(sep) and "extra" in marker and " or " not in marker
-
-
 def _consistency(matrix: Matrix, env: Environment) -> Iterator[Finding]:
     """Like `pip check`: every installed distribution's requirements, markers evaluated for this interpreter."""
     ours = {p.key for p in matrix.packages}
-    markers = dict(env.markers, extra="")
-    for key, dist in sorted(env.distributions.items()):
+    asks: dict[Ask, Distribution] = {}
+    for _, dist in sorted(env.distributions.items()):
         for line in dist.requires:
-            if _extra_only(line):
-                continue
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                yield Finding(Kind.METADATA, Status.WARN, dist.name, f"{dist.name} declares an invalid requirement {line!r}")
-                continue
-            try:
-                if req.marker is not None and not req.marker.evaluate(markers):
-                    continue
-            except InvalidMarker:
-                continue
+            asks[Ask(dist.name, dist.raw_version, line, "METADATA")] = dist
+    evaluation = unmet(asks, _installed(env), env.markers)
+    for u in evaluation.unmet:
+        dist = asks[u.ask]
+        req = u.requirement
+        status = Status.FAIL if dist.key in ours or canonicalize_name(req.name) in ours else Status.WARN
+        head = f"{dist.name} {dist.raw_version} requires {req.name}{req.specifier}"
+        common: dict[str, Any] = dict(expected=str(req), reason="declared in its METADATA (Requires-Dist)",
+                                      evidence=(f"{dist.path}/METADATA: Requires-Dist: {u.ask.line}",))
+        if u.missing:
+            yield Finding(Kind.CONSISTENCY, status, dist.name, f"{head}, which is not installed",
+                          found="not installed", fix=f"pip install '{req}'", **common)
+        else:
             dep = env.get(req.name)
-            status = Status.FAIL if key in ours or canonicalize_name(req.name) in ours else Status.WARN
-            head = f"{dist.name} {dist.raw_version} requires {req.name}{req.specifier}"
-            if dep is None:
-                yield Finding(Kind.CONSISTENCY, status, dist.name, f"{head}, which is not installed",
-                              expected=str(req), found="not installed", fix=f"pip install '{req}'",
-                              reason="declared in its METADATA (Requires-Dist)",
-                              evidence=(f"{dist.path}/METADATA: Requires-Dist: {line}",))
-            elif dep.version is not None and not _contains(req.specifier, dep.version):
-                yield Finding(Kind.CONSISTENCY, status, dist.name, f"{head}, but {dep.name} {dep.version} is installed",
-                              expected=str(req), found=str(dep.version),
-                              reason="declared in its METADATA (Requires-Dist)",
-                              evidence=(f"{dist.path}/METADATA: Requires-Dist: {line}",))
+            yield Finding(Kind.CONSISTENCY, status, dist.name,
+                          f"{head}, but {dep.name if dep else req.name} {u.found} is installed",
+                          found=str(u.found), **common)
+    for bad in evaluation.bad:
+        dist = asks[bad.ask]
+        yield Finding(Kind.METADATA, Status.WARN, dist.name, bad.describe(),
+                      evidence=(f"{dist.path}/METADATA: Requires-Dist: {bad.ask.line}",))
 
 
 def _python_platform(matrix: Matrix, env: Environment) -> Iterator[Finding]:
@@ -180,7 +172,7 @@ def _model(matrix: Matrix, env: Environment, config: dict[str, Any]) -> Iterator
         elif rule.equals is not None and value != rule.equals:
             continue
         found = env.version_of(rule.requires.name)
-        ok = found is not None and _contains(rule.requires.specifier, found)
+        ok = found is not None and _met(rule.requires, env)
         yield Finding(Kind.MODEL, Status.OK if ok else Status.FAIL, rule.requires.name,
                       f"the model uses {rule.feature}: needs {rule.requires}"
                       + (f", found {found}" if found is not None else ", not installed"),

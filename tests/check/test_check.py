@@ -11,7 +11,7 @@ from envdoctor._check import check_environment, load_model_config
 from envdoctor._check.findings import Kind, Status
 from envdoctor._matrix.loader import load_matrix
 from envdoctor.errors import InspectionError
-from envdoctor.testing import fake_environment, fake_gpu
+from envdoctor.testing import fake_environment, fake_gpu, make_dist
 
 R = 'reason = "r"\nevidence = ["e"]\n'
 
@@ -78,6 +78,26 @@ def test_consistency_like_pip_check_with_markers(site: Path, dist, matrix) -> No
     assert found == {("transformers", Status.FAIL), ("other", Status.WARN)}
 
 
+def test_a_dependency_behind_extra_not_equal_applies_without_extras(site: Path, dist, matrix) -> None:
+    # `extra != "gpu"` holds when no extra is asked for: the dependency applies, so its absence is reported
+    dist("accel", "1.0", ['needed-dep>=1; extra != "gpu"', 'gpu-only>=1; extra == "gpu"'])
+    [f] = _by(check_environment(matrix(""), fake_environment(site)), Kind.CONSISTENCY)
+    assert (f.subject, f.status, f.found) == ("accel", Status.WARN, "not installed")
+    assert "requires needed-dep>=1, which is not installed" in f.message
+
+
+def test_an_odd_marker_is_a_metadata_warning_not_a_traceback(site: Path, dist, matrix) -> None:
+    dist("oddpkg", "2.0", ['something>=1; python_version ~= "foo"', "missingdep>=1"])
+    report = check_environment(matrix(""), fake_environment(site))
+    [warn] = _by(report, Kind.METADATA)
+    assert warn.status is Status.WARN and warn.subject == "oddpkg"
+    assert "oddpkg 2.0 declares 'something>=1; python_version ~= \"foo\"'" in warn.message
+    assert "cannot be evaluated" in warn.message
+    assert warn.evidence[0].endswith('METADATA: Requires-Dist: something>=1; python_version ~= "foo"')
+    # the distribution's other lines are still checked
+    assert [f.subject for f in _by(report, Kind.CONSISTENCY)] == ["oddpkg"]
+
+
 def test_python_and_platform(site: Path, matrix) -> None:
     m = matrix(f'[python]\nspecifier = ">=3.11"\n{R}[[platform]]\nmarker = "sys_platform == \'linux\'"\n{R}')
     report = check_environment(m, fake_environment(site, python_version="3.10.14", sys_platform="darwin"))
@@ -128,12 +148,16 @@ def test_model_features_listed_even_when_satisfied(site: Path, dist, matrix, tmp
     cfg.write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}))
     [f] = _by(check_environment(m, fake_environment(site), load_model_config(tmp_path)), Kind.MODEL)
     assert f.status is Status.FAIL and f.expected == ">=4.43.0" and f.found == "4.41.0"
-    dist("transformers", "4.46.3")  # a second dist-info: the first on the path still wins
+    dist("transformers", "4.46.3")  # a second dist-info in the same folder: the first one read still wins
+    twice = check_environment(m, fake_environment(site), load_model_config(cfg))
+    [still] = _by(twice, Kind.MODEL)
+    assert still.status is Status.FAIL and still.found == "4.41.0"
+    [dup] = _by(twice, Kind.METADATA)
+    assert dup.status is Status.WARN and dup.found == "4.41.0, 4.46.3"
     site2 = tmp_path / "site2"
-    from envdoctor.testing import make_dist
     make_dist(site2, "transformers", "4.46.3")
     [ok] = _by(check_environment(m, fake_environment(site2), load_model_config(cfg)), Kind.MODEL)
-    assert ok.status is Status.OK
+    assert ok.status is Status.OK and ok.found == "4.46.3"
 
 
 def test_bad_model_config_is_a_clear_error(tmp_path: Path) -> None:
