@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from packaging.markers import InvalidMarker
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .._env.environment import Environment
+from .._env.satisfy import Ask, unmet
 
 
 @dataclass(frozen=True)
@@ -57,29 +57,13 @@ def after_state(
 
 def breakages(state: Mapping[NormalizedName, Node], markers: Mapping[str, str]) -> list[Breakage]:
     """Every requirement in `state` that `state` does not satisfy (extras' requirements are skipped)."""
-    env = dict(markers, extra="")
-    out: list[Breakage] = []
-    for _, node in sorted(state.items()):
-        for line in node.requires or ():
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                continue  # broken metadata is check's finding, not the plan's
-            try:
-                if req.marker is not None and not req.marker.evaluate(env):
-                    continue
-            except InvalidMarker:
-                continue
-            dep = state.get(canonicalize_name(req.name))
-            if dep is None:
-                out.append(Breakage(node.name, str(node.version), _plain(req), None))
-            elif dep.version is not None and not req.specifier.contains(dep.version, prereleases=True):
-                out.append(Breakage(node.name, str(node.version), _plain(req), str(dep.version)))
-    return out
-
-
-def _plain(req: Requirement) -> str:
-    return f"{req.name}{req.specifier}" if req.url is None else f"{req.name} @ {req.url}"
+    nodes = sorted(state.items())
+    asks = [Ask(node.name, str(node.version), line, "METADATA") for _, node in nodes for line in node.requires or ()]
+    installed = {key: node.version for key, node in nodes}
+    # Lines that cannot be evaluated (`Evaluation.bad`) are broken metadata: check's finding, not the plan's.
+    found = unmet(asks, installed, markers).unmet
+    return [Breakage(u.ask.dependent, u.ask.version or "None", u.plain, None if u.missing else str(u.found))
+            for u in found]
 
 
 def new_breakages(

@@ -11,6 +11,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .._env.satisfy import applies
 from .._matrix.model import Matrix
 from .._resolver import Sources
 from ..errors import MatrixError, UsageError
@@ -41,8 +42,7 @@ class TargetPackage:
 
     def applies(self, markers: Mapping[str, str]) -> bool:
         """False when the line's marker (`; python_version < "3.12"`) is false for that environment."""
-        marker = Requirement(self.requirement).marker
-        return marker is None or marker.evaluate(dict(markers, extra=""))
+        return applies(Requirement(self.requirement), markers)
 
     @property
     def cited(self) -> str:

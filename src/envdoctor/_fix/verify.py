@@ -6,9 +6,9 @@ import json
 import subprocess
 from collections.abc import Iterable
 
-from packaging.requirements import Requirement
-
 from .._env.environment import Environment
+from .._env.satisfy import Ask
+from .._env.satisfy import unmet as unmet_asks
 from .restart import _top_levels
 from .snapshot import record_files
 from .targets import Target
@@ -30,14 +30,18 @@ def unmet(target: Target | None, env: Environment) -> list[str]:
     """What the target still asks for after the steps ran."""
     if target is None:
         return []
-    out: list[str] = []
-    for p in target.for_environment(env.markers).packages:
-        req = Requirement(p.requirement)
-        dist = env.get(req.name)
-        if dist is None:
+    packages = {Ask(target.ref, None, p.requirement, p.origin): p for p in target.for_environment(env.markers).packages}
+    installed = {key: dist.version for key, dist in env.distributions.items()}
+    evaluation = unmet_asks(packages, installed, env.markers)
+    out: list[str] = [f"{packages[b.ask].name}: {b.problem} ({b.ask.origin})" for b in evaluation.bad]
+    for u in evaluation.unmet:
+        p = packages[u.ask]
+        if u.missing:
             out.append(f"{p.name} is not installed after the fix ({p.origin})")
-        elif dist.version is not None and req.specifier and not req.specifier.contains(dist.version, prereleases=True):
-            out.append(f"{p.name} is {dist.raw_version} after the fix, not {req.specifier} ({p.origin})")
+        else:
+            dist = env.get(p.name)
+            raw = dist.raw_version if dist is not None else str(u.found)
+            out.append(f"{p.name} is {raw} after the fix, not {u.requirement.specifier} ({p.origin})")
     for r in target.removals:
         if env.get(r.name) is not None:
             out.append(f"{r.name} is still installed ({r.origin})")

@@ -18,8 +18,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
+from .._env.satisfy import Ask, unmet
 from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
 from .model import KnownBadRule, Matrix
@@ -217,9 +218,8 @@ def explain_conflict(chain: Sequence[str], fallback: str, lines: Sequence[Line],
         asked = by_key.get(b)
         if asked is None:
             continue
-        asked_spec = Requirement(asked.requirement).specifier
-        pins = [s for s in asked_spec if s.operator in ("==", "===")]
-        if pins and needed.contains(pins[0].version, prereleases=True):
+        pins = [s for s in Requirement(asked.requirement).specifier if s.operator in ("==", "===")]
+        if pins and not _pin_breaks(m.group("a"), m.group("av"), f"{m.group('b')}{needed}", b, pins[0].version):
             continue
         verb = "pins" if pins else "asks for"
         text = (f"{m.group('a')} {m.group('av')} requires {m.group('b')}{needed}; "
@@ -229,6 +229,16 @@ def explain_conflict(chain: Sequence[str], fallback: str, lines: Sequence[Line],
     if said:
         return Problem("conflict", "; ".join(said), tuple(chain))
     return Problem("conflict", re.sub(r"\s+", " ", fallback).strip(), tuple(chain))
+
+
+def _pin_breaks(dependent: str, version: str, requirement: str, key: NormalizedName, pin: str) -> bool:
+    """Whether `dependent version` requiring `requirement` is unmet by the pin (a wildcard pin says nothing)."""
+    try:
+        pinned: Version | None = Version(pin)
+    except InvalidVersion:
+        pinned = None
+    ask = Ask(dependent, version, requirement, "the resolver's explanation")
+    return bool(unmet([ask], {key: pinned}, {}).unmet)
 
 
 def runtime_problems(installs: dict[NormalizedName, Version], known_bad: Iterable[KnownBadRule],
