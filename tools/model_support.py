@@ -123,12 +123,12 @@ def _pairs(node: ast.AST, path: str) -> list[Entry]:
         for elt in node.elts:
             if (isinstance(elt, ast.Tuple) and len(elt.elts) == 2
                     and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in elt.elts)):
-                k, v = elt.elts
-                out.append(Entry(k.value, v.value, path, elt.lineno))  # type: ignore[attr-defined]
+                key, value = elt.elts
+                out.append(Entry(key.value, value.value, path, elt.lineno))  # type: ignore[attr-defined]
     elif isinstance(node, ast.Dict):
-        for k, v in zip(node.keys, node.values, strict=True):
-            if isinstance(k, ast.Constant) and isinstance(v, ast.Constant) and isinstance(k.value, str):
-                out.append(Entry(k.value, str(v.value), path, k.lineno))
+        for dk, dv in zip(node.keys, node.values, strict=True):
+            if isinstance(dk, ast.Constant) and isinstance(dv, ast.Constant) and isinstance(dk.value, str):
+                out.append(Entry(dk.value, str(dv.value), path, dk.lineno))
     return out
 
 
