@@ -40,7 +40,7 @@ def test_qlora_cpu_path_trains_saves_adapter_and_resumes(tiny, tmp_path, skip_gu
     assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "checkpoint-2" / "optimizer.pt").is_file()
-    assert result["steps"] == 3 and result["resumed_from"] == 0
+    assert result["steps"] == 3 and result["resumed_from"] == 0 and result["schema_version"] == 1
     # a longer run in the same folder continues from the last checkpoint instead of starting over
     assert _train(tiny, "qlora", out, "--max-steps", "5", "--lora-r", "4") == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

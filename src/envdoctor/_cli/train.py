@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import typing
 from typing import Any
@@ -69,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--rank", type=int, help="LoRA r (qlora) or GaLore rank")
     m.add_argument("--targets", help="comma-separated module names")
     m.add_argument("--fast", choices=["on", "off"], default="on", help="fused loss + kernels (default on)")
-    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     m.set_defaults(func=_plan_memory)
 
 
@@ -108,6 +107,7 @@ class _Console:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .._render.train import render_result_json
     from ..training.config import load_config
     from ..training.runner import train
 
@@ -115,9 +115,7 @@ def _train(args: argparse.Namespace) -> int:
     over["method"] = args.method
     cfg = load_config(args.config, over)
     result = train(cfg, _Console())
-    print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from, "final_loss": result.final_loss,
-                      "tokens_per_s": round(result.tokens_per_s, 1), "peak_gib": result.peak_gib,
-                      "saved": result.saved}))
+    sys.stdout.write(render_result_json(result))
     return 0
 
 
@@ -125,9 +123,10 @@ def _plan_memory(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .._env.gpu import declared, detect
+    from .._render.train import render_memory_json, render_memory_text
     from ..errors import UsageError
     from ..training.memory import RunShape, load_shape
-    from ..training.plan import make_plan, render_estimate
+    from ..training.plan import make_plan
 
     shape = load_shape(args.model)
     gpu = detect() if args.gpu == "detected" else declared(args.gpu)
@@ -141,17 +140,6 @@ def _plan_memory(args: argparse.Namespace) -> int:
         run = replace(run, lora_targets=t, galore_targets=t)
     plan = make_plan(shape, gpu, run, effective_batch=max(args.effective_batch, args.batch or 1),
                      fixed_batch=args.batch, fixed_checkpointing=args.checkpointing, fast=args.fast == "on")
-    if args.json:
-        print(json.dumps({"model": shape.name, "gpu": gpu.name, "method": plan.method, "dtype": plan.dtype,
-                          "batch": plan.batch, "grad_accum": plan.grad_accum, "seq": plan.seq,
-                          "checkpointing": plan.checkpointing, "checkpoint_layers": plan.checkpoint_layers,
-                          "fused_loss": plan.fused_loss, "fused_kernels": plan.fused_kernels,
-                          "estimate_gib": round(plan.estimate.total / 2**30, 3),
-                          "planned_gib": round(plan.planned_bytes / 2**30, 3),
-                          "parts_gib": {k: round(v / 2**30, 3) for k, v in plan.estimate.parts.items()}},
-                         sort_keys=True))
-        return 0
-    print(f"{shape.name} on {gpu.name} ({gpu.memory_gib:.0f} GiB, compute capability {gpu.cc})")
-    print(render_estimate(plan.estimate))
-    print(plan.render())
+    render = render_memory_json if args.format == "json" else render_memory_text
+    sys.stdout.write(render(shape, gpu, plan))
     return 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
+from .kinds import DtypeChoice, FastChoice, TrainMethod
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +28,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: int = Field(SCHEMA_VERSION, description="config format version")
-    method: Literal["qlora", "galore"] = Field("qlora", description="qlora (NF4 base + LoRA) or galore (GaLoreAdamW8bit)")
+    method: TrainMethod = Field("qlora", description="qlora (NF4 base + LoRA) or galore (GaLoreAdamW8bit)")
     model: str = Field("", description="model folder or hub id")
     dataset: str = Field("", description="JSONL: instruction/input/output, text, or messages per line")
     output: str = Field("", description="output folder (checkpoints, adapters, logs)")
@@ -39,8 +40,8 @@ class TrainConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="sequences per forward pass; unset = chosen by the plan")
     seq_len: int = Field(2048, ge=8, description="maximum tokens per sequence")
     gradient_checkpointing: bool | None = Field(None, description="unset = chosen by the plan")
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 on cc>=8.0, fp16 on a T4, fp32 on CPU")
-    fast: Literal["auto", "on", "off"] = Field("auto", description="fused loss + kernels + selective checkpointing")
+    dtype: DtypeChoice = Field("auto", description="auto: bf16 on cc>=8.0, fp16 on a T4, fp32 on CPU")
+    fast: FastChoice = Field("auto", description="fused loss + kernels + selective checkpointing")
     packing: bool = Field(True, description="pack several examples into one sequence (position ids reset)")
     lr: float = Field(2e-4, gt=0, description="learning rate")
     weight_decay: float = Field(0.0, ge=0)

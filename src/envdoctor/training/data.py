@@ -37,7 +37,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             continue
         try:
             row = json.loads(line)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise ConfigError(f"{p}:{n}: not valid JSON ({e.msg})") from e
         if not isinstance(row, dict):
             raise ConfigError(f"{p}:{n}: each line must be a JSON object, got {type(row).__name__}")
@@ -92,10 +92,10 @@ def tokenize(texts: Sequence[str], tokenizer: Any, seq_len: int, packing: bool) 
     eos = tokenizer.eos_token_id
     docs = []
     for t in texts:
-        ids = list(tokenizer(t, add_special_tokens=True)["input_ids"])
-        if eos is not None and (not ids or ids[-1] != eos):
-            ids.append(eos)
-        docs.append(ids[: seq_len] if not packing else ids)
+        doc = list(tokenizer(t, add_special_tokens=True)["input_ids"])
+        if eos is not None and (not doc or doc[-1] != eos):
+            doc.append(eos)
+        docs.append(doc[: seq_len] if not packing else doc)
     if not packing:
         return [Example(tuple(d), tuple(d), tuple(range(len(d)))) for d in docs if len(d) > 1]
     out: list[Example] = []

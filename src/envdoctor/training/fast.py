@@ -11,6 +11,9 @@ from typing import Any
 
 import torch
 
+from .kinds import Outcome
+from .memory import loss_chunk
+
 IGNORE_INDEX = -100
 
 
@@ -33,8 +36,6 @@ class Levers:
             on.append(f"checkpoint {self.checkpoint_layers} layers")
         return ", ".join(on) or "off"
 
-
-OFF = Levers(fused_loss=False, kernels=False, keep_bf16=False, compile=False, lean=False)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -95,11 +96,6 @@ class _ChunkedLinearCE(torch.autograd.Function):
         return gh, gw, None, None, None
 
 
-def loss_chunk(vocab: int) -> int:
-    """Tokens per chunk: about 64 M logits at a time (384 MiB at 6 bytes each), at least 128 tokens."""
-    return max(128, min(4096, 2 ** ((2**26 // max(vocab, 1)).bit_length() - 1)))
-
-
 def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
                                  chunk: int | None = None, scale: float = 1.0) -> torch.Tensor:
     """Mean token cross-entropy of a linear head without materialising the full logits."""
@@ -142,40 +138,40 @@ def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
     return chunked_linear_cross_entropy(flat, weight, targets)
 
 
-def fused_loss_supported(model: Any) -> tuple[bool, str]:
+def fused_loss_supported(model: Any) -> Outcome:
     """Whether the fused loss computes the same function as the model's own head (no softcapping, no bias)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = getattr(base, "config", None)
     text_cfg = cfg.get_text_config() if cfg is not None and hasattr(cfg, "get_text_config") else cfg
     if getattr(text_cfg, "final_logit_softcapping", None):
-        return False, "the model soft-caps its logits"
+        return Outcome(False, "the model soft-caps its logits")
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if head is None or getattr(head, "bias", None) is not None:
-        return False, "the model's head is not a plain bias-free linear layer"
+        return Outcome(False, "the model's head is not a plain bias-free linear layer")
     if not hasattr(base, "get_decoder"):
-        return False, "the model exposes no decoder"
-    return True, ""
+        return Outcome(False, "the model exposes no decoder")
+    return Outcome(True, "")
 
 
-def apply_kernels(model: Any) -> tuple[bool, str]:
+def apply_kernels(model: Any) -> Outcome:
     """Patch the model's RMSNorm, RoPE and SwiGLU with liger-kernel's fused Triton kernels, when it imports."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     model_type = getattr(getattr(base, "config", None), "model_type", "")
     try:
         import liger_kernel.transformers as lk
     except Exception as e:
-        return False, f"liger-kernel is not importable ({type(e).__name__}: {e})"
+        return Outcome(False, f"liger-kernel is not importable ({type(e).__name__}: {e})")
     fn = getattr(lk, f"apply_liger_kernel_to_{model_type}", None)
     if fn is None:
-        return False, f"liger-kernel has no kernels for model type {model_type!r}"
+        return Outcome(False, f"liger-kernel has no kernels for model type {model_type!r}")
     try:
         fn(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
            fused_linear_cross_entropy=False, model=base)
     except TypeError:  # gemma-style patchers name the MLP kernel geglu
         fn(rope=True, rms_norm=True, cross_entropy=False, fused_linear_cross_entropy=False, model=base)
     except Exception as e:
-        return False, f"liger-kernel could not patch {model_type!r} ({type(e).__name__}: {e})"
-    return True, f"liger-kernel fused kernels on {model_type}"
+        return Outcome(False, f"liger-kernel could not patch {model_type!r} ({type(e).__name__}: {e})")
+    return Outcome(True, f"liger-kernel fused kernels on {model_type}")
 
 
 def decoder_blocks(model: Any) -> list[Any]:
@@ -185,49 +181,21 @@ def decoder_blocks(model: Any) -> list[Any]:
             and m.__class__.__name__.endswith(("DecoderLayer", "Block"))]
 
 
-def compile_supported(device: str) -> tuple[bool, str]:
-    """Whether torch.compile of the decoder layers can run here: CUDA, triton, torch >= 2.4."""
-    if device != "cuda":
-        return False, "compiled layers need CUDA"
-    import torch
-
-    if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 4):
-        return False, f"compiled layers need torch >= 2.4 (this is {torch.__version__})"
-    try:
-        import triton  # noqa: F401  (inductor's GPU code generator)
-    except Exception as e:
-        return False, f"triton is not importable ({type(e).__name__}: {e})"
-    return True, ""
-
-
-def compile_layers(model: Any) -> tuple[bool, str]:
+def compile_layers(model: Any) -> Outcome:
     """torch.compile every decoder layer in place: one graph shared by all layers, the NF4 matmul included.
 
     bitsandbytes >= 0.45 registers its 4-bit ops with torch.library, so dynamo traces the whole layer (LoRA
     branch, norms, RoPE, SwiGLU) without a graph break; parameters are graph inputs, so the 32 layers share one
-    compiled graph (two with selective checkpointing). Compilation happens lazily at the first step;
-    `uncompile_layers` undoes it when that fails.
+    compiled graph (two with selective checkpointing). Compilation happens lazily at the first step.
     """
     blocks = decoder_blocks(model)
     if not blocks:
-        return False, "compiled layers off: no decoder layers found"
-    import torch
-
+        return Outcome(False, "compiled layers off: no decoder layers found")
     # checkpointed and plain layers, train and no-grad: a few variants of one graph, never one per layer
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
     for b in blocks:
         b.compile()
-    return True, f"torch.compile on {len(blocks)} decoder layers"
-
-
-def uncompile_layers(model: Any) -> int:
-    """Back to eager decoder layers (after a compile failure); returns how many were compiled."""
-    n = 0
-    for b in decoder_blocks(model):
-        if getattr(b, "_compiled_call_impl", None) is not None:
-            b._compiled_call_impl = None
-            n += 1
-    return n
+    return Outcome(True, f"torch.compile on {len(blocks)} decoder layers")
 
 
 def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> int:

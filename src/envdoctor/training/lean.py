@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .kinds import Outcome
+
 Dequant = Callable[[torch.Tensor, Any, torch.dtype], torch.Tensor]
 
 
@@ -117,12 +119,12 @@ def _same_as_public(dequant: Dequant, m: Any) -> bool:
         return False
 
 
-def apply_lean(model: Any) -> tuple[bool, str]:
+def apply_lean(model: Any) -> Outcome:
     """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note)."""
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:
-        return False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})"
+        return Outcome(False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})")
     nf4 = [m for m in model.modules() if _is_nf4_linear(m)]
     dequant = _dequant_cuda_factory() if nf4 and nf4[0].weight.is_cuda else None
     if dequant is not None and not _same_as_public(dequant, nf4[0]):
@@ -144,9 +146,9 @@ def apply_lean(model: Any) -> tuple[bool, str]:
             m.forward = _nf4_forward(m, dequant)
             plain += 1
     if not lora and not plain:
-        return False, "lean NF4 path off: no NF4 linear layers"
+        return Outcome(False, "lean NF4 path off: no NF4 linear layers")
     how = "direct CUDA dequant" if dequant is not _dequant_public else "bitsandbytes' public dequant"
-    return True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})"
+    return Outcome(True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})")
 
 
 def remove_lean(model: Any) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .kinds import Method
 
 GiB = 2**30
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax blocks
@@ -32,6 +33,11 @@ LOGIT_BYTES = 11.5
 # GaLore's optimizer step needs room beyond the gradients: fitted at 1.3x the largest gradient (the embedding)
 GALORE_STEP_FACTOR = 1.3
 LOSS_CHUNK_BYTES = 6.0  # the fused loss: one chunk of bf16 logits + its fp32 copy
+
+
+def loss_chunk(vocab: int) -> int:
+    """Tokens per chunk of the fused loss: about 64 M logits at a time (384 MiB at 6 bytes each), at least 128."""
+    return max(128, min(4096, 2 ** ((2**26 // max(vocab, 1)).bit_length() - 1)))
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ KNOWN_SHAPES: dict[str, ModelShape] = {
 class RunShape:
     """What the step does: method, batch, sequence, adapters or projections, and which levers are on."""
 
-    method: str  # "qlora" | "galore" | "lora" (full-precision base, CPU path)
+    method: Method  # "lora": a full-precision base (the CPU path)
     batch: int
     seq: int
     checkpointing: bool = True
@@ -200,7 +206,14 @@ def _activations_per_token_layer(shape: ModelShape, run: RunShape, on_gpu: bool 
 
 def estimate(shape: ModelShape, run: RunShape) -> Estimate:
     """The peak allocated memory of one step of `run` on `shape`, by part."""
-    tokens = run.batch * run.seq
+    parts, paged = _static_parts(shape, run)
+    static = sum(parts.values())
+    parts.update(_step_parts(shape, run))
+    return Estimate(parts=parts, paged=paged, static=static)
+
+
+def _static_parts(shape: ModelShape, run: RunShape) -> tuple[dict[str, int], int]:
+    """Weights and optimizer state, allocated once: (parts, optimizer state paged outside the allocator)."""
     parts: dict[str, int] = {}
     paged = 0
     emb_bytes = 4 if run.upcast_non_quantized else run.param_bytes
@@ -233,7 +246,12 @@ def estimate(shape: ModelShape, run: RunShape) -> Estimate:
         parts["8-bit AdamW state (other params)"] = dense * 2
     else:
         raise ConfigError(f"method {run.method!r}: expected qlora, galore or lora")
+    return parts, paged
 
+
+def _step_parts(shape: ModelShape, run: RunShape) -> dict[str, int]:
+    """What one step allocates on top: saved activations, logits, gradients in flight (the larger phase)."""
+    tokens = run.batch * run.seq
     per_layer = _activations_per_token_layer(shape, run) * tokens
     width = 4 if run.upcast_non_quantized else 2
     act: dict[str, int] = {}
@@ -244,7 +262,7 @@ def estimate(shape: ModelShape, run: RunShape) -> Estimate:
     else:
         act["saved activations"] = int(shape.layers * per_layer)
     if run.fused_loss:
-        chunk = min(tokens, max(128, min(4096, 2 ** ((2**26 // shape.vocab).bit_length() - 1))))
+        chunk = min(tokens, loss_chunk(shape.vocab))
         act["logits (one chunk)"] = int(chunk * shape.vocab * LOSS_CHUNK_BYTES + tokens * shape.hidden * 2)
     else:
         act["logits + loss"] = int(tokens * shape.vocab * (LOGIT_BYTES + (2 if run.upcast_non_quantized else 0)))
@@ -256,6 +274,4 @@ def estimate(shape: ModelShape, run: RunShape) -> Estimate:
         step = {"gradients": shape.total_params * run.param_bytes, "optimizer step": int(GALORE_STEP_FACTOR * head)}
         if sum(step.values()) > sum(act.values()):
             act = step
-    static = sum(parts.values())
-    parts.update(act)
-    return Estimate(parts=parts, paged=paged, static=static)
+    return act

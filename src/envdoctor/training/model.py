@@ -6,18 +6,19 @@ from typing import Any
 
 from ..errors import ConfigError
 from .fast import Levers, apply_kernels, compile_layers, set_checkpointing
+from .kinds import Device, Dtype, Quantize
 
-TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+TORCH_DTYPES: dict[Dtype, str] = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def torch_dtype(name: str) -> Any:
+def torch_dtype(name: Dtype) -> Any:
     """The torch dtype for 'bf16' | 'fp16' | 'fp32'."""
     import torch
 
     return getattr(torch, TORCH_DTYPES[name])
 
 
-def load_base(model_ref: str, *, quantize: str, dtype: str, device: str, attn: str = "sdpa") -> Any:
+def load_base(model_ref: str, *, quantize: Quantize, dtype: Dtype, device: Device, attn: str = "sdpa") -> Any:
     """The pretrained causal LM: NF4 with double quantisation when `quantize == 'nf4'`, else in `dtype`."""
     from transformers import AutoModelForCausalLM
 

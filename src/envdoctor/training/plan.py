@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from .._env.gpu import GpuInfo
 from ..errors import ConfigError
+from .kinds import Device, Dtype, DtypeChoice, Method, Quantize
 from .memory import Estimate, GiB, ModelShape, RunShape, estimate
 
 CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, never in max_memory_allocated
@@ -21,11 +22,11 @@ RESERVE_FACTOR = {"fused": 1.25, "plain": 1.5}
 class Plan:
     """What the trainer will do, and why it fits."""
 
-    method: str
-    device: str  # "cuda" | "cpu"
-    dtype: str  # "bf16" | "fp16" | "fp32": compute (autocast) dtype
-    param_dtype: str  # dtype of the trained weights (GaLore) or the non-quantised base
-    quantize: str  # "nf4" | "none"
+    method: Method
+    device: Device
+    dtype: Dtype  # compute (autocast) dtype
+    param_dtype: Dtype  # dtype of the trained weights (GaLore) or the non-quantised base
+    quantize: Quantize
     batch: int
     grad_accum: int
     seq: int
@@ -42,36 +43,8 @@ class Plan:
     def planned_bytes(self) -> int:
         return planned(self.estimate, self.reserve_factor)
 
-    def render(self) -> str:
-        """The plan as a few human lines."""
-        ck = "off" if not self.checkpointing else (
-            "all layers" if self.checkpoint_layers is None else f"{self.checkpoint_layers} layers")
-        lines = [
-            f"plan: {self.method} on {self.device}, compute {self.dtype}, weights "
-            f"{'NF4 (double quant)' if self.quantize == 'nf4' else self.param_dtype}",
-            f"  batch {self.batch} x accumulation {self.grad_accum} (effective {self.batch * self.grad_accum}), "
-            f"sequence {self.seq}, gradient checkpointing {ck}",
-            f"  fast path: fused loss {'on' if self.fused_loss else 'off'}, "
-            f"fused kernels {'on' if self.fused_kernels else 'off'}",
-            f"  estimated peak allocated {self.estimate.total / GiB:.2f} GiB"
-            + (f"; x{self.reserve_factor} allocator reserve on activations + paged optimizer + CUDA context = "
-               f"{self.planned_bytes / GiB:.2f} GiB of {self.budget / GiB:.2f} GiB" if self.budget else ""),
-        ]
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
-
-def render_estimate(est: Estimate) -> str:
-    """The estimate's parts, largest first."""
-    width = max(len(k) for k in est.parts)
-    rows = [f"  {k:<{width}}  {v / GiB:8.2f} GiB" for k, v in sorted(est.parts.items(), key=lambda kv: -kv[1])]
-    rows.append(f"  {'total (peak allocated)':<{width}}  {est.total / GiB:8.2f} GiB")
-    if est.paged:
-        rows.append(f"  {'+ paged optimizer state':<{width}}  {est.paged / GiB:8.2f} GiB (outside the allocator)")
-    return "\n".join(rows)
-
-
-def choose_dtype(gpu: GpuInfo, requested: str = "auto") -> str:
+def choose_dtype(gpu: GpuInfo, requested: DtypeChoice = "auto") -> Dtype:
     """bf16 on compute capability >= 8.0, fp16 on older CUDA GPUs (a T4), fp32 on CPU."""
     if requested != "auto":
         if requested == "bf16" and gpu.available and gpu.cc is not None and gpu.cc < 8.0:
@@ -92,14 +65,14 @@ def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple
     return planned(est, factor) <= budget, est
 
 
-def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: str = "auto",
+def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: DtypeChoice = "auto",
               fixed_batch: int | None = None, fixed_checkpointing: bool | None = None,
               fixed_seq: bool = False, fast: bool = True, kernels: bool | None = None) -> Plan:
     """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences."""
     cdtype = choose_dtype(gpu, dtype)
     cuda = gpu.available and gpu.kind == "cuda"
-    method = run.method if cuda or run.method != "qlora" else "lora"
-    param_dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
+    method: Method = run.method if cuda or run.method != "qlora" else "lora"
+    param_dtype: Dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
     run = replace(run, method=method, fused_loss=fast, fused_kernels=(fast if kernels is None else kernels) and cuda,
                   param_bytes=2 if param_dtype in ("bf16", "fp16") else 4)
     notes: list[str] = []

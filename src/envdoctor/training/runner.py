@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .._env.gpu import GpuInfo, declared, detect
+from .._render.train import render_plan
 from ..errors import ConfigError
 from .config import TrainConfig
+from .kinds import Device, Outcome
 from .loop import NullReporter, Reporter, TrainResult
 from .memory import ModelShape, RunShape, shape_from_config
 from .plan import Plan, make_plan
@@ -44,15 +46,15 @@ def model_config(ref: str) -> dict[str, Any]:
         raise ConfigError(f"model {ref!r}: neither a local folder nor a loadable hub id ({e})") from e
 
 
-def fast_path_probe(device: str) -> tuple[bool, str]:
-    """Whether the fused kernels can run here: liger-kernel and triton import, on a CUDA device."""
+def fast_path_probe(device: Device) -> Outcome:
+    """Whether the fused kernels can run here: liger-kernel (and its triton) import, on a CUDA device."""
     if device != "cuda":
-        return False, "fused kernels need CUDA"
+        return Outcome(False, "fused kernels need CUDA")
     try:
         import liger_kernel.transformers  # noqa: F401
     except Exception as e:
-        return False, f"liger-kernel is not importable ({type(e).__name__}: {e}); pip install 'envdoctor[fast]'"
-    return True, "liger-kernel imports"
+        return Outcome(False, f"liger-kernel is not importable ({type(e).__name__}: {e}); pip install 'envdoctor[fast]'")
+    return Outcome(True, "liger-kernel imports")
 
 
 def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[str, Any] | None = None) -> Plan:
@@ -89,7 +91,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, *, skip_gate: bool
     cfg_dict = model_config(cfg.model)
     shape = shape_from_config(cfg_dict, name=cfg.model)
     plan = plan_run(cfg, shape, gpu, cfg_dict)
-    rep.message(plan.render())
+    rep.message(render_plan(plan))
     return _execute(cfg, plan, rep)
 
 

@@ -1,0 +1,64 @@
+"""The planner: dtype, batch, accumulation and checkpointing chosen to fit a GPU; `envdoctor plan-memory`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from envdoctor._cli import main
+from envdoctor._env.gpu import declared
+from envdoctor.errors import ConfigError
+from envdoctor.training.memory import KNOWN_SHAPES, RunShape, estimate, shape_from_config
+from envdoctor.training.plan import choose_dtype, make_plan, planned
+
+LLAMA = KNOWN_SHAPES["llama-3.1-8b"]
+GEMMA = KNOWN_SHAPES["gemma-3-1b"]
+
+
+def test_t4_galore_gemma_plain_path_chooses_checkpointing_and_batch_1():
+    """Seed 002: batch 2 without checkpointing OOMs a T4; the plan drops the batch and checkpoints."""
+    plan = make_plan(GEMMA, declared("t4"), RunShape("galore", 2, 1024), effective_batch=8, fast=False)
+    assert plan.dtype == "fp16" and plan.checkpointing and plan.batch == 1 and plan.grad_accum == 8
+    assert planned(plan.estimate, plan.reserve_factor) <= declared("t4").memory_total_bytes
+    no_ckpt = estimate(GEMMA, RunShape("galore", 2, 1024, False, param_bytes=4))
+    assert planned(no_ckpt, plan.reserve_factor) > declared("t4").memory_total_bytes
+
+
+@pytest.mark.parametrize("gpu", ["t4", "a10g", "a100-40gb", "h200"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_every_plan_fits_its_gpu(gpu, fast):
+    info = declared(gpu)
+    plan = make_plan(LLAMA, info, RunShape("qlora", 1, 2048), effective_batch=4, fast=fast)
+    assert plan.planned_bytes <= info.memory_total_bytes
+    assert plan.batch * plan.grad_accum == 4
+
+
+def test_dtype_follows_compute_capability():
+    assert choose_dtype(declared("t4")) == "fp16"
+    assert choose_dtype(declared("a100-40gb")) == "bf16"
+    assert choose_dtype(declared("none")) == "fp32"
+    with pytest.raises(ConfigError, match="no bf16"):
+        choose_dtype(declared("t4"), "bf16")
+
+
+def test_a_model_too_large_is_a_clear_error():
+    huge = shape_from_config({"vocab_size": 128256, "hidden_size": 16384, "intermediate_size": 53248,
+                              "num_hidden_layers": 126, "num_attention_heads": 128, "num_key_value_heads": 8})
+    with pytest.raises(ConfigError, match="does not fit Tesla T4"):
+        make_plan(huge, declared("t4"), RunShape("qlora", 1, 2048), effective_batch=1)
+
+
+def test_plan_memory_cli(capsys):
+    assert main(["plan-memory", "--model", "gemma-3-1b", "--gpu", "t4", "--method", "galore", "--batch", "2",
+                 "--seq", "1024", "--effective-batch", "8", "--format", "json"]) == 0
+    raw = capsys.readouterr().out
+    out = json.loads(raw)
+    assert out["schema_version"] == 1 and list(out) == sorted(out)
+    assert out["dtype"] == "fp16" and out["batch"] == 2 and out["grad_accum"] == 4
+    assert out["planned_gib"] <= 15.0
+    assert main(["plan-memory", "--model", "llama-3.1-8b", "--gpu", "a100-40gb"]) == 0
+    text = capsys.readouterr().out
+    assert "base weights (NF4, double quant)" in text and "plan: qlora on cuda, compute bf16" in text
+    assert main(["plan-memory", "--model", "nope.json", "--gpu", "t4"]) == 2
+    assert "nope.json" in capsys.readouterr().err
