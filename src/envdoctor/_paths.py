@@ -1,30 +1,29 @@
-"""Where envdoctor keeps its caches, certificates and state; overridable for tests and CI."""
+"""Where envdoctor keeps its caches, certificates and state, and where it finds matrices; overridable for tests and CI.
+
+The rules themselves live in `_fastpath` (stdlib only, for the guard); this module gives them as `Path`s.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from . import _fastpath
+
 
 def cache_dir() -> Path:
     """The user's cache directory for envdoctor (ENVDOCTOR_CACHE_DIR overrides it)."""
-    override = os.environ.get("ENVDOCTOR_CACHE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("envdoctor", appauthor=False))
+    return Path(_fastpath.cache_folder())
 
 
 def user_matrix_dirs() -> list[Path]:
     """Extra folders searched for matrices by name: ENVDOCTOR_MATRIX_PATH (os.pathsep-separated)."""
-    raw = os.environ.get("ENVDOCTOR_MATRIX_PATH", "")
-    return [Path(p) for p in raw.split(os.pathsep) if p]
+    return [Path(p) for p in _fastpath.user_matrix_folders()]
 
 
 def bundled_matrix_dir() -> Path:
     """The matrices shipped inside the wheel."""
-    return Path(__file__).resolve().parent / "matrices"
+    return Path(_fastpath.BUNDLED_MATRICES)
 
 
 def atomic_write(path: Path, text: str) -> None:

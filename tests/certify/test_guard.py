@@ -51,6 +51,23 @@ def test_valid_certificate_returns_it_without_heavy_imports(certified: str) -> N
     assert json.loads(out.stdout) == {"matrix": "test@1.0", "tier": 1, "heavy": []}
 
 
+def test_the_fast_path_is_fenced_to_these_modules(certified: str) -> None:
+    out = _python(
+        "import sys\nbefore = set(sys.modules)\nimport envdoctor\n"
+        f"envdoctor.guard({certified!r}, tier=1, device='cpu')\n"
+        "print(sorted(set(sys.modules) - before))\n")
+    assert out.returncode == 0, out.stderr
+    loaded = set(eval(out.stdout))
+    assert {m for m in loaded if m.startswith("envdoctor")} == {
+        "envdoctor", "envdoctor._version", "envdoctor.errors", "envdoctor._fastpath", "envdoctor._certify",
+        "envdoctor._certify.guard", "envdoctor._certify.store", "envdoctor._certify.fingerprint",
+        "envdoctor._certify._record", "envdoctor._certify.gpuid"}
+    # the C halves of hashlib, hmac and json; importlib for _certify's lazy names (already loaded in most programs)
+    assert {m for m in loaded if not m.startswith("envdoctor")} <= {
+        "_sha2", "_sha256", "_json", "_operator", "__future__", "importlib", "importlib._bootstrap",
+        "importlib._bootstrap_external", "warnings"}
+
+
 def test_no_certificate_raises_with_the_report_and_the_commands(write_matrix) -> None:  # type: ignore[no-untyped-def]
     path = str(write_matrix('[[packages]]\nname = "no-such-package-xyz"\nreason = "needed"\n' + PROBES))
     with pytest.raises(NotCertifiedError) as info:

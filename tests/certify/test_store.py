@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from envdoctor import _paths
+from envdoctor import _fastpath, _paths
 from envdoctor._certify import fingerprint as fp
 from envdoctor._certify import store
 from envdoctor._certify._record import hmac_sha256
@@ -56,13 +56,20 @@ def test_hmac_without_openssl_matches_the_stdlib(key_len: int) -> None:
     assert hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
-def test_cache_dir_matches_platformdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("xdg", [None, "", "  ", "xdg"])
+def test_cache_dir_matches_platformdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xdg: str | None) -> None:
+    from platformdirs import user_cache_dir
+
     monkeypatch.delenv("ENVDOCTOR_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert store.cache_dir() == str(_paths.cache_dir())
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert store.cache_dir() == str(_paths.cache_dir())
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / xdg) if xdg.strip() else xdg)
+    expected = user_cache_dir("envdoctor", appauthor=False)
+    assert store.cache_dir() == expected and _paths.cache_dir() == Path(expected)
+    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "override"))
+    assert store.cache_dir() == str(tmp_path / "override") == str(_paths.cache_dir())
 
 
 @pytest.mark.parametrize("ref", ["llama31", "llama31@2024.12", "llama31@2024.06", "drift"])
@@ -77,7 +84,7 @@ def test_light_resolution_of_paths_and_user_folders(tmp_path: Path, monkeypatch:
     (user / "9.x.toml").write_text('schema_version = 1\nname = "llama31"\nversion = "9.x"\n')
     monkeypatch.setenv("ENVDOCTOR_MATRIX_PATH", str(tmp_path / "mine"))
     assert store.resolve("llama31@2099.1") == str(resolve_ref("llama31@2099.1"))
-    assert store.resolve_light("llama31") is None  # "9.x" is no plain release number: the loader decides
+    assert _fastpath.resolve_light("llama31") is None  # "9.x" is no plain release number: the loader decides
     rel = os.path.relpath(user / "2099.1.toml")
     assert store.resolve(rel) == str(resolve_ref(rel))
 

@@ -1,8 +1,8 @@
 """A cheap fingerprint of an environment: every installed distribution plus a token that changes when it is reinstalled.
 
 Stdlib only and no importlib.metadata, because the guard computes it on every start of a training script
-and must stay within a few milliseconds. It reads directory listings (os.scandir over the path entries)
-and one stat() per distribution: RECORD (written by pip and uv at install time), else METADATA/PKG-INFO.
+and must stay within a few milliseconds. It reads the folders `_fastpath.metadata_dirs` lists (the one scan
+of sys.path, which `envdoctor check` reads the metadata of) and one stat() per distribution: RECORD (written by pip and uv at install time), else METADATA/PKG-INFO.
 Installing, removing, upgrading or reinstalling any distribution changes it; editing a package's files in
 place does not (that would need hashing every file, seconds instead of milliseconds).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from .._fastpath import METADATA_SUFFIXES, metadata_dirs
 from ._record import sha256
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this runs in the guard
@@ -20,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
 FINGERPRINT_VERSION = 1
-_SUFFIXES = (".dist-info", ".egg-info")
 
 
 def python_id(implementation: str | None = None, full_version: str | None = None) -> str:
@@ -47,21 +47,7 @@ def _token(folder: str) -> str:
 
 def entries(paths: Iterable[str]) -> list[tuple[str, str, str]]:
     """(path entry, metadata folder name, token) for every distribution on the path entries, in path order."""
-    out: list[tuple[str, str, str]] = []
-    seen_dirs: set[str] = set()
-    for entry in paths:
-        root = entry or "."
-        if root in seen_dirs:
-            continue
-        seen_dirs.add(root)
-        try:
-            with os.scandir(root) as it:
-                names = sorted(e.name for e in it if e.name.endswith(_SUFFIXES))
-        except OSError:
-            continue  # a missing or unreadable entry, or a zip file: it holds no installed distribution
-        for name in names:
-            out.append((root, name, _token(os.path.join(root, name))))
-    return out
+    return [(entry or ".", name, _token(os.path.join(entry or ".", name))) for entry, name, _ in metadata_dirs(paths)]
 
 
 def fingerprint(paths: Iterable[str] | None = None, prefix: str | None = None, python: str | None = None) -> str:
@@ -92,7 +78,7 @@ def _dir_token(entry: str) -> str:
 def _has_dists(entry: str) -> bool:
     try:
         with os.scandir(entry or ".") as it:
-            return any(e.name.endswith(_SUFFIXES) for e in it)
+            return any(e.name.endswith(METADATA_SUFFIXES) for e in it)
     except OSError:
         return False
 

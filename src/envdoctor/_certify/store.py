@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import _fastpath
 from . import fingerprint as fp
 from ._record import Record, compare_digest, hmac_sha256, json_loads, sha256
 from .gpuid import GpuIdentity
-from .matrixref import file_sha256, resolve, resolve_light  # noqa: F401  (part of this module's interface)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this runs in the guard
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,18 +29,27 @@ KEY_FILE = ".key"
 # ---------------------------------------------------------------- where things are
 
 def cache_dir() -> str:
-    """envdoctor's cache folder, as _paths.cache_dir() computes it, without importing platformdirs on Linux/macOS."""
-    override = os.environ.get("ENVDOCTOR_CACHE_DIR")
-    if override:
-        return override
-    if sys.platform.startswith("linux"):  # platformdirs' Unix rule: $XDG_CACHE_HOME or ~/.cache
-        base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
-        return os.path.join(base, "envdoctor")
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches/envdoctor")
-    from .._paths import cache_dir as slow
+    """envdoctor's cache folder (`_paths.cache_dir()` as a str, without importing pathlib or platformdirs)."""
+    return _fastpath.cache_folder()
 
-    return str(slow())
+
+def resolve(ref: str) -> str:
+    """The matrix file of a reference: the fast path's lookup, else the loader (which raises MatrixError)."""
+    light = _fastpath.resolve_light(ref)
+    if light is not None:
+        return light
+    from .._matrix.loader import resolve_ref
+
+    return str(resolve_ref(ref))
+
+
+def file_sha256(path: str) -> str | None:
+    """The SHA-256 of a file's bytes as hex, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def cert_dir() -> str:

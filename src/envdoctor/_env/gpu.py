@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
+from .. import _fastpath
 from ..errors import UsageError
 
 Runner = Callable[[Sequence[str], float], str]
+GpuKind = Literal["cuda", "mps", "none"]
+# where the facts came from; "fake" is envdoctor.testing's GPU that is not on this machine
+GpuSource = Literal["nvml", "nvidia-smi", "proc", "declared", "platform", "fake", "none"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class GpuInfo:
     """One GPU as seen (or declared). `available=False` carries the reason instead of None."""
 
     available: bool
-    kind: str = "none"  # "cuda" | "mps" | "none"
+    kind: GpuKind = "none"
     name: str = ""
     memory_total_bytes: int = 0
     compute_capability: tuple[int, int] | None = None
@@ -27,7 +31,7 @@ class GpuInfo:
     cuda_driver_version: str = ""  # the newest CUDA the driver supports, e.g. "13.0"
     uuid: str = ""
     count: int = 0
-    source: str = "none"  # "nvml" | "nvidia-smi" | "proc" | "declared" | "platform" | "none"
+    source: GpuSource = "none"
     reason: str = ""
 
     @property
@@ -96,34 +100,32 @@ def _cuda_from_int(v: int) -> str:
     return f"{v // 1000}.{(v % 1000) // 10}"
 
 
-def _from_nvml() -> GpuInfo:
+def nvml_devices() -> tuple[list[GpuInfo], str]:
+    """Every GPU NVML sees, in its index order, and why none when the list is empty; never raises.
+
+    The one NVML query: `detect` reports the first GPU, the certificate's GPU identity takes every UUID.
+    """
     try:
         import pynvml  # nvidia-ml-py: imported only here, because most callers never need it
     except ImportError:
-        return GpuInfo(False, reason="nvidia-ml-py is not installed")
+        return [], "nvidia-ml-py is not installed"
     try:
         pynvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return GpuInfo(False, reason=f"NVML: {e}")
+        return [], f"NVML: {e}"
     try:
         count = pynvml.nvmlDeviceGetCount()
-        if count == 0:
-            return GpuInfo(False, source="nvml", reason="NVML sees no GPU")
-        h = pynvml.nvmlDeviceGetHandleByIndex(0)
-        name = pynvml.nvmlDeviceGetName(h)
-        uuid = pynvml.nvmlDeviceGetUUID(h)
-        return GpuInfo(
-            True, "cuda",
-            name.decode() if isinstance(name, bytes) else name,
-            int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-            tuple(pynvml.nvmlDeviceGetCudaComputeCapability(h)),  # type: ignore[arg-type]
-            _s(pynvml.nvmlSystemGetDriverVersion()),
-            _cuda_from_int(pynvml.nvmlSystemGetCudaDriverVersion()),
-            uuid.decode() if isinstance(uuid, bytes) else uuid,
-            count, "nvml",
-        )
+        driver = _s(pynvml.nvmlSystemGetDriverVersion())
+        cuda = _cuda_from_int(pynvml.nvmlSystemGetCudaDriverVersion())
+        out = []
+        for i in range(count):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
+            out.append(GpuInfo(True, "cuda", _s(pynvml.nvmlDeviceGetName(h)), int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+                               (int(major), int(minor)), driver, cuda, _s(pynvml.nvmlDeviceGetUUID(h)), count, "nvml"))
+        return out, "" if out else "NVML sees no GPU"
     except Exception as e:
-        return GpuInfo(False, source="nvml", reason=f"NVML query failed: {e}")
+        return [], f"NVML query failed: {e}"
     finally:
         try:
             pynvml.nvmlShutdown()
@@ -131,8 +133,23 @@ def _from_nvml() -> GpuInfo:
             pass
 
 
+def _from_nvml() -> GpuInfo:
+    devices, reason = nvml_devices()
+    if devices:
+        return devices[0]
+    return GpuInfo(False, reason=reason)
+
+
 def _s(v: object) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _memory_bytes(text: str) -> int:
+    """nvidia-smi's memory.total in MiB; 0 when it prints [N/A] (unified-memory GPUs) or nothing."""
+    try:
+        return int(float(text)) * 2**20
+    except ValueError:
+        return 0
 
 
 def _from_smi(run: Runner) -> GpuInfo:
@@ -148,7 +165,9 @@ def _from_smi(run: Runner) -> GpuInfo:
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if not lines:
         return GpuInfo(False, source="nvidia-smi", reason="nvidia-smi lists no GPU")
-    name, mem, cc, driver, uuid = (x.strip() for x in lines[0].split(",")[:5])
+    cols = [x.strip() for x in lines[0].split(",")]
+    # an older nvidia-smi (or a driver that hides a field) prints fewer columns or [N/A]: keep what is known
+    name, mem, cc, driver, uuid = (c if c and not c.startswith("[") else "" for c in (cols + [""] * 5)[:5])
     major, _, minor = cc.partition(".")
     cuda = ""
     try:
@@ -158,22 +177,15 @@ def _from_smi(run: Runner) -> GpuInfo:
             cuda = head.split(marker, 1)[1].split()[0]
     except Exception:
         pass
-    return GpuInfo(True, "cuda", name, int(float(mem)) * 2**20,
-                   (int(major), int(minor or 0)) if major.isdigit() else None,
+    return GpuInfo(True, "cuda", name, _memory_bytes(mem),
+                   (int(major), int(minor)) if major.isdigit() and (minor or "0").isdigit() else None,
                    driver, cuda, uuid, len(lines), "nvidia-smi")
 
 
 def _from_proc() -> GpuInfo:
-    try:
-        with open("/proc/driver/nvidia/version", encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
+    driver = _fastpath.proc_driver_version()
+    if driver is None:
         return GpuInfo(False, reason="no NVIDIA driver (NVML, nvidia-smi and /proc/driver/nvidia all absent)")
-    driver = ""
-    for word in text.split():
-        if word.count(".") >= 1 and word.replace(".", "").isdigit():
-            driver = word
-            break
     return GpuInfo(False, "cuda", driver_version=driver, source="proc",
                    reason="an NVIDIA driver is loaded but neither NVML nor nvidia-smi could read the GPU")
 
@@ -184,10 +196,9 @@ def detect(run: Runner = _run) -> GpuInfo:
         if platform.machine() == "arm64":
             return GpuInfo(True, "mps", "Apple MPS", 0, None, source="platform", count=1)
         return GpuInfo(False, reason="macOS without Apple silicon: no CUDA and no MPS")
-    if sys.platform.startswith("linux") and not any(
-        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
-    ):
-        return GpuInfo(False, reason="no NVIDIA driver loaded (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)")
+    absent = _fastpath.no_driver_reason()
+    if absent:
+        return GpuInfo(False, reason=absent)
     info = _from_nvml()
     if info.available:
         return info

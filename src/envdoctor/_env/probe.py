@@ -1,7 +1,9 @@
 """Raw facts about one Python environment, stdlib only: run in-process, or as a script in another interpreter.
 
 It must not import anything outside the standard library, because `--python PATH` runs it in a
-virtual environment that may not have envdoctor's dependencies (or may be broken).
+virtual environment that may not have envdoctor's dependencies (or may be broken). The folders it reads
+come from `_fastpath.metadata_dirs`, the one scan of sys.path that the guard's fingerprint also uses; as a
+script it loads that stdlib-only file by its path, so nothing of the inspected environment can shadow it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,24 @@ import shutil
 import sys
 
 _NAME_RE = re.compile(r"[-_.]+")
+
+
+def _load_fastpath():  # type: ignore[no-untyped-def]
+    """envdoctor/_fastpath.py, loaded by path: as a script in another interpreter there is no envdoctor package."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_fastpath.py")
+    spec = importlib.util.spec_from_file_location("_envdoctor_fastpath", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if __package__:
+    from .. import _fastpath
+else:  # pragma: no cover - run as a script by `--python PATH` (tests cover it through a real venv)
+    _fastpath = _load_fastpath()
 
 
 def _canonical(name: str) -> str:
@@ -107,33 +127,21 @@ def distributions(paths: list[str]) -> dict:
     seen: dict[str, dict] = {}
     broken: list[dict] = []
     duplicates: list[dict] = []
-    visited: set[str] = set()
-    for entry in paths:
-        real = os.path.realpath(entry or ".")
-        if real in visited:  # the same folder twice on sys.path (or through a link) is one install, not two
+    for entry, n, is_dir in _fastpath.metadata_dirs(paths):
+        full = os.path.join(entry or ".", n)
+        if not is_dir:  # an egg-info *file* (distutils) has no folder to read; importlib.metadata skips it too
             continue
-        visited.add(real)
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:
+        d = _read_dist(full)
+        if "error" in d:
+            broken.append(d)
             continue
-        for n in names:
-            if not (n.endswith(".dist-info") or n.endswith(".egg-info")):
-                continue
-            full = os.path.join(entry or ".", n)
-            if not os.path.isdir(full):
-                continue
-            d = _read_dist(full)
-            if "error" in d:
-                broken.append(d)
-                continue
-            d["location"] = entry
-            key = _canonical(d["name"])
-            if key in seen:
-                duplicates.append({"name": key, "kept": seen[key]["path"], "kept_version": seen[key]["version"],
-                                   "shadowed": full, "shadowed_version": d["version"]})
-                continue
-            seen[key] = d
+        d["location"] = entry
+        key = _canonical(d["name"])
+        if key in seen:
+            duplicates.append({"name": key, "kept": seen[key]["path"], "kept_version": seen[key]["version"],
+                               "shadowed": full, "shadowed_version": d["version"]})
+            continue
+        seen[key] = d
     return {"distributions": list(seen.values()), "broken": broken, "duplicates": duplicates}
 
 
@@ -175,10 +183,20 @@ def runtime() -> dict:
             "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
 
 
-def _find_uv() -> str | None:
-    """uv on PATH, or installed next to this interpreter (a venv's bin/ that is not on PATH)."""
-    sibling = os.path.join(os.path.dirname(sys.executable), "uv.exe" if os.name == "nt" else "uv")
-    return shutil.which("uv") or (sibling if os.path.isfile(sibling) else None)
+def find_uv() -> str | None:
+    """The one rule for finding uv (the resolver reuses it): ENVDOCTOR_UV, next to this interpreter, its scripts
+    folder (where the `uv` wheel puts it), then PATH: a venv's bin/ is often not on PATH."""
+    import sysconfig
+
+    override = os.environ.get("ENVDOCTOR_UV")
+    if override:
+        return override if os.path.isfile(override) else shutil.which(override)
+    name = "uv.exe" if os.name == "nt" else "uv"
+    for folder in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return shutil.which("uv")
 
 
 def collect() -> dict:
@@ -192,7 +210,7 @@ def collect() -> dict:
         "markers": marker_environment(),
         "runtime": runtime(),
         "pip_version": pip_version,
-        "uv": _find_uv(),
+        "uv": find_uv(),
     })
     return facts
 
