@@ -19,13 +19,15 @@ import difflib
 import inspect
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import FrameType
 from typing import Any
 
+from packaging.version import Version
+
 from ._drift import rules
-from ._lint.versions import installed
+from ._drift.versions import installed
 from ._matrix.loader import load_matrix
 from ._matrix.model import Matrix
 from .errors import CompatError
@@ -94,7 +96,7 @@ def translate_kwargs(obj: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     own, bases = _paths(obj)
     versions = installed(rules.packages_of(matrix))
     out: dict[str, Any] = {}
-    moved: dict[tuple[str, str], dict[str, Any]] = {}
+    moved: dict[tuple[str, str], dict[str, tuple[rules.Translation, Any]]] = {}
     for key, value in kwargs.items():
         t = rules.translate(matrix, own, key, versions, bases)
         if t is None:
@@ -126,7 +128,8 @@ def _resolve(target: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def _move(own: str, out: dict[str, Any], target: str, via: str, items: dict[str, Any], versions: Any) -> None:
+def _move(own: str, out: dict[str, Any], target: str, via: str, items: dict[str, tuple[rules.Translation, Any]],
+          versions: Mapping[str, Version | None]) -> None:
     """Put moved keywords into the object passed as `via`: the given one, or a new one."""
     target_cls = _resolve(target)
     values: dict[str, Any] = {}

@@ -7,12 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.version import Version
-
-from envdoctor._drift import rules
-from envdoctor._matrix.loader import load_matrix
-
-DRIFT = load_matrix("drift", use_cache=False)
 
 
 @pytest.fixture(scope="module")
@@ -70,45 +64,6 @@ def test_both_directions_on_transformers_4_46_and_trl_0_12(old_pair_python: str,
     # was: CompatError "per_device_train_batch_size is given twice" (per_gpu_* aliases copied over)
     assert old["from_training_args"] == {"type": "SFTConfig", "learning_rate": 1e-3, "max_length": None,
                                          "max_seq_length": 24}
-
-
-V = Version
-
-
-@pytest.mark.parametrize(
-    ("callable_", "keyword", "versions", "expected"),
-    [
-        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.40.2")}, None,
-                     id="old-name-before-rename-is-fine"),
-        pytest.param("transformers.TrainingArguments", "eval_strategy", {"transformers": V("4.40.2")},
-                     ("too_new", "evaluation_strategy"), id="new-name-on-old-library"),
-        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.50.3")},
-                     ("deprecated", "eval_strategy"), id="deprecated-window"),
-        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {"transformers": V("4.51.0")},
-                     ("removed", "eval_strategy"), id="removed"),
-        pytest.param("trl.SFTConfig", "evaluation_strategy", {"transformers": V("5.23.0")},
-                     ("removed", "eval_strategy"), id="sftconfig-inherits-trainingarguments"),
-        pytest.param("trl.SFTTrainer", "max_seq_length", {"trl": V("0.8.6")}, None, id="trl-0.8.6-has-no-sftconfig"),
-        pytest.param("trl.SFTTrainer", "max_seq_length", {"trl": V("0.13.0")}, ("removed", "max_seq_length"),
-                     id="moved-0.13"),
-        pytest.param("transformers.TrainingArguments", "warmup_steps", {"transformers": V("4.57.6")}, None,
-                     id="irreversible-rename-never-goes-back"),
-        pytest.param("transformers.TrainingArguments", "overwrite_output_dir", {"transformers": V("5.0.0")},
-                     ("no_equivalent", None), id="no-equivalent"),
-        pytest.param("transformers.AutoModelForCausalLM.from_pretrained", "torch_dtype",
-                     {"transformers": V("4.56.0")}, ("deprecated", "dtype"), id="from-pretrained-wildcard"),
-        pytest.param("transformers.TrainingArguments", "evaluation_strategy", {}, None, id="not-installed"),
-    ],
-)
-def test_translate_table(callable_: str, keyword: str, versions: dict[str, Version],
-                         expected: tuple[str, str | None] | None) -> None:
-    t = rules.translate(DRIFT, callable_, keyword, versions)
-    assert (None if t is None else (t.status, t.new)) == expected
-
-
-def test_moved_keyword_takes_the_targets_current_name() -> None:
-    assert rules.final_name(DRIFT, "trl.SFTConfig", "max_seq_length", {"trl": V("0.13.0")}) == "max_seq_length"
-    assert rules.final_name(DRIFT, "trl.SFTConfig", "max_seq_length", {"trl": V("1.16.0")}) == "max_length"
 
 
 def test_importing_compat_does_not_import_torch() -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from packaging.version import Version
 
+from envdoctor._cli import main
 from envdoctor._drift import rules
 from envdoctor._matrix.loader import available, load_matrix
 from envdoctor._matrix.model import RenameRule
@@ -98,3 +101,20 @@ def test_from_pretrained_rules_match_the_source(which: str, request: pytest.Fixt
             assert rule.new in reads, (rule.new, str(v))
         if rule.kind == "moved":
             assert rule.new in probe["classes"][rule.target]["params"]
+
+
+@pytest.mark.slow
+def test_lint_fixed_for_old_pins_runs_on_the_old_pair(tmp_path: Path, old_pair_python: str) -> None:
+    """New-style code, linted with --fix against transformers 4.46.3 / trl 0.12.2 pins, runs in that venv."""
+    matrix = tmp_path / "old.toml"
+    matrix.write_text('schema_version = 1\nname = "old"\nversion = "1.0"\nextends = "drift"\n'
+                      '[[packages]]\nname = "transformers"\nspecifier = "==4.46.3"\nreason = "r"\nevidence = ["e"]\n'
+                      '[[packages]]\nname = "trl"\nspecifier = "==0.12.2"\nreason = "r"\nevidence = ["e"]\n',
+                      encoding="utf-8")
+    script = tmp_path / "s.py"
+    script.write_text("from trl import SFTConfig\n"
+                      "cfg = SFTConfig(output_dir='o', max_length=77, use_cpu=True)\n"
+                      "assert cfg.max_seq_length == 77\n", encoding="utf-8")
+    assert main(["lint", "--matrix", str(matrix), "--fix", str(script)]) == 0
+    proc = subprocess.run([old_pair_python, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -197,6 +197,7 @@ def test_cli_file_json_and_unrecognised(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["explain", str(log), "--format", "json"]) == 1
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert data["recognised"] is False and data["diagnoses"] == [] and data["schema_version"] == 1
+    assert list(data) == sorted(data)
 
 
 def test_cli_missing_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

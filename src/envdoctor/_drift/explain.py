@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._matrix.model import Matrix, SymptomRule
+from . import rules
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._env.environment import Environment
@@ -31,6 +32,7 @@ class Diagnosis:
     edit: str | None = None  # an exact edit from the rename data, e.g. "evaluation_strategy= -> eval_strategy="
 
     def to_dict(self) -> dict[str, Any]:
+        """The diagnosis as JSON-ready values."""
         return {"id": self.id, "matched": self.matched, "cause": self.cause, "fix": self.fix, "edit": self.edit,
                 "has_cause": self.has_cause, "why": self.why, "reason": self.reason,
                 "evidence": list(self.evidence)}
@@ -45,10 +47,12 @@ class Explanation:
 
     @property
     def recognised(self) -> bool:
+        """Whether any symptom was found."""
         return bool(self.diagnoses)
 
     @property
     def exit_code(self) -> int:
+        """0 when something was recognised, 1 when nothing was."""
         return 0 if self.diagnoses else 1
 
     def __str__(self) -> str:
@@ -108,16 +112,23 @@ def _has_cause(rule: SymptomRule, env: Environment | None) -> tuple[bool | None,
     return None, "it depends on the code or the runtime, not on installed versions"
 
 
-Edit = tuple[str | None, bool | None, str]  # the edit, whether the installed version rejects the keyword, why
+@dataclass(frozen=True)
+class _Edit:
+    """The exact keyword edit the rename data gives, and whether the installed version rejects the keyword."""
+
+    text: str | None = None  # e.g. "TrainingArguments(evaluation_strategy=...) -> TrainingArguments(eval_strategy=...)"
+    rejected: bool | None = None  # None: the versions are not known here
+    why: str = ""  # the fact behind `rejected`
 
 
-def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> Edit:
+_NO_EDIT = _Edit()
+
+
+def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> _Edit:
     """The exact keyword edit from the rename data, for messages naming a class and a keyword."""
     cls, keyword = (groups.get("callable") or "").split(".")[-1], groups.get("keyword")
     if not keyword or not cls:
-        return None, None, ""
-    from . import rules
-
+        return _NO_EDIT
     versions = {p: env.version_of(p) for p in rules.packages_of(matrix)} if env is not None else {}
     paths = sorted({r.callable for r in matrix.renames if rules.short(r.callable) == cls}
                    | {k for k in rules.INHERITS if rules.short(k) == cls})
@@ -135,20 +146,20 @@ def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> Ed
                f"{'rejects' if rejected else 'still accepts'} `{keyword}`")
         if t.new is not None and t.target:
             final = rules.final_name(matrix, t.target, t.new, versions) or t.new
-            return (f"{shown}({keyword}=...) -> {shown}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
-                    rejected, why)
+            return _Edit(f"{shown}({keyword}=...) -> {shown}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
+                         rejected, why)
         if t.new is not None:
-            return f"{shown}({keyword}=...) -> {shown}({t.new}=...)", rejected, why
-        return f"delete {keyword}=...: {t.rule.reason}", rejected, why
+            return _Edit(f"{shown}({keyword}=...) -> {shown}({t.new}=...)", rejected, why)
+        return _Edit(f"delete {keyword}=...: {t.rule.reason}", rejected, why)
     for path in paths:  # versions unknown: say what the data says
         for rule in rules.rules_for(matrix, path):
             if rule.old == keyword and rule.kind in ("rename", "moved"):
                 where = f"{rules.short(rule.target)}({rule.new}=...) passed as {rule.via}=" if rule.target \
                     else f"{rule.new}="
-                return f"{cls}({keyword}=...) -> {where} ({rule.reason})", None, ""
+                return _Edit(f"{cls}({keyword}=...) -> {where} ({rule.reason})")
             if rule.old == keyword and rule.kind == "removed":
-                return f"delete {keyword}=...: {rule.reason}", None, ""
-    return None, None, ""
+                return _Edit(f"delete {keyword}=...: {rule.reason}")
+    return _NO_EDIT
 
 
 def explain(
@@ -170,13 +181,13 @@ def explain(
     for rule, hit in found:
         groups = {k: v for k, v in hit.groupdict().items() if v is not None}
         has, why = _has_cause(rule, env)
-        edit, rejected, edit_why = _edit(m, groups, env)
-        if has is None and rejected is not None:
-            has, why = rejected, edit_why
+        edit = _edit(m, groups, env)
+        if has is None and edit.rejected is not None:
+            has, why = edit.rejected, edit.why
         out.append(Diagnosis(
             id=rule.id, matched=_line_of(text, hit.start(), hit.end()), cause=_fill(rule.cause, groups),
             fix=_fill(rule.fix, groups), has_cause=has, why=why, reason=rule.reason, evidence=rule.evidence,
-            edit=edit,
+            edit=edit.text,
         ))
     return Explanation(tuple(out), m.ref)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -14,11 +15,16 @@ from .._matrix.model import Matrix, RenameRule
 # compat reads this from the class's MRO at runtime; lint, which never imports the libraries, reads it here.
 INHERITS: dict[str, tuple[str, ...]] = {"trl.SFTConfig": ("transformers.TrainingArguments",)}
 
-# Result statuses. "removed": the installed version rejects the keyword. "deprecated": it still works but
-# warns. "too_new": the keyword is newer than the installed version. "no_equivalent": nothing replaces it.
-REMOVED, DEPRECATED, TOO_NEW, NO_EQUIVALENT = "removed", "deprecated", "too_new", "no_equivalent"
+# What a keyword is for the given versions. "removed": the installed version rejects it. "deprecated": it still
+# works but warns. "too_new": it is newer than the installed version. "no_equivalent": nothing replaces it.
+Status = Literal["removed", "deprecated", "too_new", "no_equivalent"]
+REMOVED: Final = "removed"
+DEPRECATED: Final = "deprecated"
+TOO_NEW: Final = "too_new"
+NO_EQUIVALENT: Final = "no_equivalent"
 # How lint, compat and explain say it: "`max_seq_length` is rejected by trl 1.16.0".
-VERB = {REMOVED: "is rejected by", DEPRECATED: "is deprecated in", TOO_NEW: "is not known to"}
+VERB: dict[Status, str] = {REMOVED: "is rejected by", DEPRECATED: "is deprecated in", TOO_NEW: "is not known to",
+                           NO_EQUIVALENT: "has no equivalent in"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Translation:
 
     callable: str
     keyword: str
-    status: str
+    status: Status
     rule: RenameRule
     version: Version
     new: str | None = None  # the keyword to use instead (in `target` when target is set)
@@ -45,6 +51,7 @@ class DefaultChange:
     version: Version
 
     def describe(self) -> str:
+        """One sentence: the keyword, its new default since which version, and the old one."""
         return (f"`{self.keyword}` is not set: it defaults to {self.rule.new_default} since {self.rule.package} "
                 f"{self.rule.added} (here {self.version}); it was {self.rule.old_default}")
 
@@ -63,6 +70,7 @@ def normalize(dotted: str) -> str:
 
 
 def matches(rule_callable: str, callable_: str) -> bool:
+    """Whether a rule's callable names this one: exactly, or through a `pkg.*.from_pretrained` wildcard."""
     if rule_callable == callable_:
         return True
     pkg, _, rest = rule_callable.partition(".")
@@ -118,7 +126,7 @@ def translate(
 
 def _forward(rule: RenameRule, callable_: str, keyword: str, v: Version) -> Translation | None:
     old_ok = _accepts_old(rule, v)
-    status = DEPRECATED if old_ok else REMOVED
+    status: Status = DEPRECATED if old_ok else REMOVED
     if rule.kind == "removed":
         if not old_ok:
             return Translation(callable_, keyword, NO_EQUIVALENT, rule, v)

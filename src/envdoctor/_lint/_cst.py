@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 
 import libcst as cst
 from libcst.metadata import PositionProvider
 
 from .._drift import rules
+from . import finder
 from .engine import Issue
 
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 
 
 def dotted(node: cst.BaseExpression, names: dict[str, str]) -> str | None:
-    if isinstance(node, cst.Name):
-        return names.get(node.value)
-    if isinstance(node, cst.Attribute):
-        base = dotted(node.value, names)
-        return f"{base}.{node.attr.value}" if base else None
-    return None
+    """The imported dotted path a LibCST expression names: the `ast` finder's answer for the same source."""
+    if not isinstance(node, cst.Name | cst.Attribute):
+        return None
+    return finder.dotted(ast.parse(f"({_code(node)})", mode="eval").body, names)  # parenthesised: may span lines
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -89,7 +89,7 @@ class Planner(cst.CSTVisitor):
             if issue is None or issue.keyword != arg.keyword.value:
                 continue
             if issue.new is None:
-                self.unfixed.append((issue, "no equivalent: " + issue.message.split(": ", 1)[-1]))
+                self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
             elif issue.target is None:
                 if issue.new in keywords:
                     self.unfixed.append((issue, f"both `{issue.keyword}` and `{issue.new}` are given; keep one"))

@@ -5,15 +5,22 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from .._drift import rules
+from .._drift.versions import Versions, for_matrix
 from .._matrix.model import Matrix
 from ..errors import UsageError
 from . import finder, source
-from .versions import Versions, for_matrix
 
-ERROR, WARNING, INFO = "error", "warning", "info"
-_SEVERITY = {rules.REMOVED: ERROR, rules.NO_EQUIVALENT: ERROR, rules.TOO_NEW: ERROR, rules.DEPRECATED: WARNING}
+Severity = Literal["error", "warning", "info"]
+ERROR: Final = "error"
+WARNING: Final = "warning"
+INFO: Final = "info"
+# What an issue is: a drift status for a keyword given, or a default that changed under a keyword left out.
+IssueStatus = Literal["removed", "deprecated", "too_new", "no_equivalent", "default_changed"]
+_SEVERITY: dict[rules.Status, Severity] = {rules.REMOVED: ERROR, rules.NO_EQUIVALENT: ERROR, rules.TOO_NEW: ERROR,
+                                           rules.DEPRECATED: WARNING}
 
 
 @dataclass(frozen=True)
@@ -26,23 +33,27 @@ class Issue:
     col: int
     callable: str
     keyword: str
-    severity: str
-    status: str  # removed | deprecated | too_new | no_equivalent | default_changed
+    severity: Severity
+    status: IssueStatus
     message: str
     new: str | None = None
     target: str | None = None
     via: str | None = None
+    reason: str = ""  # the rule's reason, for --fix to quote without parsing the message
 
     @property
     def where(self) -> str:
+        """'path:line:col', with ' [cell N]' after the path in a notebook."""
         cell = f" [cell {self.cell}]" if self.cell is not None else ""
         return f"{self.path}{cell}:{self.line}:{self.col + 1}"
 
     @property
     def stale(self) -> bool:
+        """An error or a warning (not an info about a changed default)."""
         return self.severity in (ERROR, WARNING)
 
     def to_dict(self) -> dict[str, object]:
+        """The issue as JSON-ready values (col 1-based, like the text)."""
         return {"path": self.path, "cell": self.cell, "line": self.line, "col": self.col + 1,
                 "callable": self.callable, "keyword": self.keyword, "severity": self.severity,
                 "status": self.status, "new": self.new, "target": self.target, "via": self.via,
@@ -64,10 +75,12 @@ class LintResult:
 
     @property
     def stale(self) -> tuple[Issue, ...]:
+        """The errors and warnings."""
         return tuple(i for i in self.issues if i.stale)
 
     @property
     def exit_code(self) -> int:
+        """0 clean, 1 stale keywords found (or left unfixed), 2 some file could not be read or parsed."""
         if self.fixed or self.unfixed:  # after --fix, what is left decides
             return 1 if self.unfixed else (2 if self.errors else 0)
         return 1 if self.stale else (2 if self.errors else 0)
@@ -105,13 +118,13 @@ def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions,
             if t.target and t.new:
                 new = rules.final_name(matrix, t.target, t.new, versions.versions) or t.new
             out.append(Issue(unit.path, unit.cell, kw.line, kw.col, call.callable, kw.name, _SEVERITY[t.status],
-                             t.status, _message(t, new), new, t.target, t.via))
+                             t.status, _message(t, new), new, t.target, t.via, t.rule.reason))
         if call.star_kwargs:
             continue  # a default may be set through **kwargs
         given = [k.name for k in call.keywords]
         for dc in rules.default_changes(matrix, call.callable, given, versions.versions):
             out.append(Issue(unit.path, unit.cell, call.line, call.col, call.callable, dc.keyword, INFO,
-                             "default_changed", dc.describe()))
+                             "default_changed", dc.describe(), reason=dc.rule.reason))
     out.sort(key=lambda i: (i.line, i.col))
     return out, None
 
@@ -149,6 +162,6 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
         return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors))
     from .fix import fix_files
 
-    fixed, unfixed, changed = fix_files(files, issues, matrix, versions)
+    fixed, unfixed, changed = fix_files(files, issues, matrix)
     return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors), tuple(fixed),
                       tuple(unfixed), tuple(changed))

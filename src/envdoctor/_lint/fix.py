@@ -13,8 +13,7 @@ from .._matrix.model import Matrix
 from .._paths import atomic_write
 from ..errors import UsageError
 from . import finder, source
-from .engine import ERROR, WARNING, Issue, shared_names
-from .versions import Versions
+from .engine import Issue, shared_names
 
 Fixed = list[Issue]
 Unfixed = list[tuple[Issue, str]]
@@ -28,49 +27,59 @@ def _libcst() -> Any:
     return libcst
 
 
-def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
-              versions: Versions) -> tuple[Fixed, Unfixed, list[str]]:
+def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, list[str]]:
     """Fix every fixable stale issue in place; returns (fixed, unfixed with reasons, changed files)."""
     _libcst()
     fixed: Fixed = []
     unfixed: Unfixed = []
     changed: list[str] = []
-    todo = [i for i in issues if i.severity in (ERROR, WARNING)]
+    todo = [i for i in issues if i.stale]
     for path in files:
         mine = [i for i in todo if i.path == str(path)]
         if not mine:
             continue
-        if path.suffix == ".ipynb":
-            data = source.read_notebook(path)
-            imported = shared_names(list(source.units(path)), matrix)
-            n, dirty = 0, False
-            for cell in data["cells"]:
-                if cell.get("cell_type") != "code":
-                    continue
-                n += 1
-                cell_issues = [i for i in mine if i.cell == n]
-                if not cell_issues:
-                    continue
-                code, originals = source.mask(source.cell_source(cell))
-                new, f, u = fix_code(code, cell_issues, matrix, imported)
-                fixed += f
-                unfixed += u
-                if new != code:
-                    text = source.unmask(new, originals)
-                    cell["source"] = text.splitlines(keepends=True)
-                    dirty = True
-            if dirty:
-                atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-                changed.append(str(path))
-        else:
-            code = path.read_text(encoding="utf-8")
-            new, f, u = fix_code(code, mine, matrix)
-            fixed += f
-            unfixed += u
-            if new != code:
-                atomic_write(path, new)
-                changed.append(str(path))
+        fix = _fix_notebook if path.suffix == ".ipynb" else _fix_script
+        f, u, dirty = fix(path, mine, matrix)
+        fixed += f
+        unfixed += u
+        if dirty:
+            changed.append(str(path))
     return fixed, unfixed, changed
+
+
+def _fix_script(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, bool]:
+    """One .py file, rewritten in place when anything changed."""
+    code = path.read_text(encoding="utf-8")
+    new, fixed, unfixed = fix_code(code, issues, matrix)
+    if new != code:
+        atomic_write(path, new)
+    return fixed, unfixed, new != code
+
+
+def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, bool]:
+    """Each code cell of a notebook with its magics masked; the notebook rewritten when any cell changed."""
+    data = source.read_notebook(path)
+    imported = shared_names(list(source.units(path)), matrix)
+    fixed: Fixed = []
+    unfixed: Unfixed = []
+    n, dirty = 0, False
+    for cell in data["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        n += 1
+        cell_issues = [i for i in issues if i.cell == n]
+        if not cell_issues:
+            continue
+        code, originals = source.mask(source.cell_source(cell))
+        new, f, u = fix_code(code, cell_issues, matrix, imported)
+        fixed += f
+        unfixed += u
+        if new != code:
+            cell["source"] = source.unmask(new, originals).splitlines(keepends=True)
+            dirty = True
+    if dirty:
+        atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return fixed, unfixed, dirty
 
 
 def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -20,10 +21,8 @@ class Versions:
     sources: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
-    def get(self, name: str) -> Version | None:
-        return self.versions.get(canonicalize_name(name))
-
     def describe(self) -> str:
+        """'transformers 5.1.0 (installed), trl 0.12.2 (matrix m@1)'."""
         parts = [f"{k} {v} ({self.sources.get(k, 'installed')})" for k, v in sorted(self.versions.items()) if v]
         return ", ".join(parts) or "no package versions known"
 
@@ -64,8 +63,8 @@ def for_matrix(matrix: Matrix, names: Iterable[str], *, use_pins: bool) -> Versi
     return Versions(versions, sources, tuple(notes))
 
 
-def _pinned(spec: object) -> Version | None:
-    for s in spec:  # type: ignore[attr-defined]
+def _pinned(spec: SpecifierSet) -> Version | None:
+    for s in spec:
         if s.operator in ("==", "===") and "*" not in s.version:
             try:
                 return Version(s.version)
