@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the guard imports this module
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
 
 class EnvDoctorError(Exception):
     """Base of every error envdoctor raises on purpose; the CLI prints its message on one line."""
@@ -46,9 +50,25 @@ class RestartRequired(EnvDoctorError):
 
 
 class NotCertifiedError(EnvDoctorError):
-    """The environment has no valid certificate for this matrix and GPU; the message is the report."""
+    """The environment has no valid certificate for this matrix and GPU; it carries the results, not their text.
+
+    `status` is the certificate status that sent the guard down the slow path, `report` the check's Report
+    (or None), `result` the CertifyResult when the guard certified (or None), `commands` the commands that fix
+    it as argument lists. str() words them through `_render.certify.render_not_certified`.
+    """
 
     exit_code = 1
+
+    def __init__(self, matrix: str, tier: int, status: Any = None, report: Any = None, result: Any = None,
+                 commands: tuple[tuple[str, ...], ...] = ()) -> None:
+        super().__init__(matrix, tier, status, report, result, commands)  # args: what pickle passes back
+        self.matrix, self.tier, self.status, self.report, self.result = matrix, tier, status, report, result
+        self.commands = tuple(tuple(c) for c in commands)
+
+    def __str__(self) -> str:
+        from ._render.certify import render_not_certified  # the renderer words it; errors import nothing
+
+        return render_not_certified(self)
 
 
 class CompatError(EnvDoctorError, TypeError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ def test_cpu_certification_skips_gpu_probes_and_runs_tier3_on_cpu(write_matrix, 
     data = json.loads(Path(result.path).read_text())
     assert data["matrix"]["ref"] == "test@1.0" and data["gpu"] is None and data["device"] == "cpu"
     assert any(name.lower() == "packaging" for name, _ in data["environment"]["distributions"])
-    assert data["environment"]["python"].startswith("cpython-") or data["environment"]["python"]
+    assert data["environment"]["python"] == f"{sys.implementation.name}-{platform.python_version()}"
     st = certificate_status(str(path))
     assert st.valid and st.tier == 3
 
@@ -108,13 +110,21 @@ def test_fake_gpu_certificate_is_bound_to_that_gpu(write_matrix, demo_probes, mo
     assert not st.valid and "this machine has NVIDIA A100 GPU-other" in st.reason
 
 
-def test_cli_json_status_and_list(write_matrix, demo_probes, no_gpu, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_format_json_status_and_list(write_matrix, demo_probes, no_gpu, capsys) -> None:  # type: ignore[no-untyped-def]
     path = str(write_matrix(PROBES))
     assert main(["certify", "--matrix", path, "--status"]) == 1
     assert "certificate not valid: no certificate" in capsys.readouterr().out
-    assert main(["certify", "--matrix", path, "--tier", "3", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    assert main(["certify", "--matrix", path, "--status", "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+    assert main(["certify", "--matrix", path, "--tier", "3", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
     assert data["certified"] and [p["name"] for p in data["probes"]] == ["check", "demo-pass", "demo-gpu", "demo-tier3"]
+    assert data["schema_version"] == 1 and [p["status"] for p in data["probes"]][-2:] == ["skipped", "pass"]
+    assert out == json.dumps(data, indent=2, sort_keys=True) + "\n"  # stable, sorted keys
+    assert main(["certify", "--matrix", path, "--tier", "2", "--status", "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["valid"] and status["tier"] == 3 and status["schema_version"] == 1 and status["device"] == "cpu"
     assert main(["certify", "--matrix", path, "--tier", "2", "--status"]) == 0
     assert "certificate valid: certified test@1.0 tier 3 on CPU" in capsys.readouterr().out
     assert main(["certify", "--matrix", path, "--tier", "1"]) == 0

@@ -193,3 +193,32 @@ def test_no_fix_command_when_fix_cannot_help(write_matrix) -> None:  # type: ign
     msg = str(info.value)
     assert "Python" in msg and "envdoctor fix" not in msg  # fix changes packages, not the interpreter
     assert f"envdoctor certify --matrix {path} --tier 1 --device cpu" in msg
+
+
+def test_the_error_carries_the_report_and_the_commands_as_data(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._check import Report
+    from envdoctor._render.certify import render_not_certified
+
+    path = str(write_matrix('[[packages]]\nname = "no-such-package-xyz"\nreason = "needed"\n' + PROBES))
+    with pytest.raises(NotCertifiedError) as info:
+        envdoctor.guard(path, tier=1, device="cpu")
+    e = info.value
+    assert isinstance(e.report, Report) and e.result is None and e.status is not None and not e.status.valid
+    assert [f.message for f in e.report.problems if "no-such-package-xyz" in f.message]
+    assert e.commands == (("envdoctor", "fix", "--matrix", path),
+                          ("envdoctor", "certify", "--matrix", path, "--tier", "1", "--device", "cpu"))
+    assert str(e) == render_not_certified(e) and (e.matrix, e.tier) == (path, 1)
+
+
+def test_certify_true_that_fails_carries_the_certification(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._certify.certify import CertifyResult
+
+    path = str(write_matrix('[[packages]]\nname = "no-such-package-xyz"\nreason = "needed"\n' + PROBES))
+    with pytest.raises(NotCertifiedError) as info:
+        envdoctor.guard(path, tier=1, device="cpu", certify=True)
+    e = info.value
+    assert isinstance(e.result, CertifyResult) and e.result.check_ok is False and e.report is None
+    assert e.commands[0] == ("envdoctor", "fix", "--matrix", path)
+    msg = str(e)
+    assert msg.startswith("this environment is not certified for test@1.0 (tier 1): check fail: 1 problem(s)")
+    assert "NOT CERTIFIED" in msg and f"envdoctor fix --matrix {path}" in msg

@@ -40,7 +40,7 @@ def main() -> int:
         else:
             outcome = Outcome(FAIL, first[:400] + _abi_hint(text), details)
     with open(result_file, "w", encoding="utf-8") as f:
-        json.dump({"status": outcome.status, "reason": outcome.reason, "details": dict(outcome.details)}, f,
+        json.dump({"status": outcome.status.value, "reason": outcome.reason, "details": dict(outcome.details)}, f,
                   default=str)
     return 0
 

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import _version
-from .._render.certify import render_json, render_text  # noqa: F401  (re-exported for the command and the guard)
 from ..errors import UsageError
 from . import registry, store
 from .fingerprint import dir_tokens, distribution_tokens, fingerprint, python_id
-from .registry import FAIL, INCONCLUSIVE, PASS, SKIPPED, ProbeContext
+from .registry import INCONCLUSIVE, PASS, SKIPPED, ProbeContext
 from .runner import ProbeResult, run_probe
 
 Reporter = Callable[[ProbeResult], None]
@@ -46,7 +45,7 @@ class CertifyResult:
 
     @property
     def summary(self) -> str:
-        bad = [r for r in self.results if r.status in (FAIL, INCONCLUSIVE)]
+        bad = [r for r in self.results if not r.status.ok]
         if not bad:
             n = sum(r.status == PASS for r in self.results)
             return f"{n} passed, {sum(r.status == SKIPPED for r in self.results)} skipped"
@@ -132,7 +131,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
     report(check)
     ctx_common: dict[str, Any] = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
     for p in plan(m, tier, tuple(extra_probes)):
-        blocked = [r for r in results if r.tier < p.tier and r.status in (FAIL, INCONCLUSIVE)]
+        blocked = [r for r in results if r.tier < p.tier and not r.status.ok]
         spec = registry.get(p.name)
         if blocked and not keep_going:
             res = ProbeResult(p.name, p.tier, SKIPPED, f"not run: {blocked[0].name} (tier {blocked[0].tier}) did not pass")
@@ -146,7 +145,7 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
             res = run_probe(spec, p.tier, ProbeContext(params=p.params, **ctx_common), timeout=timeout)
         results.append(res)
         report(res)
-    certified = all(r.status in (PASS, SKIPPED) for r in results)
+    certified = all(r.status.ok for r in results)
     body = {
         "schema_version": store.CERT_SCHEMA_VERSION,
         "envdoctor": _version.__version__,

@@ -2,8 +2,8 @@
 
 With a valid certificate for this environment, matrix and GPU it returns the certificate within a few
 milliseconds, importing only the standard library (no torch, transformers, pydantic or rich). Otherwise it
-runs the check (and the probes when `certify=True`) and raises NotCertifiedError whose message is the report
-and the commands that fix it; `exit=True` prints that message and exits with status 1 instead.
+runs the check (and the probes when `certify=True`) and raises NotCertifiedError carrying the report (or the
+certification) and the commands that fix it; `exit=True` prints them through the renderer and exits with 1.
 
 Decorator form: `@envdoctor.guard.required(matrix="llama31", tier=2)` on the training entry function runs the
 guard before the first call (once per process).
@@ -60,34 +60,29 @@ def _record_skip(matrix: str, tier: int, stacklevel: int) -> None:
         pass  # the warning above still says it
 
 
-def _commands(ref: str, tier: int, device: str | None, fixable: bool | None) -> str:
-    dev = f" --device {device}" if device else ""
-    lines = []
-    if fixable:
-        lines.append(f"  envdoctor fix --matrix {ref}")
-    lines.append(f"  envdoctor certify --matrix {ref} --tier {tier}{dev}")
-    return "to fix it, run:\n" + "\n".join(lines)
+def fix_commands(ref: str, tier: int, device: str | None, fixable: bool) -> tuple[tuple[str, ...], ...]:
+    """The commands that make this environment certified, as argument lists (`envdoctor fix` only when it can help)."""
+    certify = ("envdoctor", "certify", "--matrix", ref, "--tier", str(tier)) + (("--device", device) if device else ())
+    return ((("envdoctor", "fix", "--matrix", ref),) if fixable else ()) + (certify,)
 
 
-def _slow(matrix: str, tier: int, device: str | None, reason: str, certify: bool, timeout: float | None) -> Any:
+def _slow(matrix: str, tier: int, device: str | None, status: store.CertificateStatus, certify: bool,
+          timeout: float | None) -> Any:
     """No valid certificate: run the check (and the probes when asked); return a new certificate or raise."""
-    from .certify import certify_environment, render_text
-
     if certify:
+        from .certify import certify_environment
+
         result = certify_environment(matrix, tier=tier, device=device, timeout=timeout)
         if result.certified and result.certificate is not None:
             return result.certificate
-        raise NotCertifiedError(
-            f"this environment is not certified for {result.matrix_ref} (tier {tier}): {result.summary}\n\n"
-            f"{render_text(result)}\n{_commands(matrix, tier, device, result.check_ok is False)}"
-        )
-    from .tier0 import run_check
+        raise NotCertifiedError(matrix, tier, status, result=result,
+                                commands=fix_commands(matrix, tier, device, result.check_ok is False))
+    from .._check import check
+    from .tier0 import fixable
 
-    fixable, report_text = run_check(matrix)
-    raise NotCertifiedError(
-        f"this environment is not certified for {matrix} (tier {tier}): {reason}\n\n"
-        f"{report_text}\n{_commands(matrix, tier, device, fixable)}"
-    )
+    report = check(matrix)
+    raise NotCertifiedError(matrix, tier, status, report=report,
+                            commands=fix_commands(matrix, tier, device, fixable(report)))
 
 
 def guard(
@@ -120,11 +115,13 @@ def guard(
         status = store.status(matrix_file, tier=tier, device=device)
         if status.valid:
             return status.certificate
-        return _slow(ref, tier, device, status.reason, certify, timeout)
+        return _slow(ref, tier, device, status, certify, timeout)
     except NotCertifiedError as e:
         if not exit:
             raise
-        print(f"envdoctor: {e}", file=sys.stderr)
+        from .._render.certify import render_not_certified
+
+        print(f"envdoctor: {render_not_certified(e)}", file=sys.stderr)
         raise SystemExit(1) from None
     except Exception as e:
         from ..errors import EnvDoctorError

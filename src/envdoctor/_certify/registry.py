@@ -12,21 +12,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 ENTRY_POINT_GROUP = "envdoctor.probes"
-PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
-STATUSES = (PASS, FAIL, INCONCLUSIVE, SKIPPED)
 GpuNeed = Literal["required", "optional", "no"]
+
+
+class ProbeStatus(str, Enum):
+    """A probe's verdict; its value is what the certificate records ("pass", ...)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:  # f-strings and str() give the value on every Python, as before the enum
+        return self.value
+
+    @property
+    def ok(self) -> bool:
+        """Whether the probe lets a certificate be written (passed, or skipped because it does not apply)."""
+        return self in (ProbeStatus.PASS, ProbeStatus.SKIPPED)
+
+
+PASS, FAIL, INCONCLUSIVE, SKIPPED = ProbeStatus.PASS, ProbeStatus.FAIL, ProbeStatus.INCONCLUSIVE, ProbeStatus.SKIPPED
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What a probe found: pass / fail / inconclusive / skipped, with a one-line reason and JSON-able details."""
 
-    status: str
+    status: ProbeStatus
     reason: str
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a plugin may still pass the plain string: "pass" becomes ProbeStatus.PASS
+        object.__setattr__(self, "status", ProbeStatus(self.status))
 
     @classmethod
     def passed(cls, reason: str, **details: Any) -> Outcome:

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .registry import FAIL, INCONCLUSIVE, ProbeContext, ProbeSpec
+from .registry import FAIL, INCONCLUSIVE, ProbeContext, ProbeSpec, ProbeStatus
 
 CHILD_MODULE = "envdoctor._certify._child"
 
@@ -23,13 +23,17 @@ class ProbeResult:
 
     name: str
     tier: int
-    status: str  # pass | fail | inconclusive | skipped
+    status: ProbeStatus
     reason: str
     duration_s: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", ProbeStatus(self.status))
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result as the certificate records it (the status as its plain string)."""
+        return {**asdict(self), "status": self.status.value}
 
 
 def _tail(text: str, lines: int = 8) -> str:
@@ -86,9 +90,14 @@ def run_probe(spec: ProbeSpec, tier: int, ctx: ProbeContext, timeout: float | No
             return ProbeResult(spec.name, tier, FAIL, _died(proc.returncode, err), duration,
                                {"stderr_tail": _tail(err), "stdout_tail": _tail(out, 4)})
     details = data.get("details") or {}
-    if data.get("status") == FAIL and err.strip():
+    try:
+        status = ProbeStatus(data.get("status"))
+    except ValueError:  # the child writes an Outcome's status, so only a tampered result file gets here
+        return ProbeResult(spec.name, tier, FAIL, f"the probe wrote an unknown status {data.get('status')!r}",
+                           duration, details)
+    if status is FAIL and err.strip():
         details.setdefault("stderr_tail", _tail(err))
-    return ProbeResult(spec.name, tier, str(data.get("status")), str(data.get("reason", "")), duration, details)
+    return ProbeResult(spec.name, tier, status, str(data.get("reason", "")), duration, details)
 
 
 def _died(code: int | None, err: str) -> str:

@@ -38,11 +38,6 @@ def check_result(matrix: Any, env: Any, device: str = "cuda") -> tuple[ProbeResu
 FIXABLE_KINDS = frozenset({"package", "missing", "absent", "known-bad", "consistency"})
 
 
-def run_check(matrix_ref: str) -> tuple[bool, str]:
-    """The check of this environment as (whether `envdoctor fix` would help, rendered text report) for the guard."""
-    from .._check import check
-    from .._render.check_text import render
-
-    report = check(matrix_ref)
-    fixable = any(f.status.value == "fail" and f.kind.value in FIXABLE_KINDS for f in report.findings)
-    return fixable, render(report)
+def fixable(report: Any) -> bool:
+    """Whether `envdoctor fix` would help with a check report's failures."""
+    return any(f.status.value == "fail" and f.kind.value in FIXABLE_KINDS for f in report.findings)

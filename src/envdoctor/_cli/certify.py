@@ -20,6 +20,7 @@ examples:
   envdoctor certify --tier 3 --device cpu      what a machine without a GPU can certify
   envdoctor certify --tier 3 --probe tiny-galore   also run a probe the matrix does not name
   envdoctor certify --status                   is there a valid certificate for this environment?
+  envdoctor certify --format json | jq .probes  the result for machines (with --status too)
   envdoctor certify --list-probes              every registered probe, built-in and from plugins
 
 Each probe runs in its own subprocess with a timeout; GPU probes report "skipped: no GPU" without one.
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
     p.add_argument("--probe", action="append", default=[], metavar="NAME",
                    help="also run this registered probe at its default tier (repeatable), e.g. tiny-galore")
     p.add_argument("--keep-going", action="store_true", help="run every tier even when a lower one failed")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--verbose", "-v", action="store_true", help="show the probes' output tails")
     p.add_argument("--status", action="store_true", help="only say whether a valid certificate exists (no probes)")
     p.add_argument("--list-probes", action="store_true", help="list the registered probes and exit")
@@ -59,21 +60,23 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.list_probes:
         return _list()
+    from envdoctor._render.certify import render_json, render_status, render_status_json, render_text
+
+    json_out = args.format == "json"
     if args.status:
         from envdoctor._certify import certificate_status
-        from envdoctor._render.certify import render_status
 
         st = certificate_status(args.matrix, tier=args.tier, device=args.device)
-        sys.stdout.write(render_status(st))
+        sys.stdout.write(render_status_json(st) if json_out else render_status(st))
         return 0 if st.valid else 1
 
-    from envdoctor._certify.certify import certify_environment, render_json, render_text
+    from envdoctor._certify.certify import certify_environment
 
     def progress(r: Any) -> None:
         print(f"  tier {r.tier} {r.name}: {r.status} ({r.duration_s:.1f} s)", file=sys.stderr, flush=True)
 
     result = certify_environment(args.matrix, tier=args.tier, device=args.device, timeout=args.timeout,
-                                 reporter=None if args.json else progress, keep_going=args.keep_going,
+                                 reporter=None if json_out else progress, keep_going=args.keep_going,
                                  extra_probes=tuple(args.probe))
-    sys.stdout.write(render_json(result) if args.json else render_text(result, verbose=args.verbose))
+    sys.stdout.write(render_json(result) if json_out else render_text(result, verbose=args.verbose))
     return 0 if result.certified else 1

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
+from .._certify.registry import ProbeStatus
+
 RESULT_SCHEMA_VERSION = 1
-_MARK = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "skipped"}
+_MARK = {ProbeStatus.PASS: "pass", ProbeStatus.FAIL: "FAIL", ProbeStatus.INCONCLUSIVE: "INCONCLUSIVE",
+         ProbeStatus.SKIPPED: "skipped"}
 
 
 def _gpu_line(result: Any) -> str:
@@ -23,9 +27,9 @@ def render_text(result: Any, verbose: bool = False) -> str:
     width = max([len(r.name) for r in result.results] + [5])
     lines.append(f"  tier  {'probe'.ljust(width)}  {'result'.ljust(12)}  {'time':>7}  reason")
     for r in result.results:
-        lines.append(f"  {r.tier:<4}  {r.name.ljust(width)}  {_MARK.get(r.status, r.status).ljust(12)}  "
+        lines.append(f"  {r.tier:<4}  {r.name.ljust(width)}  {_MARK[r.status].ljust(12)}  "
                      f"{r.duration_s:>6.1f}s  {r.reason}")
-        if verbose or r.status in ("fail", "inconclusive"):
+        if verbose or not r.status.ok:
             tail = r.details.get("stderr_tail") or r.details.get("traceback")
             if tail:
                 lines += [f"  {'':4}  {'':{width}}    | {t}" for t in str(tail).splitlines()[-6:]]
@@ -58,3 +62,24 @@ def render_status(status: Any) -> str:
     mark = "valid" if status.valid else "not valid"
     where = f" ({status.path})" if status.path else ""
     return f"certificate {mark}: {status.reason}{where}\n"
+
+
+def render_status_json(status: Any) -> str:
+    """One certificate status as JSON with stable keys."""
+    data = {"schema_version": RESULT_SCHEMA_VERSION, "valid": status.valid, "reason": status.reason,
+            "certificate": status.path, "tier": status.tier, "created": status.created, "matrix": status.matrix,
+            "device": status.device}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def render_not_certified(error: Any) -> str:
+    """A NotCertifiedError as the guard prints it: why, the check report or the certification, the commands."""
+    if error.result is not None:
+        head, body = f"{error.result.matrix_ref} (tier {error.tier}): {error.result.summary}", render_text(error.result)
+    else:
+        from .check_text import render
+
+        reason = error.status.reason if error.status is not None else "no valid certificate"
+        head, body = f"{error.matrix} (tier {error.tier}): {reason}", render(error.report) if error.report else ""
+    commands = "".join(f"\n  {shlex.join(c)}" for c in error.commands)
+    return f"this environment is not certified for {head}\n\n{body}\n" + (f"to fix it, run:{commands}" if commands else "")
