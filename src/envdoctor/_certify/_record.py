@@ -103,9 +103,6 @@ class Record:
     def _asdict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self._fields}
 
-    def _replace(self, **changes: Any) -> Any:
-        return type(self)(**{**self._asdict(), **changes})
-
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._astuple() == other._astuple()  # type: ignore[attr-defined]
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +222,3 @@ def inspect_environment(
     else:
         gpu_info = gpu
     return from_facts(facts_of(python), gpu_info)
-
-
-def current_python() -> str:
-    return sys.executable

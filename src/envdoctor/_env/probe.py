@@ -45,7 +45,7 @@ def _headers(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     last = None
     for line in text.splitlines():
-        if not line.strip():
+        if not line:  # only an empty line ends the headers: a whitespace-only one continues a folded header (License)
             break
         if line[0] in " \t" and last is not None:
             out[last][-1] += " " + line.strip()
