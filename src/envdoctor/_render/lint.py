@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .._drift.rules import short
 from .._lint.engine import LintResult
 
 SCHEMA_VERSION = 1
@@ -15,8 +16,7 @@ def render_text(result: LintResult) -> str:
     lines += [f"envdoctor lint: {e}" for e in result.errors]
     if result.fixed or result.unfixed:
         lines.append("")
-        lines += [f"fixed    {i.where}: {i.keyword} -> "
-                  f"{f'{i.via}={i.target.rsplit(chr(46), 1)[-1]}({i.new}=)' if i.target else i.new}"
+        lines += [f"fixed    {i.where}: {i.keyword} -> {f'{i.via}={short(i.target)}({i.new}=)' if i.target else i.new}"
                   for i in result.fixed]
         lines += [f"NOT FIXED {i.where}: {i.keyword}: {why}" for i, why in result.unfixed]
     stale = len(result.stale)
