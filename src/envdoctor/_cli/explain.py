@@ -23,6 +23,7 @@ exit codes: 0 something recognised, 1 nothing recognised, 2 bad input or usage
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `explain` subcommand."""
     p = sub.add_parser("explain", help="explain an error message, traceback or log",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="the text to explain (default: stdin)")
@@ -47,6 +48,7 @@ def _read(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `envdoctor explain` and return its exit code."""
     from .._drift.explain import explain
     from .._render.explain import render_json, render_text
 

@@ -24,6 +24,7 @@ exit codes: 0 clean, 1 stale keywords found (or left unfixed), 2 bad input or us
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `lint` subcommand."""
     p = sub.add_parser("lint", help="find (and --fix) stale transformers/TRL keywords in scripts and notebooks",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help=".py files, .ipynb notebooks or folders")
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `envdoctor lint` and return its exit code."""
     from .._lint.engine import lint
     from .._matrix.loader import DEFAULT_MATRIX, load_matrix
     from .._render.lint import render_json, render_text

@@ -11,6 +11,8 @@ from .._drift import rules
 
 @dataclass(frozen=True)
 class Keyword:
+    """One keyword argument of a call and where it is (1-based line, 0-based column)."""
+
     name: str
     line: int
     col: int

@@ -26,6 +26,7 @@ class Unit:
 
     @property
     def where(self) -> str:
+        """'path', or 'path [cell N]' in a notebook."""
         return self.path if self.cell is None else f"{self.path} [cell {self.cell}]"
 
 
@@ -73,6 +74,7 @@ def unmask(code: str, originals: tuple[str, ...]) -> str:
 
 
 def read_notebook(path: Path) -> dict:  # type: ignore[type-arg]
+    """The notebook's JSON, checked to be a dict with a list of cell objects; anything else is a UsageError."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
@@ -88,6 +90,7 @@ def read_notebook(path: Path) -> dict:  # type: ignore[type-arg]
 
 
 def cell_source(cell: dict) -> str:  # type: ignore[type-arg]
+    """A cell's source as one string (notebooks store a list of lines or a string)."""
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
 

@@ -29,6 +29,7 @@ class Levers:
     lean: bool = True             # lean NF4 + LoRA forwards (training/lean.py): less host work per matmul
 
     def describe(self) -> str:
+        """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
         on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
                                    ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile),
                                    ("lean-nf4", self.lean and not self.compile)) if v]

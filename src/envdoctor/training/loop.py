@@ -16,10 +16,17 @@ from .plan import Plan
 class Reporter(Protocol):
     """Progress sink; the CLI passes one that draws a progress bar, the library default does nothing."""
 
-    def start(self, total: int, done: int) -> None: ...
-    def step(self, step: int, loss: float, tokens_per_s: float) -> None: ...
-    def message(self, text: str) -> None: ...
-    def close(self) -> None: ...
+    def start(self, total: int, done: int) -> None:
+        """The run has `total` optimizer steps, `done` of them already (resumed)."""
+
+    def step(self, step: int, loss: float, tokens_per_s: float) -> None:
+        """One optimizer step finished."""
+
+    def message(self, text: str) -> None:
+        """A line for the user (the plan, a resume, a lever turned off)."""
+
+    def close(self) -> None:
+        """The run ended."""
 
 
 class NullReporter:

@@ -58,10 +58,12 @@ class ModelShape:
 
     @property
     def attn_width(self) -> int:
+        """Width of the queries (and of the attention output)."""
         return self.heads * self.head_dim
 
     @property
     def kv_width(self) -> int:
+        """Width of the keys and values (grouped-query attention)."""
         return self.kv_heads * self.head_dim
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
@@ -72,14 +74,17 @@ class ModelShape:
 
     @property
     def linear_params(self) -> int:
+        """Parameters of every decoder projection (what NF4 quantises)."""
         return self.layers * sum(i * o for i, o in self.linear_shapes().values())
 
     @property
     def embedding_params(self) -> int:
+        """Embedding and head parameters (one matrix when tied)."""
         return self.vocab * self.hidden * (1 if self.tied else 2)
 
     @property
     def total_params(self) -> int:
+        """Projections, embeddings and norms."""
         return self.linear_params + self.embedding_params + self.layers * self.norms_per_layer * self.hidden
 
 
@@ -161,9 +166,11 @@ class Estimate:
 
     @property
     def total(self) -> int:
+        """The sum of the parts: the peak allocated bytes."""
         return sum(self.parts.values())
 
     def gib(self) -> float:
+        """The total in GiB."""
         return self.total / GiB
 
 

@@ -41,6 +41,7 @@ class Plan:
 
     @property
     def planned_bytes(self) -> int:
+        """What the plan needs on the GPU: the estimate with the allocator reserve and the CUDA context."""
         return planned(self.estimate, self.reserve_factor)
 
 
