@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from packaging.version import Version
 
 from .._matrix.model import Matrix, SymptomRule
 from . import rules
@@ -138,20 +141,31 @@ def _edit(matrix: Matrix, groups: dict[str, str], env: Environment | None) -> _E
         paths = sorted({r.callable.replace("*", cls) for r in matrix.renames if ".*." in r.callable})
     for path in paths:
         t = rules.translate(matrix, path, keyword, versions)
-        if t is None:
-            continue
-        shown = f"{cls}.from_pretrained" if path.endswith(".from_pretrained") else cls
-        rejected = t.status in (rules.REMOVED, rules.NO_EQUIVALENT)
-        why = (f"{t.rule.package} {t.version} is installed here and "
-               f"{'rejects' if rejected else 'still accepts'} `{keyword}`")
-        if t.new is not None and t.target:
-            final = rules.final_name(matrix, t.target, t.new, versions) or t.new
-            return _Edit(f"{shown}({keyword}=...) -> {shown}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
-                         rejected, why)
-        if t.new is not None:
-            return _Edit(f"{shown}({keyword}=...) -> {shown}({t.new}=...)", rejected, why)
-        return _Edit(f"delete {keyword}=...: {t.rule.reason}", rejected, why)
-    for path in paths:  # versions unknown: say what the data says
+        if t is not None:
+            return _edit_for(matrix, t, cls, path, versions)
+    return _edit_from_data(matrix, paths, cls, keyword)
+
+
+def _edit_for(matrix: Matrix, t: rules.Translation, cls: str, path: str,
+              versions: Mapping[str, Version | None]) -> _Edit:
+    """The edit for the installed version, and whether that version rejects the keyword."""
+    keyword = t.keyword
+    shown = f"{cls}.from_pretrained" if path.endswith(".from_pretrained") else cls
+    rejected = t.status in (rules.REMOVED, rules.NO_EQUIVALENT)
+    why = (f"{t.rule.package} {t.version} is installed here and "
+           f"{'rejects' if rejected else 'still accepts'} `{keyword}`")
+    if t.new is not None and t.target:
+        final = rules.final_name(matrix, t.target, t.new, versions) or t.new
+        return _Edit(f"{shown}({keyword}=...) -> {shown}(..., {t.via}={rules.short(t.target)}(..., {final}=...))",
+                     rejected, why)
+    if t.new is not None:
+        return _Edit(f"{shown}({keyword}=...) -> {shown}({t.new}=...)", rejected, why)
+    return _Edit(f"delete {keyword}=...: {t.rule.reason}", rejected, why)
+
+
+def _edit_from_data(matrix: Matrix, paths: list[str], cls: str, keyword: str) -> _Edit:
+    """Versions unknown (or fine as written): say what the rename data says."""
+    for path in paths:
         for rule in rules.rules_for(matrix, path):
             if rule.old == keyword and rule.kind in ("rename", "moved"):
                 where = f"{rules.short(rule.target)}({rule.new}=...) passed as {rule.via}=" if rule.target \
