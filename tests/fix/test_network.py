@@ -19,8 +19,9 @@ def test_real_index_conflict_names_both_sides(backend: str) -> None:
     res = resolve([Requested("requests==2.31.0", "req.txt:1"), Requested("urllib3==1.20", "req.txt:2")],
                   backend=backend, python_version="3.11", platform="linux")
     assert not res.ok
-    assert "requests" in res.conflict.message and "urllib3" in res.conflict.message
-    assert "req.txt:1" in res.conflict.message and "req.txt:2" in res.conflict.message
+    assert "requests" in res.conflict.summary and "urllib3" in res.conflict.summary
+    assert {r.origin for r in res.conflict.requested} == {"req.txt:1", "req.txt:2"}
+    assert any(s.dependent == "requests" and s.name == "urllib3" for s in res.conflict.sides)
 
 
 def test_real_index_fix_and_rollback(tmp_path: Path, make_venv) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envdoctor._resolver import Requested, Sources, resolve
+from envdoctor._fix.plan import refusal
+from envdoctor._resolver import ConflictKind, Requested, Sources, resolve
 from envdoctor.errors import UsageError
 
 BACKENDS = [pytest.param("pip", id="pip"), pytest.param("uv", id="uv")]
@@ -16,10 +17,13 @@ def test_conflict_names_both_sides_and_the_lines(backend: str, offline: Sources,
     res = resolve([Requested("gamma==1.0", "req.txt:1"), Requested("beta==2.0", "req.txt:2")],
                   python=python, backend=backend, sources=offline)
     assert not res.ok and res.backend == backend
-    msg = res.conflict.message
-    assert "gamma" in msg and "beta" in msg
-    assert "gamma==1.0  (req.txt:1)" in msg and "beta==2.0  (req.txt:2)" in msg
-    assert {r.origin for r in res.conflict.requested} == {"req.txt:1", "req.txt:2"}
+    conflict = res.conflict
+    assert conflict.kind is ConflictKind.UNSATISFIABLE and "gamma" in conflict.summary
+    assert {(s.name, s.specifier, s.dependent) for s in conflict.sides} >= {("beta", "==1.0", "gamma"),
+                                                                            ("beta", "==2.0", None)}
+    assert {r.origin for r in conflict.requested} == {"req.txt:1", "req.txt:2"}
+    text = refusal(conflict)  # the plan words the lines with their origins; the resolver adds nothing
+    assert "gamma==1.0  (req.txt:1)" in text and "beta==2.0  (req.txt:2)" in text
     assert res.conflict.chain  # the resolver's own derivation, line by line
 
 
@@ -48,7 +52,7 @@ def test_unreachable_index_is_a_refusal_not_a_crash(backend: str, monkeypatch: p
     res = resolve(["alpha==1.0"], backend=backend, against_installed=False,
                   sources=Sources(index_url="http://127.0.0.1:9/simple"), timeout=120)
     assert not res.ok
-    assert "alpha" in res.conflict.message
+    assert "alpha" in res.conflict.summary
 
 
 def test_bad_requirement_and_backend_are_usage_errors() -> None:

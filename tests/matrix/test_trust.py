@@ -23,6 +23,8 @@ from envdoctor._matrix.trust import (
     validate_matrix,
     validate_requirements,
 )
+from envdoctor._resolver import Requested
+from envdoctor._resolver._conflict import from_pip, from_uv
 
 SEED_000 = """\
 # seed 000_558999b393560a17.txt, STEP 2-6, as written (its 'VERIFIED' LLAMA-3.1 matrix)
@@ -47,21 +49,45 @@ LINES = [Line("transformers==4.46.3", "m packages.transformers"), Line("tokenize
 WANT = "transformers 4.46.3 requires tokenizers<0.21,>=0.20; the matrix pins tokenizers==0.21.0 (m packages.tokenizers)"
 
 
-@pytest.mark.parametrize("chain", [pytest.param(UV_CHAIN, id="uv"), pytest.param(PIP_CHAIN, id="pip")])
-def test_conflict_names_both_sides_and_the_line(chain: tuple[str, ...]) -> None:
-    assert explain_conflict(chain, "fallback", LINES, "the matrix").message == WANT
+def _uv(chain: tuple[str, ...], lines: list[Requested]):  # type: ignore[no-untyped-def]
+    """The conflict as the uv backend reads it from uv's output."""
+    return from_uv("error: No solution found when resolving dependencies\n  cause: " + "\n         ".join(chain), lines)
+
+
+def _pip(chain: tuple[str, ...], lines: list[Requested]):  # type: ignore[no-untyped-def]
+    """The conflict as the pip backend reads it from pip's ResolutionImpossible output."""
+    return from_pip("ERROR: Cannot install x because these package versions have conflicting dependencies.\n\n"
+                    "The conflict is caused by:\n" + "".join(f"    {c}\n" for c in chain), lines)
+
+
+@pytest.mark.parametrize("conflict", [pytest.param(_uv(UV_CHAIN, LINES), id="uv"),
+                                      pytest.param(_pip(PIP_CHAIN, LINES), id="pip")])
+def test_conflict_names_both_sides_and_the_line(conflict) -> None:  # type: ignore[no-untyped-def]
+    assert explain_conflict(conflict, LINES, "the matrix").message == WANT
 
 
 def test_conflict_on_a_range_says_asks_for() -> None:
     chain = ("Because trl==0.12.2 depends on transformers<4.47.0 and you require trl==0.12.2, we can conclude ...",)
     lines = [Line("trl==0.12.2", "f:1"), Line("transformers>=4.47", "f:2")]
-    got = explain_conflict(chain, "x", lines, "the file").message
+    got = explain_conflict(_uv(chain, lines), lines, "the file").message
     assert got == "trl 0.12.2 requires transformers<4.47.0; the file asks for transformers>=4.47 (f:2)"
+
+
+def test_a_pin_that_meets_the_dependency_is_not_blamed() -> None:
+    chain = ("Because all versions of gamma depend on beta==1.0 and you require gamma==1.0, we can conclude that you "
+             "require beta==1.0.", "And because you require beta==2.0, we can conclude that your requirements are "
+             "unsatisfiable.")
+    lines = [Line("gamma==1.0", "f:1"), Line("beta==2.0", "f:2")]
+    assert explain_conflict(_uv(chain, lines), lines, "the file").message == (
+        "gamma requires beta==1.0; the file pins beta==2.0 (f:2)")
+    met = [Line("gamma==1.0", "f:1"), Line("beta==1.0", "f:2")]
+    assert explain_conflict(_uv(chain, met), met, "the file").message.startswith("Because all versions of gamma")
 
 
 def test_unexplained_conflict_keeps_the_resolvers_words() -> None:
     chain = ("Because torch==2.4.0 has no wheels with a matching Python ABI tag (e.g., `cp313`) ...",)
-    p = explain_conflict(chain, chain[0], [Line("torch==2.4.0", "m")], "the matrix")
+    lines = [Line("torch==2.4.0", "m")]
+    p = explain_conflict(_uv(chain, lines), lines, "the matrix")
     assert p.kind == "conflict" and "no wheels with a matching Python ABI tag" in p.message
 
 

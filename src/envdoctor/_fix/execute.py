@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +16,14 @@ from typing import IO, Protocol
 
 from .._env.environment import Environment, facts_of, from_facts
 from .._env.gpu import GpuInfo
-from .._resolver._pip import pip_env
-from .._resolver._uv import uv_env
+from .._resolver import backend_environment
 from ..errors import FixError
 from .lock import fix_lock
 from .plan import Plan, Step, write_constraints
 from .restart import StaleModule, stale_modules
 from .rollback import RollbackResult, rollback
 from .snapshot import Snapshot, changed_since, discard_copies, record_files, take_snapshot
-from .state import clear_state, save_state
+from .state import Phase, clear_state, save_state
 from .targets import Target
 from .verify import verify
 from .workdir import workdir_for
@@ -82,11 +82,14 @@ class FixResult:
         return 1 if not self.ok else (3 if self.restart_required else 0)
 
 
-def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None]) -> int:
-    """Run one installer command, streaming its output into the log and to the reporter."""
-    env = uv_env() if "uv" in os.path.basename(cmd[0]) else pip_env()
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            bufsize=1)
+def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None], *,
+                env: Mapping[str, str] | None = None) -> int:
+    """Run one installer command, streaming its output into the log and to the reporter.
+
+    env: the installer's subprocess environment (`backend_environment(plan.backend)`); None: this one's.
+    """
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=None if env is None else dict(env), bufsize=1)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -155,6 +158,16 @@ def _refuse_if_changed(plan: Plan, env: Environment) -> None:
                        f"changed, run envdoctor fix again to plan anew")
 
 
+@dataclass
+class _Run:
+    """How far the steps got: the failing step (None: all ran and verified), why, and the after-state."""
+
+    failed: int | None = None
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    after: Environment | None = None
+
+
 def apply_plan(
     plan: Plan,
     target: Target | None = None,
@@ -169,72 +182,101 @@ def apply_plan(
     if not plan.ok:
         raise FixError("the plan has problems and cannot be applied:\n  " + "\n  ".join(plan.problems))
     rep = reporter or NullReporter()
-    run = runner or run_command
+    run = runner or functools.partial(run_command, env=backend_environment(plan.backend))
     work = workdir_for(plan.prefix)
     start = time.perf_counter()
     with fix_lock(work, plan.prefix):
         write_constraints(plan)
-        env = _inspect(plan.python)
         if snapshot is None:
-            _refuse_if_changed(plan, env)
-            rep.note("snapshot of the installed set")
-            keep = [c.name for c in plan.changes if c.before is not None]
-            snapshot = take_snapshot(env, keep, work)
+            snapshot = _snapshot_before(plan, work, rep)
         log_path = Path(snapshot.folder) / "fix.log"
-        failed: int | None = None
-        started = False
-        reason = ""
-        warnings: list[str] = []
-        try:
-            with open(log_path, "a", encoding="utf-8") as log:
-                for i, step in enumerate(plan.steps):
-                    if i < start_at:
-                        continue
-                    save_state(work, plan, snapshot, next_step=i, phase="steps")
-                    rep.start(i, len(plan.steps), step)
-                    log.write(f"$ {' '.join(step.command)}\n")
-                    log.flush()
-                    failed, started = i, True  # until it says otherwise: an interrupt inside it is its failure
-                    try:
-                        rc = run(step.command, log, rep.line)
-                    except OSError as e:
-                        rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
-                    log.flush()
-                    rep.finish(i, rc == 0)
-                    if rc != 0:
-                        reason = reason or f"exit status {rc}: {_tail(log_path)}"
-                        break
-                    failed = None
-            after = _inspect(plan.python)
-            if failed is None:
-                rep.note("verify: the target is met and its changed packages import")
-                changed_keys = [str(k) for k in changed_since(snapshot, after)]
-                problems, warnings = verify(target, after, changed_keys, snapshot.site_dirs, imports=verify_imports)
-                if problems:
-                    failed, reason = len(plan.steps), "verify failed: " + "; ".join(problems)
-        except KeyboardInterrupt:
-            if not started:
-                raise  # no step ran: there is nothing to undo
-            failed = len(plan.steps) if failed is None else failed
-            reason = "interrupted (Ctrl-C or a kernel interrupt) before the fix finished"
-        if failed is not None:
-            rep.note("a step failed: restoring the snapshot")
-            with _shielded():
-                rb = rollback(snapshot)
-                clear_state(work)
-                if rb.verified:
-                    discard_copies(snapshot)
-            return FixResult(False, plan, failed_step=failed, reason=reason, rollback=rb, log=str(log_path),
-                             snapshot=snapshot.folder, seconds=time.perf_counter() - start)
-        changed = {str(k): v for k, v in changed_since(snapshot, after).items()}
-        files = {k: list(s.files) for k, s in snapshot.saved.items()}
-        for key in changed:
-            dist = after.get(key)
-            if dist is not None and dist.path.endswith(".dist-info"):
-                files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
-        stale = stale_modules(changed, files, snapshot.site_dirs)
-        kernel = _kernel_view(files)
+        done = _run_steps(plan, target, snapshot, work, log_path, rep, run, start_at, verify_imports)
+        if done.failed is not None:
+            return _roll_back(plan, snapshot, work, done, log_path, rep, start)
+        return _finish(plan, snapshot, work, done, log_path, start)
+
+
+def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
+    """The installed set before the first step (refusing a plan the environment has moved away from)."""
+    env = _inspect(plan.python)
+    _refuse_if_changed(plan, env)
+    rep.note("snapshot of the installed set")
+    return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work)
+
+
+def _run_steps(plan: Plan, target: Target | None, snapshot: Snapshot, work: Path, log_path: Path, rep: Reporter,
+               run: Runner, start_at: int, verify_imports: bool) -> _Run:
+    """Run the steps from `start_at`, recording progress for --resume, then verify; an interrupt is a failure."""
+    done = _Run()
+    started = False
+    try:
+        with open(log_path, "a", encoding="utf-8") as log:
+            for i, step in enumerate(plan.steps):
+                if i < start_at:
+                    continue
+                save_state(work, plan, snapshot, next_step=i, phase=Phase.STEPS)
+                done.failed, started = i, True  # until it says otherwise: an interrupt inside it is its failure
+                rc, done.reason = _run_step(i, len(plan.steps), step, log, log_path, rep, run)
+                if rc != 0:
+                    return done
+                done.failed = None
+        done.after = _inspect(plan.python)
+        rep.note("verify: the target is met and its changed packages import")
+        changed_keys = [str(k) for k in changed_since(snapshot, done.after)]
+        problems, done.warnings = verify(target, done.after, changed_keys, snapshot.site_dirs, imports=verify_imports)
+        if problems:
+            done.failed, done.reason = len(plan.steps), "verify failed: " + "; ".join(problems)
+    except KeyboardInterrupt:
+        if not started:
+            raise  # no step ran: there is nothing to undo
+        done.failed = len(plan.steps) if done.failed is None else done.failed
+        done.reason = "interrupted (Ctrl-C or a kernel interrupt) before the fix finished"
+    return done
+
+
+def _run_step(i: int, total: int, step: Step, log: IO[str], log_path: Path, rep: Reporter,
+              run: Runner) -> tuple[int, str]:
+    """One installer call, logged; (exit status, why it failed or '')."""
+    rep.start(i, total, step)
+    log.write(f"$ {' '.join(step.command)}\n")
+    log.flush()
+    reason = ""
+    try:
+        rc = run(step.command, log, rep.line)
+    except OSError as e:
+        rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
+    log.flush()
+    rep.finish(i, rc == 0)
+    if rc != 0:
+        reason = reason or f"exit status {rc}: {_tail(log_path)}"
+    return rc, reason
+
+
+def _roll_back(plan: Plan, snapshot: Snapshot, work: Path, done: _Run, log_path: Path, rep: Reporter,
+               start: float) -> FixResult:
+    """Restore the snapshot (Ctrl-C shielded) and report the failure with the rollback's verification."""
+    rep.note("a step failed: restoring the snapshot")
+    with _shielded():
+        rb = rollback(snapshot)
         clear_state(work)
-        discard_copies(snapshot)
-        return FixResult(True, plan, changed=changed, stale=tuple(stale), kernel=kernel, log=str(log_path),
-                         snapshot=snapshot.folder, seconds=time.perf_counter() - start, warnings=tuple(warnings))
+        if rb.verified:
+            discard_copies(snapshot)
+    return FixResult(False, plan, failed_step=done.failed, reason=done.reason, rollback=rb, log=str(log_path),
+                     snapshot=snapshot.folder, seconds=time.perf_counter() - start)
+
+
+def _finish(plan: Plan, snapshot: Snapshot, work: Path, done: _Run, log_path: Path, start: float) -> FixResult:
+    """The changes made and who still has the old modules loaded (this process, or the notebook kernel)."""
+    after = done.after if done.after is not None else _inspect(plan.python)
+    changed = {str(k): v for k, v in changed_since(snapshot, after).items()}
+    files = {k: list(s.files) for k, s in snapshot.saved.items()}
+    for key in changed:
+        dist = after.get(key)
+        if dist is not None and dist.path.endswith(".dist-info"):
+            files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
+    stale = stale_modules(changed, files, snapshot.site_dirs)
+    kernel = _kernel_view(files)
+    clear_state(work)
+    discard_copies(snapshot)
+    return FixResult(True, plan, changed=changed, stale=tuple(stale), kernel=kernel, log=str(log_path),
+                     snapshot=snapshot.folder, seconds=time.perf_counter() - start, warnings=tuple(done.warnings))

@@ -1,29 +1,40 @@
-"""Resolve a target against an environment and turn the answer into a frozen plan of exact installer commands."""
+"""Resolve a target against an environment and turn the answer into a frozen plan of exact installer commands.
+
+`plan_fix` reads as its steps: the environment, the Python rule, the resolutions, the changes, then the
+three refusals (protected names, after-state breakage), the constraint pins and the installer steps.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Environment, facts_of, from_facts
-from .._resolver import Requested, Resolution, Sources, pick_backend, resolve
-from .commands import install_command, uninstall_command
-from .protect import protected_names
+from .._resolver import Backend, Conflict, Install, Requested, Resolution, Sources, resolve, select_backend
+from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
-from .targets import Target
+from .targets import Removal, Target, TargetPackage
 from .workdir import workdir_for
+
+
+class StepKind(str, Enum):
+    """What one installer call does."""
+
+    UNINSTALL = "uninstall"
+    INSTALL = "install"
 
 
 @dataclass(frozen=True)
 class Step:
     """One installer call of a plan."""
 
-    kind: str  # "uninstall" | "install"
+    kind: StepKind
     title: str
     packages: tuple[str, ...]
     command: tuple[str, ...]
@@ -75,6 +86,21 @@ class Plan:
         return not self.steps
 
 
+@dataclass
+class _Verdict:
+    """The plan's refusals and warnings, collected by every step (all of them, not the first)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def refusal(conflict: Conflict) -> str:
+    """A resolver's refusal for the plan: its own words, then each requested line involved with its origin."""
+    text = conflict.summary + (" (the package index could not be reached)" if conflict.unreachable else "")
+    lines = [f"  {r.requirement}  ({r.origin})" for r in conflict.requested if r.origin]
+    return text + ("\nthe requirement lines involved:\n" + "\n".join(lines) if lines else "")
+
+
 def _merged(given: Sources, named: Sources) -> Sources:
     """The command line's sources plus those the target names (a requirements file's -i/-f lines), as pip merges them."""
     if named == Sources():
@@ -94,6 +120,90 @@ def _sources_for(target: Target, sources: Sources) -> Sources:
     return Sources(sources.index_url, urls, sources.find_links, sources.no_index, sources.extra_args)
 
 
+def _check_python(target: Target, env: Environment, verdict: _Verdict) -> None:
+    """The matrix's Python rule: fix does not change the interpreter, so a mismatch refuses the plan."""
+    rule = target.matrix.python if target.matrix is not None else None
+    if rule is not None and not rule.specifier.contains(env.python_version, prereleases=True):
+        verdict.problems.append(f"{target.ref} needs Python {rule.specifier} ({rule.reason}); {env.executable} is "
+                                f"{env.python_version}, and fix does not change the interpreter")
+
+
+def _resolve(target: Target, backend: Backend, env: Environment, sources: Sources,
+             verdict: _Verdict) -> list[Resolution]:
+    """The target's packages resolved against the environment: the regular ones, then the --no-deps ones."""
+    regular = [p for p in target.packages if not p.no_deps]
+    nodeps = [p for p in target.packages if p.no_deps]
+    out: list[Resolution] = []
+    if regular:
+        # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip.
+        direct = any(" @ " in p.requirement for p in regular)
+        out.append(resolve([Requested(p.requirement, p.cited) for p in regular], python=env.executable,
+                           backend="pip" if direct else backend, sources=sources, constraints=target.constraints))
+    if nodeps:
+        # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
+        # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).
+        out.append(resolve([Requested(p.requirement, p.cited) for p in nodeps], python=env.executable,
+                           backend="pip", sources=sources, no_deps=True))
+    for res in out:
+        if not res.ok and res.conflict is not None:
+            verdict.problems.append(f"the resolver ({res.backend}) refuses the target: {refusal(res.conflict)}")
+    return out
+
+
+def _changes(env: Environment, removals: Sequence[Removal], installs: Mapping[NormalizedName, Install]) -> list[Change]:
+    """Before and after of every distribution the plan removes or installs at another version."""
+    changes: list[Change] = []
+    for r in removals:
+        dist = env.get(r.name)
+        changes.append(Change(r.name, dist.raw_version if dist is not None else None, None))
+    for key, inst in installs.items():
+        dist = env.get(key)
+        before = dist.raw_version if dist is not None else None
+        if before != str(inst.version):
+            changes.append(Change(inst.name, before, str(inst.version)))
+    return changes
+
+
+def _check_protected(changes: Iterable[Change], protected: Mapping[NormalizedName, Protection],
+                     allow: Iterable[str], verdict: _Verdict) -> None:
+    """A change to a protected installed name refuses the plan, unless --allow lifts an allowable protection."""
+    allowed = {canonicalize_name(a) for a in allow}
+    for ch in changes:
+        why = protected.get(ch.key)
+        if why is None or ch.before is None:
+            continue
+        if ch.key in allowed and why.allowable:
+            verdict.warnings.append(f"replacing protected {ch.name} ({why.describe()}), allowed by --allow")
+            continue
+        after = "removed" if ch.after is None else ch.after
+        hint = f"; pass --allow {ch.name} to permit it" if why.allowable else ""
+        verdict.problems.append(f"would change protected {ch.name} {ch.before} -> {after} ({why.describe()}){hint}")
+
+
+def _check_after_state(env: Environment, resolutions: Sequence[Resolution], installs: Mapping[NormalizedName, Install],
+                       removals: Sequence[Removal], nodeps_keys: set[NormalizedName], allow_broken: bool,
+                       verdict: _Verdict) -> None:
+    """The after-state must be at least as consistent as the before-state."""
+    before = before_state(env)
+    by_pip = {i.key for res in resolutions if res.ok and res.backend == "pip" for i in res.installs}
+    nodes = [Node(i.name, i.version, i.requires if i.key in by_pip else None) for i in installs.values()]
+    after = after_state(before, nodes, [r.name for r in removals])
+    for b in new_breakages(before, after, env.markers):
+        text = f"after the fix, {b.describe()}"
+        if canonicalize_name(b.dependent) in nodeps_keys:
+            verdict.warnings.append(f"{text} (installed with --no-deps, as the matrix says)")
+        elif allow_broken:
+            verdict.warnings.append(f"{text} (allowed by --allow-broken)")
+        else:
+            verdict.problems.append(f"{text}; add {b.dependent} to the target or remove it, or pass --allow-broken")
+
+
+def _pins(target: Target, installs: Mapping[NormalizedName, Install], nodeps_keys: set[NormalizedName]) -> tuple[str, ...]:
+    """The resolved versions every install step is held to (-c), except --no-deps and direct references."""
+    direct = {p.key for p in target.packages if " @ " in p.requirement}
+    return tuple(f"{i.name}=={i.version}" for i in installs.values() if i.key not in nodeps_keys | direct)
+
+
 def plan_fix(
     target: Target,
     *,
@@ -106,97 +216,42 @@ def plan_fix(
 ) -> Plan:
     """Resolve `target` with a real resolver against the environment and return the plan; changes nothing."""
     start = time.perf_counter()
-    chosen = pick_backend(backend)
+    chosen = select_backend(backend)
     env = environment or from_facts(facts_of(python))
     target = target.for_environment(env.markers)  # markers are the fixed environment's, not envdoctor's
     src = _merged(sources or Sources(), target.sources)
-    exe = env.executable
-    problems: list[str] = []
-    warnings: list[str] = []
-    if target.matrix is not None and target.matrix.python is not None:
-        rule = target.matrix.python
-        if not rule.specifier.contains(env.python_version, prereleases=True):
-            problems.append(f"{target.ref} needs Python {rule.specifier} ({rule.reason}); {exe} is "
-                            f"{env.python_version}, and fix does not change the interpreter")
+    verdict = _Verdict()
+    _check_python(target, env, verdict)
     removals = [r for r in target.removals if env.get(r.name) is not None]
-    regular = [p for p in target.packages if not p.no_deps]
-    nodeps = [p for p in target.packages if p.no_deps]
-    rsrc = _sources_for(target, src)
-    resolutions: list[Resolution] = []
-    if regular:
-        # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip.
-        direct = any(" @ " in p.requirement for p in regular)
-        resolutions.append(resolve([Requested(p.requirement, p.cited) for p in regular], python=exe,
-                                   backend="pip" if direct else chosen, sources=rsrc,
-                                   constraints=target.constraints))
-    if nodeps:
-        # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
-        # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).
-        resolutions.append(resolve([Requested(p.requirement, p.cited) for p in nodeps], python=exe,
-                                   backend="pip", sources=rsrc, no_deps=True))
-    for res in resolutions:
-        if not res.ok and res.conflict is not None:
-            problems.append(f"the resolver ({res.backend}) refuses the target: {res.conflict.message}")
+    resolutions = _resolve(target, chosen, env, _sources_for(target, src), verdict)
     installs = {i.key: i for res in resolutions if res.ok for i in res.installs}
-    changes: list[Change] = [Change(r.name, env.get(r.name).raw_version, None) for r in removals]  # type: ignore[union-attr]
-    for key, inst in installs.items():
-        dist = env.get(key)
-        before = dist.raw_version if dist is not None else None
-        if before != str(inst.version):
-            changes.append(Change(inst.name, before, str(inst.version)))
+    changes = _changes(env, removals, installs)
     # Protected names: what the matrix says, envdoctor's own dependencies, Colab's preinstalled stack.
-    named = {p.key for p in target.packages} | {r.key for r in target.removals}
-    protected = protected_names(env, target, named)
-    allowed = {canonicalize_name(a) for a in allow}
-    for ch in changes:
-        why = protected.get(ch.key)
-        if why is None or ch.before is None:
-            continue
-        if ch.key in allowed and not why.startswith("envdoctor"):
-            warnings.append(f"replacing protected {ch.name} ({why}), allowed by --allow")
-            continue
-        after = "removed" if ch.after is None else ch.after
-        hint = "" if why.startswith("envdoctor") else f"; pass --allow {ch.name} to permit it"
-        problems.append(f"would change protected {ch.name} {ch.before} -> {after} ({why}){hint}")
-    # The after-state must be at least as consistent as the before-state.
-    before_nodes = before_state(env)
-    by_pip = {i.key for res in resolutions if res.ok and res.backend == "pip" for i in res.installs}
-    nodes = [Node(i.name, i.version, i.requires if i.key in by_pip else None) for i in installs.values()]
-    after_nodes = after_state(before_nodes, nodes, [r.name for r in removals])
-    nodeps_keys = {p.key for p in nodeps}
-    for b in new_breakages(before_nodes, after_nodes, env.markers):
-        text = f"after the fix, {b.describe()}"
-        if canonicalize_name(b.dependent) in nodeps_keys:
-            warnings.append(f"{text} (installed with --no-deps, as the matrix says)")
-        elif allow_broken:
-            warnings.append(f"{text} (allowed by --allow-broken)")
-        else:
-            problems.append(f"{text}; add {b.dependent} to the target or remove it, or pass --allow-broken")
-    work = workdir_for(env.prefix)
-    cfile = str(work / "constraints.txt")
-    pins = tuple(f"{i.name}=={i.version}" for i in installs.values()
-                 if i.key not in nodeps_keys and not _direct(target, i.key))
-    steps = _steps(target, chosen, exe, removals, installs, src, cfile if pins else None)
+    protected = protected_names(env, target, {p.key for p in target.packages} | {r.key for r in target.removals})
+    _check_protected(changes, protected, allow, verdict)
+    nodeps_keys = {p.key for p in target.packages if p.no_deps}
+    _check_after_state(env, resolutions, installs, removals, nodeps_keys, allow_broken, verdict)
+    cfile = str(workdir_for(env.prefix) / "constraints.txt")
+    pins = _pins(target, installs, nodeps_keys)
+    steps = _steps(target, chosen, env.executable, removals, installs, src, cfile if pins else None)
     return Plan(
-        target=target.ref, kind=target.kind, python=exe, prefix=env.prefix, backend=chosen, steps=tuple(steps),
-        changes=tuple(sorted(changes, key=lambda c: c.key)), constraints=pins, constraints_file=cfile if pins else "",
-        problems=tuple(problems), warnings=tuple(warnings), protected=tuple(sorted(protected)),
-        resolutions=tuple(resolutions), seconds=time.perf_counter() - start, source=target.source,
+        target=target.ref, kind=target.kind, python=env.executable, prefix=env.prefix, backend=chosen.name,
+        steps=tuple(steps), changes=tuple(sorted(changes, key=lambda c: c.key)), constraints=pins,
+        constraints_file=cfile if pins else "", problems=tuple(verdict.problems), warnings=tuple(verdict.warnings),
+        protected=tuple(sorted(protected)), resolutions=tuple(resolutions), seconds=time.perf_counter() - start,
+        source=target.source,
     )
 
 
-def _direct(target: Target, key: str) -> bool:
-    return any(p.key == key and " @ " in p.requirement for p in target.packages)
-
-
-def _steps(target: Target, backend: str, exe: str, removals: list, installs: dict, sources: Sources,
-           constraints: str | None) -> list[Step]:
+def _steps(target: Target, backend: Backend, exe: str, removals: Sequence[Removal],
+           installs: Mapping[NormalizedName, Install], sources: Sources, constraints: str | None) -> list[Step]:
+    """Removals first, then one install call per group and (index, --no-deps) split, in the matrix's order."""
     steps: list[Step] = []
     if removals:
         names = tuple(r.name for r in removals)
         why = "; ".join(f"{r.name}: {r.reason}" for r in removals)
-        steps.append(Step("uninstall", "remove packages that must be absent", names,
-                          uninstall_command(backend, exe, names), reason=why))
+        steps.append(Step(StepKind.UNINSTALL, "remove packages that must be absent", names,
+                          backend.uninstall_command(exe, names), reason=why))
     for group, pkgs in target.groups():
         todo = [p for p in pkgs if p.key in installs]
         # The torch family and every `index_url` group install together from one index, in one call.
@@ -208,15 +263,15 @@ def _steps(target: Target, backend: str, exe: str, removals: list, installs: dic
                 title += " from its own index"
             if no_deps:
                 title += " with --no-deps"
-            reason = "; ".join(p.origin for p in members)
-            steps.append(Step("install", title, specs, install_command(
-                backend, exe, specs, sources=sources, index_url=index_url, no_deps=no_deps,
-                constraints=None if no_deps else constraints), reason=reason, index_url=index_url, no_deps=no_deps))
+            command = backend.install_command(exe, specs, sources=sources, index_url=index_url, no_deps=no_deps,
+                                              constraints=None if no_deps else constraints)
+            steps.append(Step(StepKind.INSTALL, title, specs, command, reason="; ".join(p.origin for p in members),
+                              index_url=index_url, no_deps=no_deps))
     return steps
 
 
-def _split(pkgs: list) -> dict[tuple[str | None, bool], list]:
-    out: dict[tuple[str | None, bool], list] = {}
+def _split(pkgs: Sequence[TargetPackage]) -> dict[tuple[str | None, bool], list[TargetPackage]]:
+    out: dict[tuple[str | None, bool], list[TargetPackage]] = {}
     for p in pkgs:
         out.setdefault((p.index_url, p.no_deps), []).append(p)
     return out

@@ -12,7 +12,7 @@ from .._env.gpu import GpuInfo
 from ..errors import UsageError
 from .execute import FixResult, Reporter, apply_plan
 from .plan import Plan
-from .state import clear_state, load_snapshot, load_state, save_state
+from .state import Phase, clear_state, load_snapshot, load_state, save_state
 from .targets import load_target
 from .verify import unmet as verify_unmet
 from .workdir import workdir_for
@@ -44,7 +44,7 @@ def restart_kernel(plan: Plan, result: FixResult) -> str:
         raise UsageError("--restart: this is not running inside a Jupyter or Colab kernel; restart your "
                          "Python process yourself")
     work = workdir_for(plan.prefix)
-    save_state(work, plan, load_snapshot(result.snapshot), next_step=len(plan.steps), phase="restart")
+    save_state(work, plan, load_snapshot(result.snapshot), next_step=len(plan.steps), phase=Phase.RESTART)
     os.kill(pid, signal.SIGKILL)
     return f"restarting the kernel (pid {pid}); then run: envdoctor fix --resume"
 
@@ -59,7 +59,7 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> FixRe
     ref = state.plan.source or state.plan.target
     target = load_target(ref if state.plan.kind == "matrix" else None,
                          ref if state.plan.kind == "requirements" else None)
-    if state.phase == "restart":
+    if state.phase is Phase.RESTART:
         unmet = verify_unmet(target, env)
         clear_state(work)
         if unmet:

@@ -5,25 +5,33 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .._paths import atomic_write
 from ..errors import UsageError
-from .plan import Change, Plan, Step
+from .plan import Change, Plan, Step, StepKind
 from .snapshot import Snapshot
 
 STATE_VERSION = 1
 
 
+class Phase(str, Enum):
+    """Where an unfinished fix stopped: between its steps, or at a kernel restart (only the verify is left)."""
+
+    STEPS = "steps"
+    RESTART = "restart"
+
+
 @dataclass(frozen=True)
 class FixState:
-    """Where a fix stands: `phase` is 'steps' (interrupted at `next_step`) or 'restart' (verify after restart)."""
+    """Where a fix stands: interrupted at `next_step`, or waiting for the verify after a restart."""
 
     plan: Plan
     snapshot_folder: str
     next_step: int
-    phase: str
+    phase: Phase
 
 
 def _path(work: Path) -> Path:
@@ -39,7 +47,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The inverse of plan_to_dict."""
     d = dict(data)
-    d["steps"] = tuple(Step(**{**s, "packages": tuple(s["packages"]), "command": tuple(s["command"])})
+    d["steps"] = tuple(Step(**{**s, "kind": StepKind(s["kind"]), "packages": tuple(s["packages"]),
+                               "command": tuple(s["command"])})
                        for s in d["steps"])
     d["changes"] = tuple(Change(**c) for c in d["changes"])
     for key in ("constraints", "problems", "warnings", "protected"):
@@ -47,10 +56,10 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     return Plan(**d)
 
 
-def save_state(work: Path, plan: Plan, snapshot: Snapshot, *, next_step: int, phase: str) -> None:
+def save_state(work: Path, plan: Plan, snapshot: Snapshot, *, next_step: int, phase: Phase) -> None:
     """Record progress so that `envdoctor fix --resume` can continue in a new process."""
     data = {"state_version": STATE_VERSION, "plan": plan_to_dict(plan), "snapshot": snapshot.folder,
-            "next_step": next_step, "phase": phase}
+            "next_step": next_step, "phase": phase.value}
     atomic_write(_path(work), json.dumps(data, indent=1))
 
 
@@ -63,7 +72,8 @@ def load_state(work: Path) -> FixState | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("state_version") != STATE_VERSION:
             raise ValueError(f"state_version {data.get('state_version')!r}")
-        return FixState(plan_from_dict(data["plan"]), data["snapshot"], int(data["next_step"]), data["phase"])
+        return FixState(plan_from_dict(data["plan"]), data["snapshot"], int(data["next_step"]),
+                        Phase(data["phase"]))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"{path}: unreadable fix state ({e}); delete it to start over") from e
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._env.satisfy import Ask, unmet
+from .._resolver import Conflict, ConflictKind
 from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
 from .model import KnownBadRule, Matrix
@@ -37,11 +38,6 @@ PLATFORMS = ("linux", "linux-aarch64", "windows", "macos", "macos-x86_64")
 # `pytorch:<tag>` names the PyTorch index of one build; the fixer maps it to a URL from configuration.
 _SYMBOLIC_INDEX = re.compile(r"^pytorch:(cu\d{2,3}|cpu|rocm\d+(\.\d+)*|xpu)$")
 _URL_INDEX = re.compile(r"^(https?|file)://\S+$")
-# "transformers==4.46.3 depends on tokenizers>=0.20,<0.21" (uv) / "transformers 4.46.3 depends on tokenizers<0.21 and >=0.20" (pip)
-_DEPENDS = re.compile(
-    r"(?P<a>[A-Za-z0-9][A-Za-z0-9._-]*)(?:==| )(?P<av>[0-9][^\s,]*?) depends on "
-    r"(?P<b>[A-Za-z0-9][A-Za-z0-9._-]*?)(?P<spec>(?:\s*(?:and\s+|,\s*)?[<>=!~]=?[^\s,]+)+)"
-)
 
 
 @dataclass(frozen=True)
@@ -204,34 +200,29 @@ def target_platform(matrix: Matrix | None) -> str:
     return "linux"
 
 
-def explain_conflict(chain: Sequence[str], fallback: str, lines: Sequence[Line], subject: str) -> Problem:
-    """'transformers 4.46.3 requires tokenizers<0.21,>=0.20; the matrix pins tokenizers==0.21.0' from the chain."""
+def explain_conflict(conflict: Conflict, lines: Sequence[Line], subject: str) -> Problem:
+    """'transformers 4.46.3 requires tokenizers<0.21,>=0.20; the matrix pins tokenizers==0.21.0' from its sides."""
     by_key = {ln.key: ln for ln in lines}
     said: list[str] = []
-    for m in _DEPENDS.finditer(" ".join(chain)):
-        b = canonicalize_name(m.group("b"))
-        raw = re.sub(r"\s*(and\s+|,\s*)", ",", m.group("spec").strip()).strip(",")
-        try:
-            needed = SpecifierSet(raw)
-        except InvalidSpecifier:
-            continue
-        asked = by_key.get(b)
-        if asked is None:
+    for side in conflict.sides:
+        asked = by_key.get(side.key)
+        if side.dependent is None or asked is None:
             continue
         pins = [s for s in Requirement(asked.requirement).specifier if s.operator in ("==", "===")]
-        if pins and not _pin_breaks(m.group("a"), m.group("av"), f"{m.group('b')}{needed}", b, pins[0].version):
+        requirement = f"{side.name}{side.specifier}"
+        if pins and not _pin_breaks(side.dependent, side.dependent_version, requirement, side.key, pins[0].version):
             continue
         verb = "pins" if pins else "asks for"
-        text = (f"{m.group('a')} {m.group('av')} requires {m.group('b')}{needed}; "
-                f"{subject} {verb} {asked.requirement} ({asked.origin})")
+        who = f"{side.dependent} {side.dependent_version}" if side.dependent_version else side.dependent
+        text = f"{who} requires {requirement}; {subject} {verb} {asked.requirement} ({asked.origin})"
         if text not in said:
             said.append(text)
     if said:
-        return Problem("conflict", "; ".join(said), tuple(chain))
-    return Problem("conflict", re.sub(r"\s+", " ", fallback).strip(), tuple(chain))
+        return Problem("conflict", "; ".join(said), conflict.chain)
+    return Problem("conflict", re.sub(r"\s+", " ", conflict.summary).strip(), conflict.chain)
 
 
-def _pin_breaks(dependent: str, version: str, requirement: str, key: NormalizedName, pin: str) -> bool:
+def _pin_breaks(dependent: str, version: str | None, requirement: str, key: NormalizedName, pin: str) -> bool:
     """Whether `dependent version` requiring `requirement` is unmet by the pin (a wildcard pin says nothing)."""
     try:
         pinned: Version | None = Version(pin)
@@ -272,10 +263,8 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
     res = resolve([Requested(ln.requirement, ln.origin) for ln in lines], python_version=python_version,
                   platform=platform, backend=backend, against_installed=False, timeout=timeout)
     if not res.ok:
-        conflict = res.conflict
-        chain = conflict.chain if conflict is not None else ()
-        message = conflict.message.split("\nthe requirement lines involved:")[0] if conflict else res.raw[-500:]
-        problem = explain_conflict(chain or (message,), message, lines, subject)
+        conflict = res.conflict or Conflict(ConflictKind.FAILED, res.raw[-500:])
+        problem = explain_conflict(conflict, lines, subject)
         return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,))
     installs = {i.key: i.version for i in res.installs}
     problems = runtime_problems(installs, known_bad, absent)

@@ -7,8 +7,9 @@ import shlex
 from typing import Any
 
 from .._fix.execute import FixResult
-from .._fix.plan import Plan
+from .._fix.plan import Plan, refusal
 from .._fix.state import plan_to_dict
+from .._resolver import Conflict
 
 JSON_SCHEMA_VERSION = 1
 
@@ -80,13 +81,22 @@ def result_text(result: FixResult) -> str:
     return "\n".join(lines)
 
 
+def _conflict(c: Conflict) -> dict[str, Any]:
+    sides = [{"name": s.name, "specifier": s.specifier, "dependent": s.dependent,
+              "dependent_version": s.dependent_version, "line": None if s.line is None else
+              {"requirement": s.line.requirement, "origin": s.line.origin}} for s in c.sides]
+    return {"message": refusal(c), "summary": c.summary, "kind": c.kind.value, "chain": list(c.chain),
+            "sides": sides, "lines": [{"requirement": r.requirement, "origin": r.origin} for r in c.requested],
+            "unreachable": c.unreachable}
+
+
 def plan_json(plan: Plan, result: FixResult | None = None) -> str:
     """The plan (and the result, if applied) as JSON with stable keys and a schema version."""
     data: dict[str, Any] = {"schema_version": JSON_SCHEMA_VERSION, "plan": plan_to_dict(plan)}
     data["plan"]["ok"] = plan.ok
     data["plan"]["resolutions"] = [
         {"backend": r.backend, "ok": r.ok, "seconds": round(r.seconds, 3), "command": list(r.command),
-         "conflict": None if r.conflict is None else {"message": r.conflict.message, "chain": list(r.conflict.chain)}}
+         "conflict": None if r.conflict is None else _conflict(r.conflict)}
         for r in plan.resolutions
     ]
     if result is not None:

@@ -1,13 +1,18 @@
-"""Turn pip's and uv's refusal texts into one `Conflict` that names both sides and the requirement lines involved."""
+"""Read pip's and uv's refusal texts into one typed `Conflict`: the resolver's words, both sides, the lines involved.
+
+Nothing is added to the resolver's words here; the consumers (fix's plan, `matrix validate`) word the sides
+and the origins of the lines for their readers.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
-from . import Conflict, Requested
+from .model import Conflict, ConflictKind, Requested, Side
 
 # pip: "    transformers 4.46.3 depends on tokenizers<0.21 and >=0.20" / "    The user requested tokenizers==0.21.0"
 _PIP_CAUSE = re.compile(r"^\s+(?P<line>(The user requested|\S+ \S+ depends on|The user requested \(constraint\)) .+)$")
@@ -16,6 +21,17 @@ _PIP_NOTFOUND = re.compile(
     r"No matching distribution found for (?P<req2>\S+))"
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPEC = r"(?P<spec>(?:\s*(?:and\s+|,\s*)?[<>=!~]=?[^\s,]+)+)"
+_PKG = r"(?P<b>[A-Za-z0-9][A-Za-z0-9._-]*?)"
+# "transformers==4.46.3 depends on tokenizers>=0.20,<0.21" (uv), "all versions of gamma depend on beta==1.0"
+# (uv 0.5+), "transformers 4.46.3 depends on tokenizers<0.21 and >=0.20" (pip)
+_DEPENDS = re.compile(r"(?<!\S)(?:all versions of )?(?P<a>[A-Za-z0-9][A-Za-z0-9._-]*?)(?:==| )?(?P<av>[0-9][^\s,]*?)?"
+                      r" depends? on " + _PKG + _SPEC)
+# "you require tokenizers==0.21.0" (uv; not "we can conclude that you require ...", which is derived),
+# "The user requested tokenizers==0.21.0" / "The user requested (constraint) x==1" (pip)
+_REQUIRES = re.compile(r"(?:(?<!conclude that )you require |The user requested (?:\(constraint\) )?)" + _PKG + _SPEC)
+_UNREACHABLE = ("connection refused", "failed to establish", "network is unreachable", "name resolution",
+                "timed out", "failed to fetch", "error sending request")
 
 
 def _names_in(text: str, known: Sequence[Requested]) -> list[NormalizedName]:
@@ -35,11 +51,36 @@ def _involved(chain: Sequence[str], requested: Sequence[Requested]) -> tuple[Req
     return tuple(by_key[n] for n in names)
 
 
-def _with_origins(message: str, involved: Sequence[Requested]) -> str:
-    lines = [f"  {r.requirement}  ({r.origin})" for r in involved if r.origin]
-    if not lines:
-        return message
-    return message + "\nthe requirement lines involved:\n" + "\n".join(lines)
+def _specifier(text: str) -> str | None:
+    """'<0.21 and >=0.20' or '>=0.20,<0.21.' (end of a sentence) in packaging's spelling, '<0.21,>=0.20'."""
+    raw = re.sub(r"\s*(and\s+|,\s*)", ",", text.strip()).strip(",").rstrip(".")
+    try:
+        return str(SpecifierSet(raw))
+    except InvalidSpecifier:
+        return None
+
+
+def sides_of(chain: Sequence[str], requested: Sequence[Requested]) -> tuple[Side, ...]:
+    """The sides a refusal names: each dependency ('A v depends on B spec') and each requested line ('you require')."""
+    text = re.sub(r"\s+", " ", " ".join(chain))
+    by_key = {r.key: r for r in requested}
+    found: list[tuple[int, Side]] = []
+    for m in _DEPENDS.finditer(text):
+        spec = _specifier(m.group("spec"))
+        if spec is not None:
+            side = Side(m.group("b"), spec, m.group("a"), m.group("av"), by_key.get(canonicalize_name(m.group("b"))))
+            found.append((m.start(), side))
+    for m in _REQUIRES.finditer(text):
+        spec = _specifier(m.group("spec"))
+        if spec is not None:
+            found.append((m.start(), Side(m.group("b"), spec, line=by_key.get(canonicalize_name(m.group("b"))))))
+    return tuple(dict.fromkeys(side for _, side in sorted(found, key=lambda f: f[0])))
+
+
+def _conflict(kind: ConflictKind, summary: str, chain: Sequence[str], requested: Sequence[Requested],
+              output: str, named_in: Sequence[str] | None = None) -> Conflict:
+    return Conflict(kind, summary, tuple(chain), sides_of(chain, requested),
+                    _involved(chain if named_in is None else named_in, requested), unreachable(output))
 
 
 def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
@@ -48,28 +89,23 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
     chain = tuple(m.group("line").strip() for m in map(_PIP_CAUSE.match, lines) if m)
     if chain:
         head = next((ln[len("ERROR: "):] for ln in lines if ln.startswith("ERROR: Cannot install")), "")
-        sides = "; ".join(c.replace("The user requested", "requested") for c in chain)
-        message = f"{head.split(' because ')[0] or 'cannot install the set'}: {sides}"
-        involved = _involved(chain, requested)
-        return Conflict(_with_origins(message, involved), chain, involved, tuple(r.key for r in involved))
+        said = "; ".join(c.replace("The user requested", "requested") for c in chain)
+        summary = f"{head.split(' because ')[0] or 'cannot install the set'}: {said}"
+        return _conflict(ConflictKind.UNSATISFIABLE, summary, chain, requested, output)
     for ln in lines:
         m = _PIP_NOTFOUND.search(ln)
         if m:
             req = m.group("req") or m.group("req2")
             rest = (m.group("rest") or "").strip()
-            message = f"no version of {req} can be found" + (f" {rest}" if rest else "")
-            involved = _involved([req], requested)
-            hint = _unreachable_hint(output)
-            return Conflict(_with_origins(message + hint, involved), (ln.strip(),), involved,
-                            tuple(r.key for r in involved))
+            summary = f"no version of {req} can be found" + (f" {rest}" if rest else "")
+            return _conflict(ConflictKind.NOT_FOUND, summary, (ln.strip(),), requested, output, [req])
     errors = [ln[len("ERROR: "):] for ln in lines if ln.startswith("ERROR: ")]
     # A failing subprocess (git clone, a source build) says why in its own lines: 'fatal:' or '× …'.
     causes = [ln.strip() for ln in lines if ln.strip().startswith(("fatal:", "×"))]
     errors += list(dict.fromkeys(causes))
     tail = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(("note:", "│", "╰"))]
-    message = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
-    involved = _involved(errors, requested)
-    return Conflict(_with_origins(message, involved), tuple(errors), involved, tuple(r.key for r in involved))
+    summary = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
+    return _conflict(ConflictKind.FAILED, summary, errors, requested, output)
 
 
 def from_uv(output: str, requested: Sequence[Requested]) -> Conflict:
@@ -86,19 +122,18 @@ def from_uv(output: str, requested: Sequence[Requested]) -> Conflict:
             break
         if capture and text:
             chain.append(text)
+    kind = ConflictKind.UNSATISFIABLE
     if not chain:
+        kind = ConflictKind.FAILED
         errors = [ln.strip() for ln in lines if ln.lstrip().startswith(("error:", "×", "Caused by:", "cause:"))]
         chain = errors or [ln.strip() for ln in lines if ln.strip()][-3:]
-    message = " ".join(chain) if chain else "uv failed without a message"
-    message = re.sub(r"\s+", " ", message) + _unreachable_hint(output)
-    involved = _involved(chain, requested)
-    return Conflict(_with_origins(message, involved), tuple(chain), involved, tuple(r.key for r in involved))
+    elif "there is no version of" in " ".join(chain) or "not found in the" in " ".join(chain):
+        kind = ConflictKind.NOT_FOUND
+    summary = re.sub(r"\s+", " ", " ".join(chain)) if chain else "uv failed without a message"
+    return _conflict(kind, summary, chain, requested, output)
 
 
-def _unreachable_hint(output: str) -> str:
+def unreachable(output: str) -> bool:
+    """Whether the installer's output says the package index could not be reached."""
     low = output.lower()
-    for needle in ("connection refused", "failed to establish", "network is unreachable", "name resolution",
-                   "timed out", "failed to fetch", "error sending request"):
-        if needle in low:
-            return " (the package index could not be reached)"
-    return ""
+    return any(needle in low for needle in _UNREACHABLE)

@@ -10,13 +10,15 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
-from . import Install, Requested, Resolution, Sources
 from ._common import constraints_args, run_tool
 from ._conflict import from_pip
+from .backend import Query
+from .model import Install, Resolution, Sources
 
 
 # A declared platform name -> pip platform tags. pip expands macOS versions itself but not manylinux_2_X
@@ -73,51 +75,77 @@ def pip_env() -> dict[str, str]:
     return env
 
 
-def resolve_pip(
-    reqs: Sequence[Requested],
-    *,
-    python: str | None,
-    python_version: str | None,
-    platform: str | None,
-    against_installed: bool,
-    sources: Sources,
-    constraints: Sequence[str],
-    no_deps: bool,
-    timeout: float,
-) -> Resolution:
-    """Resolve with pip's own resolver and read its JSON installation report."""
-    with tempfile.TemporaryDirectory(prefix="envdoctor-pip-") as tmp:
-        report = os.path.join(tmp, "report.json")
-        cmd = [*pip_command(python), "install", "--dry-run", "--report", report, "--progress-bar", "off"]
-        if not against_installed:
-            cmd.append("--ignore-installed")
-        if python_version is not None or platform is not None:
-            cmd += ["--only-binary=:all:", "--target", os.path.join(tmp, "target")]
-            if python_version is not None:
-                cmd += ["--python-version", python_version]
-            if platform is not None:
-                for tag in PIP_PLATFORMS.get(platform, (platform,)):
-                    cmd += ["--platform", tag]
+class PipBackend:
+    """pip: `<python> -m pip install --dry-run --report`, the resolver pip itself would use."""
+
+    name: Literal["pip"] = "pip"
+
+    def resolve(self, query: Query) -> Resolution:
+        """Resolve with pip's own resolver and read its JSON installation report."""
+        with tempfile.TemporaryDirectory(prefix="envdoctor-pip-") as tmp:
+            report = os.path.join(tmp, "report.json")
+            cmd = [*pip_command(query.python), "install", "--dry-run", "--report", report, "--progress-bar", "off"]
+            cmd += _target_args(query, tmp)
+            cmd += constraints_args(tmp, query.constraints)
+            cmd += source_args(query.sources)
+            cmd += [r.requirement for r in query.requested]
+            proc, seconds = run_tool("pip", cmd, timeout=query.timeout, env=self.environment())
+            raw = proc.stdout + proc.stderr
+            if proc.returncode != 0 or not os.path.exists(report):
+                if "No module named pip" in raw:
+                    raise ResolutionError(f"{cmd[0]} has no pip and this pip cannot drive it: {raw.strip()[-200:]}")
+                return Resolution(False, "pip", conflict=from_pip(raw, query.requested), seconds=seconds, raw=raw,
+                                  command=tuple(cmd))
+            with open(report, encoding="utf-8") as f:
+                data = json.load(f)
+        installs = read_report(data, {r.key for r in query.requested})
+        return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
+
+    def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
+                        no_deps: bool = False, constraints: str | None = None) -> tuple[str, ...]:
+        """`<python> -m pip install` of exact pins; a group's own index replaces the main one, extras stay."""
+        cmd = [*pip_command(python), "install", "--no-input", "--progress-bar", "off"]
+        cmd += source_args(sources if index_url is None else Sources(
+            index_url=index_url, extra_index_urls=sources.extra_index_urls, find_links=sources.find_links,
+            extra_args=sources.extra_args))
         if no_deps:
             cmd.append("--no-deps")
-        cmd += constraints_args(tmp, constraints)
-        cmd += source_args(sources)
-        cmd += [r.requirement for r in reqs]
-        proc, seconds = run_tool("pip", cmd, timeout=timeout, env=pip_env())
-        raw = proc.stdout + proc.stderr
-        if proc.returncode != 0 or not os.path.exists(report):
-            if "No module named pip" in raw:
-                raise ResolutionError(f"{cmd[0]} has no pip and this pip cannot drive it: {raw.strip()[-200:]}")
-            return Resolution(False, "pip", conflict=from_pip(raw, reqs), seconds=seconds, raw=raw,
-                              command=tuple(cmd))
-        with open(report, encoding="utf-8") as f:
-            data = json.load(f)
-    keys = {r.key for r in reqs}
-    installs = tuple(i for i in (_install(item, keys) for item in data.get("install", [])) if i is not None)
-    return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
+        if constraints:
+            cmd += ["-c", constraints]
+        return tuple(cmd + list(specs))
+
+    def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
+        """`<python> -m pip uninstall -y NAMES`."""
+        return (*pip_command(python), "uninstall", "-y", *names)
+
+    def environment(self) -> dict[str, str]:
+        """pip's subprocess environment."""
+        return pip_env()
 
 
-def _install(item: dict, requested_keys: AbstractSet[str]) -> Install | None:
+def _target_args(query: Query, tmp: str) -> list[str]:
+    """Against the environment, or from scratch for a declared Python and platform (wheels only)."""
+    args: list[str] = []
+    if not query.against_installed:
+        args.append("--ignore-installed")
+    if query.python_version is not None or query.platform is not None:
+        args += ["--only-binary=:all:", "--target", os.path.join(tmp, "target")]
+        if query.python_version is not None:
+            args += ["--python-version", query.python_version]
+        if query.platform is not None:
+            for tag in PIP_PLATFORMS.get(query.platform, (query.platform,)):
+                args += ["--platform", tag]
+    if query.no_deps:
+        args.append("--no-deps")
+    return args
+
+
+def read_report(data: dict[str, Any], requested_keys: AbstractSet[str]) -> tuple[Install, ...]:
+    """The installs of pip's `--report` JSON (format version 1, pip 22.2 and later)."""
+    return tuple(i for i in (_install(item, requested_keys) for item in data.get("install", [])) if i is not None)
+
+
+def _install(item: dict[str, Any], requested_keys: AbstractSet[str]) -> Install | None:
     meta = item.get("metadata", {})
     try:
         version = Version(meta.get("version", ""))

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import Sources
+from .model import Sources
 
 _UV_SOURCE_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_FIND_LINKS",
                    "UV_NO_INDEX")

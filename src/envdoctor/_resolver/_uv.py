@@ -8,15 +8,19 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from typing import Literal
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..errors import ResolutionError
-from . import Install, Requested, Resolution, Sources, find_uv
+from .._env.probe import find_uv
 from ._common import constraints_args, run_tool
 from ._conflict import from_uv
 from ._pipconf import pip_sources, uv_has_own_sources
+from .backend import Query
+from .model import Install, Resolution, Sources
+
+__all__ = ["UV_PLATFORMS", "UvBackend", "find_uv", "read_changes", "read_pinned", "uv_env", "uv_sources_args"]
 
 UV_PLATFORMS = {
     "linux": "x86_64-manylinux_2_28",
@@ -57,56 +61,74 @@ def uv_env() -> dict[str, str]:
     return env
 
 
-def resolve_uv(
-    reqs: Sequence[Requested],
-    *,
-    python: str | None,
-    python_version: str | None,
-    platform: str | None,
-    against_installed: bool,
-    sources: Sources,
-    constraints: Sequence[str],
-    no_deps: bool,
-    timeout: float,
-) -> Resolution:
-    """Resolve with uv; `install --dry-run` keeps what is installed, `compile` resolves from scratch."""
-    uv = find_uv()
-    if uv is None:
-        raise ResolutionError("uv is not installed; use --backend pip")
-    exe = python or sys.executable
-    with tempfile.TemporaryDirectory(prefix="envdoctor-uv-") as tmp:
-        if against_installed:
-            cmd = [uv, "pip", "install", "--dry-run", "--python", exe]
-        else:
-            cmd = [uv, "pip", "compile", "-", "--no-header", "--no-annotate", "--quiet"]
-            if python_version is None:
-                cmd += ["--python", exe]
+class UvBackend:
+    """uv: `uv pip install --dry-run --python <target>` against an environment, `uv pip compile` from scratch."""
+
+    name: Literal["uv"] = "uv"
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def resolve(self, query: Query) -> Resolution:
+        """Resolve with uv; `install --dry-run` keeps what is installed, `compile` resolves from scratch."""
+        with tempfile.TemporaryDirectory(prefix="envdoctor-uv-") as tmp:
+            cmd = self._resolve_command(query)
+            cmd += constraints_args(tmp, query.constraints)
+            cmd += uv_sources_args(query.sources, query.python)
+            lines = [r.requirement for r in query.requested]
+            stdin = None
+            if query.against_installed:
+                cmd += lines
             else:
-                cmd += ["--python-version", python_version]
-            if platform is not None:
-                cmd += ["--python-platform", UV_PLATFORMS.get(platform, platform)]
-            if python_version is not None or platform is not None:
+                stdin = "\n".join(lines) + "\n"
+            proc, seconds = run_tool("uv", cmd, timeout=query.timeout, env=self.environment(), stdin=stdin)
+        raw = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            return Resolution(False, "uv", conflict=from_uv(raw, query.requested), seconds=seconds, raw=raw,
+                              command=tuple(cmd))
+        keys = {r.key for r in query.requested}
+        if query.against_installed:
+            installs, removes = read_changes(proc.stderr + "\n" + proc.stdout, keys)
+        else:
+            installs, removes = read_pinned(proc.stdout, keys), ()
+        return Resolution(True, "uv", installs=installs, removes=removes, seconds=seconds, raw=raw,
+                          command=tuple(cmd))
+
+    def _resolve_command(self, query: Query) -> list[str]:
+        exe = query.python or sys.executable
+        if query.against_installed:
+            cmd = [self.executable, "pip", "install", "--dry-run", "--python", exe]
+        else:
+            cmd = [self.executable, "pip", "compile", "-", "--no-header", "--no-annotate", "--quiet"]
+            cmd += ["--python", exe] if query.python_version is None else ["--python-version", query.python_version]
+            if query.platform is not None:
+                cmd += ["--python-platform", UV_PLATFORMS.get(query.platform, query.platform)]
+            if query.python_version is not None or query.platform is not None:
                 cmd += ["--only-binary", ":all:"]
+        if query.no_deps:
+            cmd.append("--no-deps")
+        return cmd
+
+    def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
+                        no_deps: bool = False, constraints: str | None = None) -> tuple[str, ...]:
+        """`uv pip install --python PYTHON` of exact pins; a group's own index replaces all others."""
+        cmd = [self.executable, "pip", "install", "--python", python]
+        src = sources if index_url is None else Sources(index_url=index_url, find_links=sources.find_links,
+                                                        no_index=False, extra_args=sources.extra_args)
+        cmd += uv_sources_args(src, python)
         if no_deps:
             cmd.append("--no-deps")
-        cmd += constraints_args(tmp, constraints)
-        cmd += uv_sources_args(sources, python)
-        lines = [r.requirement for r in reqs]
-        stdin = None
-        if against_installed:
-            cmd += lines
-        else:
-            stdin = "\n".join(lines) + "\n"
-        proc, seconds = run_tool("uv", cmd, timeout=timeout, env=uv_env(), stdin=stdin)
-    raw = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        return Resolution(False, "uv", conflict=from_uv(raw, reqs), seconds=seconds, raw=raw, command=tuple(cmd))
-    keys = {r.key for r in reqs}
-    if against_installed:
-        installs, removes = _changes(proc.stderr + "\n" + proc.stdout, keys)
-    else:
-        installs, removes = _pinned(proc.stdout, keys), ()
-    return Resolution(True, "uv", installs=installs, removes=removes, seconds=seconds, raw=raw, command=tuple(cmd))
+        if constraints:
+            cmd += ["-c", constraints]
+        return tuple(cmd + list(specs))
+
+    def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
+        """`uv pip uninstall --python PYTHON NAMES`."""
+        return (self.executable, "pip", "uninstall", "--python", python, *names)
+
+    def environment(self) -> dict[str, str]:
+        """uv's subprocess environment."""
+        return uv_env()
 
 
 def _version(text: str) -> Version | None:
@@ -116,7 +138,7 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def _changes(text: str, keys: AbstractSet[str]) -> tuple[tuple[Install, ...], tuple[tuple[str, Version], ...]]:
+def read_changes(text: str, keys: AbstractSet[str]) -> tuple[tuple[Install, ...], tuple[tuple[str, Version], ...]]:
     """The ' + name==v' / ' - name==v' lines of `uv pip install --dry-run`."""
     installs: list[Install] = []
     removes: list[tuple[str, Version]] = []
@@ -134,7 +156,7 @@ def _changes(text: str, keys: AbstractSet[str]) -> tuple[tuple[Install, ...], tu
     return tuple(installs), tuple(removes)
 
 
-def _pinned(text: str, keys: AbstractSet[str]) -> tuple[Install, ...]:
+def read_pinned(text: str, keys: AbstractSet[str]) -> tuple[Install, ...]:
     """The 'name==version' lines of `uv pip compile`."""
     out: list[Install] = []
     for line in text.splitlines():

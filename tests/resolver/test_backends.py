@@ -1,0 +1,82 @@
+"""The pip and uv backends: their report parsers on recorded output, their commands, and choosing one once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from envdoctor._resolver import Sources, find_uv, select_backend
+from envdoctor._resolver._pip import PipBackend, read_report
+from envdoctor._resolver._uv import UvBackend, read_changes, read_pinned
+from envdoctor.errors import UsageError
+
+RECORDED = Path(__file__).parent / "recorded"
+
+
+@pytest.mark.parametrize("tool", ["pip-23.2.1", "pip-25.3"])
+def test_pip_report_lists_every_install_with_its_requirements(tool: str) -> None:
+    data = json.loads((RECORDED / tool / "report.json").read_text(encoding="utf-8"))
+    installs = {i.name: i for i in read_report(data, {"gamma"})}
+    assert {n: str(i.version) for n, i in installs.items()} == {"gamma": "1.0", "beta": "1.0", "alpha": "1.0"}
+    assert installs["gamma"].requested and not installs["alpha"].requested
+    assert installs["beta"].requires == ("alpha<2",)
+    assert installs["alpha"].url == "file:///wheelhouse/alpha-1.0-py3-none-any.whl"
+
+
+@pytest.mark.parametrize("tool", ["uv-0.4.30", "uv-0.13.9"])
+def test_uv_dry_run_lists_installs_and_removals(tool: str) -> None:
+    installs, removes = read_changes((RECORDED / tool / "dryrun.txt").read_text(encoding="utf-8"), {"beta"})
+    assert [(i.name, str(i.version), i.requested) for i in installs] == [("alpha", "2.0", False), ("beta", "2.0", True)]
+    assert removes == (("alpha", Version("1.0")), ("beta", Version("1.0")))
+
+
+@pytest.mark.parametrize("tool", ["uv-0.4.30", "uv-0.13.9"])
+def test_uv_compile_lists_the_pins(tool: str) -> None:
+    pins = read_pinned((RECORDED / tool / "compile.txt").read_text(encoding="utf-8"), {"gamma"})
+    assert [(i.name, str(i.version), i.requested) for i in pins] == [
+        ("alpha", "1.0", False), ("beta", "1.0", False), ("gamma", "1.0", True)]
+
+
+def test_each_backend_spells_its_own_commands_and_environment() -> None:
+    src = Sources(no_index=True, find_links=("/wh",))
+    pip = PipBackend()
+    cmd = pip.install_command(sys.executable, ["alpha==2.0"], sources=src, no_deps=True, constraints="/c.txt")
+    assert cmd[0] == sys.executable and cmd[1:] == ("-m", "pip", "install", "--no-input", "--progress-bar", "off", "--no-index",
+                       "--find-links", "/wh", "--no-deps", "-c", "/c.txt", "alpha==2.0")
+    assert pip.uninstall_command(sys.executable, ["delta"])[-3:] == ("uninstall", "-y", "delta")
+    assert pip.environment()["PIP_NO_INPUT"] == "1"
+    uv = UvBackend("/opt/uv")
+    cmd = uv.install_command("/venv/bin/python", ["alpha==2.0"], sources=src, index_url="https://idx/simple")
+    assert cmd[:5] == ("/opt/uv", "pip", "install", "--python", "/venv/bin/python")
+    assert "--no-index" not in cmd and cmd[cmd.index("--index-url") + 1] == "https://idx/simple"
+    assert uv.uninstall_command("/p", ["delta"]) == ("/opt/uv", "pip", "uninstall", "--python", "/p", "delta")
+    assert uv.environment()["UV_PYTHON_DOWNLOADS"] == "never"
+
+
+def test_backend_is_chosen_once_by_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "uv"
+    fake.write_text("#!/bin/sh\n", encoding="utf-8")
+    monkeypatch.setenv("ENVDOCTOR_UV", str(fake))
+    assert find_uv() == str(fake)
+    chosen = select_backend("auto")
+    assert isinstance(chosen, UvBackend) and chosen.executable == str(fake)
+    assert select_backend("pip").name == "pip"
+    monkeypatch.setenv("ENVDOCTOR_UV", str(tmp_path / "missing"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(os.path, "isfile", lambda p: False)  # no uv next to the interpreter either
+    assert select_backend("auto").name == "pip"
+    with pytest.raises(UsageError, match="--backend uv: uv is not installed"):
+        select_backend("uv")
+    with pytest.raises(UsageError, match="--backend conda"):
+        select_backend("conda")
+
+
+def test_the_environment_probe_and_the_resolver_find_the_same_uv() -> None:
+    from envdoctor._env.probe import collect
+
+    assert collect()["uv"] == find_uv()
