@@ -106,3 +106,46 @@ def test_changed_file_is_revalidated(write_matrix) -> None:
     path.write_text(path.read_text().replace(">=1", "=>1"))
     with pytest.raises(MatrixError, match="invalid version specifier"):
         load_matrix(str(path))
+
+
+def _cache_files(cache: Path) -> list[Path]:
+    return sorted((cache / "matrices").glob("*.json"))
+
+
+@pytest.mark.parametrize("change", ["package-version", "format-version"])
+def test_an_upgrade_never_loads_a_stale_cache_entry(write_matrix, _isolated_cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    change: str) -> None:
+    import json
+
+    from envdoctor._matrix import loader, record
+
+    path = write_matrix(PKG.format(name="a", spec=">=1"))
+    load_matrix(str(path))
+    [entry] = _cache_files(_isolated_cache)
+    stale = json.loads(entry.read_text())
+    stale["title"] = "from the cache"  # a stale entry that still parses
+    entry.write_text(json.dumps(stale))
+    assert load_matrix(str(path)).title == "from the cache"  # the cache is used while nothing changed
+    if change == "package-version":
+        monkeypatch.setattr(loader, "__version__", "999.0")
+    else:
+        monkeypatch.setattr(record, "FORMAT_VERSION", record.FORMAT_VERSION + 1)
+        record.shape.cache_clear()  # the digest is computed once per process
+    try:
+        assert load_matrix(str(path)).title == ""
+        assert len(_cache_files(_isolated_cache)) == 2
+    finally:
+        record.shape.cache_clear()
+
+
+def test_a_cache_entry_with_an_unknown_key_is_rebuilt(write_matrix, _isolated_cache: Path) -> None:
+    import json
+
+    path = write_matrix(PKG.format(name="a", spec=">=1"))
+    load_matrix(str(path))
+    [entry] = _cache_files(_isolated_cache)
+    data = json.loads(entry.read_text())
+    data["packages"][0]["renamed_field"] = 1
+    entry.write_text(json.dumps(data))
+    assert load_matrix(str(path)).package("a") is not None
+    assert "renamed_field" not in entry.read_text()

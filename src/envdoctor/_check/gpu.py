@@ -1,4 +1,4 @@
-"""The GPU rules of a matrix applied to the detected (or declared) GPU and torch's CUDA build."""
+"""The checkers of the GPU rules (gpu.*) against the detected (or declared) GPU and torch's CUDA build."""
 
 from __future__ import annotations
 
@@ -7,49 +7,88 @@ from typing import Any
 
 from .._env.environment import Environment
 from .._env.gpu import GpuInfo
-from .._matrix.model import Matrix
+from .._matrix.model import DriverRule, GpuRules
 from .findings import Finding, Kind, Status
+from .registry import Context, checks
 
 
-def gpu_findings(matrix: Matrix, env: Environment) -> Iterator[Finding]:
-    """CUDA needed, MPS unsupported, bf16 by compute capability, VRAM per workload, driver vs torch build."""
-    gpu, rules = env.gpu, matrix.gpu
-    desc = f"{gpu.name} ({gpu.source})" if gpu.available else f"no GPU ({gpu.reason})"
-    if rules.cuda is not None and rules.cuda.required:
-        needs = ", ".join(rules.cuda.packages) or "this stack"
-        if gpu.available and gpu.kind == "cuda":
-            yield Finding(Kind.GPU, Status.OK, "cuda", f"CUDA GPU: {gpu.name}", reason=rules.cuda.reason,
-                          evidence=rules.cuda.evidence, expected="CUDA", found=gpu.name)
-        elif gpu.kind == "mps" and rules.mps is not None and not rules.mps.supported:
-            yield Finding(Kind.GPU, Status.FAIL, "mps", f"{needs} needs CUDA; Apple MPS is not supported",
-                          reason=rules.mps.reason, evidence=rules.mps.evidence, expected="CUDA", found="MPS",
-                          fix="run on a CUDA machine (Colab T4/A100, a rented GPU)")
-        else:
-            yield Finding(Kind.GPU, Status.FAIL, "cuda", f"{needs} needs a CUDA GPU; found {desc}",
-                          reason=rules.cuda.reason, evidence=rules.cuda.evidence, expected="CUDA",
-                          found=gpu.kind if gpu.available else "none",
-                          fix="run on a CUDA machine, or check a declared GPU with --gpu t4|a100-40gb|h100-80gb")
-    if not (gpu.available and gpu.kind == "cuda"):
+def _cuda_here(gpu: GpuInfo) -> bool:
+    return gpu.available and gpu.kind == "cuda"
+
+
+def _mps_refused(rules: GpuRules, gpu: GpuInfo) -> bool:
+    """A stack that needs CUDA, on an MPS machine, with a rule that says MPS cannot stand in."""
+    return gpu.kind == "mps" and rules.mps is not None and not rules.mps.supported
+
+
+@checks("gpu.cuda")
+def cuda(ctx: Context) -> Iterator[Finding]:
+    """A required CUDA GPU: present, or not (an MPS machine is the gpu.mps checker's to explain)."""
+    gpu, rules = ctx.env.gpu, ctx.matrix.gpu
+    rule = rules.cuda
+    if rule is None or not rule.required:
         return
-    if rules.bf16 is not None and gpu.cc is not None:
-        rule = rules.bf16
-        ok = gpu.cc >= rule.min_compute_capability
-        yield Finding(Kind.GPU, Status.OK if ok else Status.WARN, "bf16",
-                      f"bf16 compute {'supported' if ok else 'unsupported'} on {gpu.name} (compute capability "
-                      f"{gpu.cc:.1f}{'' if ok else f' < {rule.min_compute_capability:.1f}: use {rule.fallback}'})",
-                      reason=rule.reason, evidence=rule.evidence, expected=f">= {rule.min_compute_capability}",
-                      found=f"{gpu.cc:.1f}")
-    for w in rules.workloads:
+    if _cuda_here(gpu):
+        yield Finding(Kind.GPU, Status.OK, "cuda", f"CUDA GPU: {gpu.name}", reason=rule.reason,
+                      evidence=rule.evidence, expected="CUDA", found=gpu.name)
+    elif not _mps_refused(rules, gpu):
+        needs = ", ".join(rule.packages) or "this stack"
+        desc = f"{gpu.name} ({gpu.source})" if gpu.available else f"no GPU ({gpu.reason})"
+        yield Finding(Kind.GPU, Status.FAIL, "cuda", f"{needs} needs a CUDA GPU; found {desc}",
+                      reason=rule.reason, evidence=rule.evidence, expected="CUDA",
+                      found=gpu.kind if gpu.available else "none",
+                      fix="run on a CUDA machine, or check a declared GPU with --gpu t4|a100-40gb|h100-80gb")
+
+
+@checks("gpu.mps")
+def mps(ctx: Context) -> Iterator[Finding]:
+    """Apple MPS where the stack needs CUDA and its rule says MPS cannot stand in."""
+    gpu, rules = ctx.env.gpu, ctx.matrix.gpu
+    if rules.cuda is None or not rules.cuda.required or rules.mps is None or not _mps_refused(rules, gpu):
+        return
+    needs = ", ".join(rules.cuda.packages) or "this stack"
+    yield Finding(Kind.GPU, Status.FAIL, "mps", f"{needs} needs CUDA; Apple MPS is not supported",
+                  reason=rules.mps.reason, evidence=rules.mps.evidence, expected="CUDA", found="MPS",
+                  fix="run on a CUDA machine (Colab T4/A100, a rented GPU)")
+
+
+@checks("gpu.bf16")
+def bf16(ctx: Context) -> Iterator[Finding]:
+    """bf16 compute by the CUDA GPU's compute capability."""
+    gpu, rule = ctx.env.gpu, ctx.matrix.gpu.bf16
+    if rule is None or not _cuda_here(gpu) or gpu.cc is None:
+        return
+    ok = gpu.cc >= rule.min_compute_capability
+    yield Finding(Kind.GPU, Status.OK if ok else Status.WARN, "bf16",
+                  f"bf16 compute {'supported' if ok else 'unsupported'} on {gpu.name} (compute capability "
+                  f"{gpu.cc:.1f}{'' if ok else f' < {rule.min_compute_capability:.1f}: use {rule.fallback}'})",
+                  reason=rule.reason, evidence=rule.evidence, expected=f">= {rule.min_compute_capability}",
+                  found=f"{gpu.cc:.1f}")
+
+
+@checks("gpu.workloads")
+def workloads(ctx: Context) -> Iterator[Finding]:
+    """Each workload's memory against the CUDA GPU's."""
+    gpu = ctx.env.gpu
+    if not _cuda_here(gpu):
+        return
+    for w in ctx.matrix.gpu.workloads:
         ok = gpu.memory_gib >= w.min_vram_gib
         yield Finding(Kind.GPU, Status.OK if ok else Status.WARN, f"vram:{w.name}",
                       f"{w.name} needs {w.min_vram_gib:g} GiB; {gpu.name} has {gpu.memory_gib:.0f} GiB",
                       reason=w.reason, evidence=w.evidence, expected=f">= {w.min_vram_gib:g} GiB",
                       found=f"{gpu.memory_gib:.1f} GiB")
-    if rules.driver is not None and rules.driver.check and env.get("torch") is not None:
-        yield from _driver(rules.driver, env, gpu)
 
 
-def _driver(rule: Any, env: Environment, gpu: GpuInfo) -> Iterator[Finding]:
+@checks("gpu.driver")
+def driver(ctx: Context) -> Iterator[Finding]:
+    """The driver's CUDA version against torch's CUDA build."""
+    env, rule = ctx.env, ctx.matrix.gpu.driver
+    if rule is not None and rule.check and _cuda_here(env.gpu) and env.get("torch") is not None:
+        yield from _driver(rule, env, env.gpu)
+
+
+def _driver(rule: DriverRule, env: Environment, gpu: GpuInfo) -> Iterator[Finding]:
     torch_cuda = env.torch_cuda
     common: dict[str, Any] = dict(reason=rule.reason, evidence=rule.evidence)
     if torch_cuda is None:

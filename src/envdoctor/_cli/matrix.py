@@ -83,14 +83,15 @@ def _list(args: argparse.Namespace) -> int:
     for e in entries:
         try:
             m = load_matrix(e.path)
-            status, title, problem = m.status, m.title, None
+            status: str = m.status
+            title, problem = m.title, None
         except MatrixError as err:
-            status, title, problem = "invalid", "", "; ".join(err.problems)
+            status, title, problem = "invalid", "", "; ".join(err.problems)  # not a matrix status: a row state
         rows.append({"ref": e.ref, "name": e.name, "version": e.version, "status": status, "title": title,
                      "bundled": e.bundled, "path": str(e.path), "default": e.ref == newest.get(DEFAULT_MATRIX),
                      "newest": newest[e.name] == e.ref, "problem": problem})
     if args.format == "json":
-        sys.stdout.write(json.dumps({"schema_version": 1, "matrices": rows}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"schema_version": 1, "matrices": rows}, indent=2, sort_keys=True) + "\n")
         return 0
     width = max((len(r["ref"]) for r in rows), default=10)
     for r in rows:
@@ -106,13 +107,15 @@ def _show(args: argparse.Namespace) -> int:
 
     m = load_matrix(args.matrix)
     if args.format == "json":
-        sys.stdout.write(json.dumps({"schema_version": 1, "matrix": m.to_dict()}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"schema_version": 1, "matrix": m.to_dict()}, indent=2, sort_keys=True) + "\n")
         return 0
     sys.stdout.write(_show_text(m, args.evidence))
     return 0
 
 
 def _show_text(m: Any, evidence: bool) -> str:
+    from .._matrix.kinds import KINDS
+
     out = [f"{m.ref}  [{m.status}]  {m.title}", f"  source: {m.source}", f"  chain: {' -> '.join(m.chain)}"]
     if m.status_reason:
         out.append(f"  status: {m.status_reason}")
@@ -126,13 +129,27 @@ def _show_text(m: Any, evidence: bool) -> str:
         if evidence:
             out.extend(f"      evidence: {e}" for e in getattr(r, "evidence", ()))
 
-    if m.python is not None:
-        out.append("\npython:")
-        rule(str(m.python.specifier), m.python)
-    if m.platform:
-        out.append("\nplatform:")
-        for r in m.platform:
-            rule(str(r.marker), r)
+    counts: list[str] = []
+    for kind in KINDS:
+        rules = kind.rules(m)
+        if kind.section == "packages":  # packages are listed under their install groups, in install order
+            _show_packages(m, rule, out)
+        elif not rules or kind.listed == "hidden":
+            continue
+        elif kind.listed == "count":
+            counts.append(f"{len(rules)} {kind.title}")
+        elif kind.listed == "inline":
+            out.append(f"\n{kind.title}: " + ", ".join(kind.head(r) for r in rules))
+        else:
+            out.append(f"\n{kind.title}:")
+            for r in rules:
+                rule(kind.head(r), r)
+    if counts:
+        out.append(f"\nfrom the chain: {', '.join(counts)}")
+    return "\n".join(out) + "\n"
+
+
+def _show_packages(m: Any, rule: Any, out: list[str]) -> None:
     for group, pkgs in m.groups_in_order():
         index = f" from {group.index_url}" if group and group.index_url else ""
         out.append(f"\npackages ({group.order}. {group.name}{index}):" if group else "\npackages:")
@@ -141,27 +158,6 @@ def _show_text(m: Any, evidence: bool) -> str:
                      "--no-deps" if p.no_deps else "", "optional" if p.optional else "",
                      "protected" if p.protected else ""]
             rule(f"{p.name} {p.specifier or 'any'} {' '.join(f for f in flags if f)}".rstrip(), p)
-    for title, rules, head in (
-        ("must be absent", m.absent, lambda r: r.name),
-        ("known bad", m.known_bad, lambda r: f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else "")),
-        ("model features", m.model_features,
-         lambda r: f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {r.requires}"),
-        ("gpu workloads", m.gpu.workloads, lambda r: f"{r.name}: >= {r.min_vram_gib:g} GiB"),
-    ):
-        if rules:
-            out.append(f"\n{title}:")
-            for r in rules:
-                rule(head(r), r)
-    for part in ("cuda", "mps", "bf16", "driver"):
-        r = getattr(m.gpu, part)
-        if r is not None:
-            out.append(f"\ngpu.{part}:")
-            rule(", ".join(f"{k}={v}" for k, v in vars(r).items() if k not in ("reason", "evidence")), r)
-    if m.renames or m.symptoms:
-        out.append(f"\nfrom the chain: {len(m.renames)} API renames, {len(m.symptoms)} error symptoms")
-    if m.probes:
-        out.append("\nprobes: " + ", ".join(f"{p.name} (tier {p.tier})" for p in m.probes))
-    return "\n".join(out) + "\n"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -228,7 +224,7 @@ def _diff(args: argparse.Namespace) -> int:
 
     d = diff(load_matrix(args.a), load_matrix(args.b))
     if args.format == "json":
-        sys.stdout.write(json.dumps(d.to_dict(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(d.to_dict(), indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write(render_text(d, evidence=args.evidence))
     return 0
@@ -249,5 +245,5 @@ def _freeze(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from .._matrix.schema import json_schema
 
-    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
     return 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from .kinds import KINDS
 from .model import Matrix
 
 DIFF_SCHEMA_VERSION = 1
+
+ChangeKind = Literal["added", "removed", "changed"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class Change:
 
     section: str
     key: str
-    kind: str  # "added" | "removed" | "changed"
+    kind: ChangeKind
     old: str | None = None
     new: str | None = None
     reason: str | None = None
@@ -34,16 +37,9 @@ class MatrixDiff:
     changes: tuple[Change, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The diff as JSON holds it, with its schema version."""
         return {"schema_version": DIFF_SCHEMA_VERSION, "from": self.a, "to": self.b,
                 "changes": [vars(c) | {"evidence": list(c.evidence)} for c in self.changes]}
-
-
-def _package(p: Any) -> str:
-    text = str(p.specifier) or "any version"
-    flags = [f"+{p.local}" if p.local else "", f"from {p.index_url}" if p.index_url else "",
-             f"@ {p.source}" if p.source else "", "--no-deps" if p.no_deps else "",
-             "optional" if p.optional else ""]
-    return " ".join([text, *[f for f in flags if f]])
 
 
 def _keyed(section: str, old: Iterable[Any], new: Iterable[Any], key: Callable[[Any], str],
@@ -71,42 +67,23 @@ def _scalar(section: str, old: Any, new: Any, show: Callable[[Any], str]) -> lis
     sb = show(new) if new is not None else None
     if sa == sb and getattr(old, "reason", None) == getattr(new, "reason", None):
         return []
-    kind = "added" if sa is None else "removed" if sb is None else "changed"
+    kind: ChangeKind = "added" if sa is None else "removed" if sb is None else "changed"
     return [Change(section, section, kind, sa, sb, getattr(new, "reason", None), getattr(old, "reason", None),
                    tuple(getattr(new if new is not None else old, "evidence", ())))]
 
 
 def diff(a: Matrix, b: Matrix) -> MatrixDiff:
-    """Every difference between `a` and `b` that a reader of the story needs: status, Python, packages, rules."""
+    """Every difference between `a` and `b` that a reader of the story needs: the status, then each rule kind."""
     changes: list[Change] = []
     if (a.status, a.status_reason) != (b.status, b.status_reason):
         changes.append(Change("status", "status", "changed", a.status, b.status, b.status_reason, a.status_reason))
-    changes += _scalar("python", a.python, b.python, lambda r: str(r.specifier))
-    changes += _keyed("platform", a.platform, b.platform, lambda r: str(r.marker), lambda r: str(r.marker))
-    changes += _keyed("install_groups", a.install_groups, b.install_groups, lambda g: g.name,
-                      lambda g: f"order {g.order}" + (f" from {g.index_url}" if g.index_url else ""))
-    changes += _keyed("packages", a.packages, b.packages, lambda p: p.key, _package)
-    changes += _keyed("absent", a.absent, b.absent, lambda r: r.key, lambda r: "must be absent")
-    changes += _keyed("protected", a.protected, b.protected, lambda r: r.key, lambda r: "protected")
-    changes += _keyed("known_bad", a.known_bad, b.known_bad,
-                      lambda r: f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else ""),
-                      lambda r: f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else ""))
-    for part in ("cuda", "bf16", "mps", "driver"):
-        changes += _scalar(f"gpu.{part}", getattr(a.gpu, part), getattr(b.gpu, part), _gpu_rule)
-    changes += _keyed("gpu.workloads", a.gpu.workloads, b.gpu.workloads, lambda w: w.name,
-                      lambda w: f">= {w.min_vram_gib:g} GiB")
-    changes += _keyed("model_features", a.model_features, b.model_features,
-                      lambda r: f"{r.key}={r.equals if r.contains is None else r.contains}", lambda r: str(r.requires))
-    changes += _keyed("renames", a.renames, b.renames, lambda r: f"{r.callable}({r.old})",
-                      lambda r: f"{r.kind} -> {r.new}" + (f" removed in {r.removed}" if r.removed else ""))
-    changes += _keyed("symptoms", a.symptoms, b.symptoms, lambda r: r.id, lambda r: r.cause)
-    changes += _keyed("probes", a.probes, b.probes, lambda r: r.name, lambda r: f"tier {r.tier} {r.params or ''}".strip())
+    for kind in KINDS:
+        old, new = kind.rules(a), kind.rules(b)
+        if kind.many:
+            changes += _keyed(kind.section, old, new, kind.label, kind.show)
+        else:
+            changes += _scalar(kind.section, old[0] if old else None, new[0] if new else None, kind.show)
     return MatrixDiff(a.ref, b.ref, tuple(changes))
-
-
-def _gpu_rule(rule: Any) -> str:
-    fields = {k: v for k, v in vars(rule).items() if k not in ("reason", "evidence")}
-    return ", ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def render_text(d: MatrixDiff, evidence: bool = False) -> str:
@@ -121,7 +98,7 @@ def render_text(d: MatrixDiff, evidence: bool = False) -> str:
             section = c.section
             lines.append(f"\n{section}:")
         if c.kind == "changed":
-            what = f"{c.old} -> {c.new}"
+            what: str | None = f"{c.old} -> {c.new}"
         else:
             what = c.new if c.kind == "added" else c.old
         label = "" if c.key in (c.section, c.old, c.new) else f"{c.key} "

@@ -17,6 +17,7 @@ from .._paths import atomic_write, bundled_matrix_dir, cache_dir, user_matrix_di
 from .._version import __version__
 from ..errors import MatrixError
 from .model import Matrix
+from .record import shape
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,19 +131,25 @@ def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
     return list(reversed(chain))
 
 
+def cache_key(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> str:
+    """The compiled matrix's cache key: the files' paths and bytes, the package version and the compiled format
+    (FORMAT_VERSION and every matrix class's fields), so that an upgrade or a code change never loads a stale entry."""
+    digest = hashlib.sha256(f"{__version__}\0{shape()}\0".encode())
+    for p, raw, _ in chain:
+        digest.update(str(p).encode() + b"\0" + raw + b"\0")
+    return digest.hexdigest()[:32]
+
+
 def load_matrix(ref: str | Path = DEFAULT_MATRIX, *, use_cache: bool = True) -> Matrix:
     """Load a matrix by name, name@version or path, with its `extends` chain merged in."""
     path = resolve_ref(str(ref))
     chain = _chain(path)
-    digest = hashlib.sha256(f"{__version__}\0".encode())
-    for p, raw, _ in chain:
-        digest.update(str(p).encode() + b"\0" + raw + b"\0")
-    cached = cache_dir() / "matrices" / f"{digest.hexdigest()[:32]}.json"
+    cached = cache_dir() / "matrices" / f"{cache_key(chain)}.json"
     if use_cache:
         try:
             return Matrix.from_dict(json.loads(cached.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
-            pass  # a missing or stale cache entry is rebuilt below
+        except (OSError, ValueError, TypeError, KeyError, MatrixError):
+            pass  # a missing or unreadable cache entry is rebuilt below
     from .validate import compile_chain
 
     matrix = compile_chain(chain)

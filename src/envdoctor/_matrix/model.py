@@ -1,111 +1,127 @@
-"""The compiled matrix: frozen dataclasses built from a validated file, cheap to load without pydantic."""
+"""The one definition of a matrix: frozen dataclasses that are the compiled form and, derived, the file format.
+
+Each field says what it means and what the file must hold (`doc()`); each rule kind is a rule class plus its
+field in `Matrix` or `GpuRules` (`section()`: how it is merged, named, shown and diffed). `schema.py` derives
+the pydantic models from these classes for validation; the warm path loads the cache without pydantic.
+To add a rule kind: a class here, its `section()` field, and a checker in `_check` (or a line saying which
+command reads it instead).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
-# Field names whose values are packaging objects in memory and strings on disk.
-_SPEC_FIELDS = {"specifier"}
-_REQ_FIELDS = {"requires", "with_"}
-_VERSION_FIELDS = {"added", "deprecated", "removed"}
-_MARKER_FIELDS = {"marker"}
+from .record import FORMAT_VERSION, Record, doc, section
 
+__all__ = [
+    "FORMAT_VERSION", "Bf16Rule", "CudaRule", "DriverRule", "GpuRules", "InstallGroup", "KnownBadRule", "Matrix",
+    "MatrixStatus", "ModelFeatureRule", "MpsRule", "NamedRule", "PackageRule", "PlatformRule", "ProbeRef",
+    "PythonRule", "RenameKind", "RenameRule", "SymptomRule", "WorkloadRule",
+]
 
-class _Record:
-    """Mixin: build from a plain dict (the cache or pydantic's dump) and turn back into one."""
+MatrixStatus = Literal["current", "history", "broken"]
+RenameKind = Literal["rename", "moved", "removed", "default_changed"]
+Precision = Literal["fp16", "fp32"]
+GpuKind = Literal["cuda", "mps", "none"]
+# A config.json value a model feature compares with.
+ConfigValue = str | int | float | bool | None
 
-    _nested: ClassVar[dict[str, Any]] = {}  # field name -> the _Record class of its entries
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            key = "with" if f.name == "with_" and "with" in data else f.name
-            if key not in data:
-                continue
-            value = data[key]
-            sub = cls._nested.get(f.name)
-            if sub is not None:
-                value = (
-                    tuple(sub.from_dict(v) for v in value) if isinstance(value, list | tuple)
-                    else (None if value is None else sub.from_dict(value))
-                )
-            elif value is None:
-                pass
-            elif f.name in _SPEC_FIELDS:
-                value = SpecifierSet(value)
-            elif f.name in _REQ_FIELDS:
-                value = Requirement(value)
-            elif f.name in _VERSION_FIELDS:
-                value = Version(value)
-            elif f.name in _MARKER_FIELDS:
-                value = Marker(value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[f.name] = value
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            out[f.name] = _plain(getattr(self, f.name))
-        return out
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and isinstance(value, _Record):
-        return value.to_dict()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, SpecifierSet | Requirement | Version | Marker):
-        return str(value)
-    return value
+def _matrix_name(value: str) -> None:
+    if not _NAME.match(value):
+        raise ValueError(f"matrix name {value!r} must be lower-case letters, digits, '.', '_' or '-'")
 
 
-@dataclass(frozen=True)
-class PythonRule(_Record):
-    specifier: SpecifierSet
-    reason: str
-    evidence: tuple[str, ...] = ()
+def _version_text(value: str) -> None:
+    try:
+        Version(value)
+    except InvalidVersion as e:
+        raise ValueError(f"invalid version {value!r}") from e
+
+
+def _regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"invalid regular expression {value!r}: {e}") from e
+
+
+def _reason() -> Any:
+    return doc("Why the rule exists, in one or two sentences.", min_length=1)
+
+
+def _evidence() -> Any:
+    return doc("Where the reason is written down: a release note, a METADATA line, an issue link.", ())
+
+
+def _package_text(p: PackageRule) -> str:
+    flags = [f"+{p.local}" if p.local else "", f"from {p.index_url}" if p.index_url else "",
+             f"@ {p.source}" if p.source else "", "--no-deps" if p.no_deps else "", "optional" if p.optional else ""]
+    return " ".join([str(p.specifier) or "any version", *[f for f in flags if f]])
+
+
+def _settings(rule: Any) -> str:
+    """A one-table rule's settings, e.g. 'required=True, packages=('bitsandbytes',)'."""
+    return ", ".join(f"{k}={v}" for k, v in vars(rule).items() if k not in ("reason", "evidence"))
+
+
+def _known_bad_text(r: KnownBadRule) -> str:
+    return f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else "")
 
 
 @dataclass(frozen=True)
-class PlatformRule(_Record):
-    marker: Marker
-    reason: str
-    evidence: tuple[str, ...] = ()
+class PythonRule(Record):
+    """The Python versions the stack supports."""
+
+    specifier: SpecifierSet = doc("Allowed Python versions, e.g. '>=3.11'.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
 
 
 @dataclass(frozen=True)
-class InstallGroup(_Record):
-    name: str
-    order: int
-    index_url: str | None = None
-    description: str = ""
+class PlatformRule(Record):
+    """A platform the stack runs on."""
+
+    marker: Marker = doc("A PEP 508 marker the platform must satisfy, e.g. \"sys_platform == 'linux'\".")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
 
 
 @dataclass(frozen=True)
-class PackageRule(_Record):
-    name: str
-    reason: str
-    specifier: SpecifierSet = field(default_factory=SpecifierSet)
-    evidence: tuple[str, ...] = ()
-    group: str | None = None
-    index_url: str | None = None
-    local: str | None = None
-    no_deps: bool = False
-    source: str | None = None
-    optional: bool = False
-    protected: bool = False
+class InstallGroup(Record):
+    """Packages installed together in one resolver run, before the groups of higher order."""
+
+    name: str = doc("The group's name, used by packages' `group`.")
+    order: int = doc("Groups install in ascending order.")
+    index_url: str | None = doc("Install this group from this index only.", None)
+    description: str = doc("What the group is for.", "")
+
+
+@dataclass(frozen=True)
+class PackageRule(Record):
+    """A package the stack needs, with its allowed versions and how to install it."""
+
+    name: str = doc("The distribution name, e.g. 'transformers'.")
+    reason: str = _reason()
+    specifier: SpecifierSet = doc("Allowed versions; empty means any version.", factory=SpecifierSet)
+    evidence: tuple[str, ...] = _evidence()
+    group: str | None = doc("Install group (see [[install_groups]]).", None)
+    index_url: str | None = doc("Index the build lives on (e.g. the torch cu118 index).", None)
+    local: str | None = doc("Local version label of the build, e.g. 'cu118'.", None)
+    no_deps: bool = doc("Install with --no-deps.", False)
+    source: str | None = doc("Where to install from when not on the index (a VCS URL).", None)
+    optional: bool = doc("A missing optional package is a warning, not a failure.", False)
+    protected: bool = doc("`fix` never replaces it unless allowed.", False)
 
     @property
     def key(self) -> NormalizedName:
@@ -118,10 +134,12 @@ class PackageRule(_Record):
 
 
 @dataclass(frozen=True)
-class NamedRule(_Record):
-    name: str
-    reason: str
-    evidence: tuple[str, ...] = ()
+class NamedRule(Record):
+    """A rule about one distribution by name (must be absent; protected from fix)."""
+
+    name: str = doc("The distribution name.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
 
     @property
     def key(self) -> NormalizedName:
@@ -129,12 +147,14 @@ class NamedRule(_Record):
 
 
 @dataclass(frozen=True)
-class KnownBadRule(_Record):
-    name: str
-    specifier: SpecifierSet
-    reason: str
-    evidence: tuple[str, ...] = ()
-    with_: Requirement | None = None
+class KnownBadRule(Record):
+    """Versions of a package known to break, alone or together with another requirement."""
+
+    name: str = doc("The distribution name.")
+    specifier: SpecifierSet = doc("The bad versions of `name`.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    with_: Requirement | None = doc("Only bad together with this requirement, e.g. 'trl<0.9'.", None, alias="with")
 
     @property
     def key(self) -> NormalizedName:
@@ -142,136 +162,203 @@ class KnownBadRule(_Record):
 
 
 @dataclass(frozen=True)
-class CudaRule(_Record):
-    reason: str
-    evidence: tuple[str, ...] = ()
-    required: bool = True
-    packages: tuple[str, ...] = ()
+class CudaRule(Record):
+    """The stack needs a CUDA GPU."""
+
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    required: bool = doc("Whether a CUDA GPU is required.", True)
+    packages: tuple[str, ...] = doc("The packages that need CUDA.", ())
 
 
 @dataclass(frozen=True)
-class Bf16Rule(_Record):
-    reason: str
-    evidence: tuple[str, ...] = ()
-    min_compute_capability: float = 8.0
-    fallback: str = "fp16"
+class Bf16Rule(Record):
+    """bf16 compute needs a minimum compute capability; below it the stack falls back."""
+
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    min_compute_capability: float = doc("The lowest compute capability with bf16 compute, e.g. 8.0 (Ampere).", 8.0)
+    fallback: Precision = doc("The precision to use below it.", "fp16")
 
 
 @dataclass(frozen=True)
-class MpsRule(_Record):
-    reason: str
-    evidence: tuple[str, ...] = ()
-    supported: bool = False
+class MpsRule(Record):
+    """Whether Apple's MPS backend can stand in for CUDA."""
+
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    supported: bool = doc("Whether the stack runs on MPS.", False)
 
 
 @dataclass(frozen=True)
-class WorkloadRule(_Record):
-    name: str
-    min_vram_gib: float
-    reason: str
-    evidence: tuple[str, ...] = ()
+class WorkloadRule(Record):
+    """A workload and the GPU memory it needs."""
+
+    name: str = doc("The workload, e.g. 'qlora-8b'.")
+    min_vram_gib: float = doc("GPU memory it needs, in GiB.", gt=0)
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
 
 
 @dataclass(frozen=True)
-class DriverRule(_Record):
-    reason: str
-    evidence: tuple[str, ...] = ()
-    check: bool = True
+class DriverRule(Record):
+    """The NVIDIA driver must support the CUDA version torch was built for."""
+
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    check: bool = doc("torch's CUDA build must not be newer than the driver's CUDA.", True)
 
 
 @dataclass(frozen=True)
-class GpuRules(_Record):
-    cuda: CudaRule | None = None
-    bf16: Bf16Rule | None = None
-    mps: MpsRule | None = None
-    driver: DriverRule | None = None
-    workloads: tuple[WorkloadRule, ...] = ()
-    _nested: ClassVar[dict[str, Any]] = {
-        "cuda": CudaRule, "bf16": Bf16Rule, "mps": MpsRule, "driver": DriverRule, "workloads": WorkloadRule,
-    }
+class GpuRules(Record):
+    """The GPU rules: CUDA, bf16, MPS, the driver, and memory per workload."""
+
+    cuda: CudaRule | None = section("The stack needs a CUDA GPU.", label=lambda r: "cuda", show=_settings,
+                                    title="gpu.cuda", one=True)
+    bf16: Bf16Rule | None = section("bf16 needs a compute capability.", label=lambda r: "bf16", show=_settings,
+                                    title="gpu.bf16", one=True)
+    mps: MpsRule | None = section("Apple MPS support.", label=lambda r: "mps", show=_settings, title="gpu.mps", one=True)
+    driver: DriverRule | None = section("The driver against torch's CUDA build.", label=lambda r: "driver",
+                                        show=_settings, title="gpu.driver", one=True)
+    workloads: tuple[WorkloadRule, ...] = section(
+        "GPU memory per workload.", key=("name",), label=lambda w: w.name, show=lambda w: f">= {w.min_vram_gib:g} GiB",
+        head=lambda w: f"{w.name}: >= {w.min_vram_gib:g} GiB", title="gpu workloads")
+
+
+def _rename_shape(r: Any) -> str | None:
+    if r.kind in ("rename", "moved") and not r.new:
+        return f"rename of {r.old!r} ({r.kind}) needs `new`"
+    if r.kind == "moved" and not (r.target and r.via):
+        return f"moved keyword {r.old!r} needs `target` and `via`"
+    return None
 
 
 @dataclass(frozen=True)
-class RenameRule(_Record):
-    package: str
-    callable: str
-    old: str
-    reason: str
-    evidence: tuple[str, ...] = ()
-    new: str | None = None
-    kind: str = "rename"
-    target: str | None = None
-    via: str | None = None
-    reversible: bool = True
-    added: Version | None = None
-    deprecated: Version | None = None
-    removed: Version | None = None
-    old_default: str | None = None
-    new_default: str | None = None
+class RenameRule(Record):
+    """A keyword of an API that was renamed, moved, removed or changed its default."""
+
+    package: str = doc("The distribution that owns the API, e.g. 'transformers'.")
+    callable: str = doc("Dotted path, e.g. 'transformers.TrainingArguments'.")
+    old: str = doc("The keyword as older code writes it.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    new: str | None = doc("The keyword's new name (rename, moved).", None)
+    kind: RenameKind = doc("What happened to the keyword.", "rename")
+    target: str | None = doc("For 'moved': the config object that now takes it.", None)
+    via: str | None = doc("For 'moved': the keyword of `callable` that carries the target object, e.g. 'args'.", None)
+    reversible: bool = doc("False when `new` meant something else before `added`: never translate new -> old.", True)
+    added: Version | None = doc("First version that accepts `new`.", None)
+    deprecated: Version | None = doc("First version that warns on `old`.", None)
+    removed: Version | None = doc("First version that rejects `old`.", None)
+    old_default: str | None = doc("For 'default_changed': the default before.", None)
+    new_default: str | None = doc("For 'default_changed': the default after.", None)
+
+    invariants = (_rename_shape,)
 
 
 @dataclass(frozen=True)
-class SymptomRule(_Record):
-    id: str
-    pattern: str
-    cause: str
-    fix: str
-    reason: str
-    evidence: tuple[str, ...] = ()
-    requires: Requirement | None = None
-    gpu: str | None = None
+class SymptomRule(Record):
+    """An error message, its cause, and the fix `envdoctor explain` suggests."""
+
+    id: str = doc("A stable name for the symptom, e.g. 'torchvision-nms'.")
+    pattern: str = doc("A regular expression searched in the error text.", check=_regex)
+    cause: str = doc("What causes the error, in words.")
+    fix: str = doc("What to do about it.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    requires: Requirement | None = doc("The environment has the cause when this requirement is not met.", None)
+    gpu: GpuKind | None = doc("The environment has the cause when the GPU is of this kind.", None)
 
 
 @dataclass(frozen=True)
-class ModelFeatureRule(_Record):
-    key: str
-    requires: Requirement
-    feature: str
-    reason: str
-    evidence: tuple[str, ...] = ()
-    equals: Any = None
-    contains: str | None = None
+class ModelFeatureRule(Record):
+    """A feature a model's config.json uses, and the requirement it implies."""
+
+    key: str = doc("Dotted key in config.json, e.g. 'rope_scaling.rope_type'.")
+    requires: Requirement = doc("The requirement the feature implies, e.g. 'transformers>=4.43.0'.")
+    feature: str = doc("What the model uses, in words.")
+    reason: str = _reason()
+    evidence: tuple[str, ...] = _evidence()
+    equals: ConfigValue = doc("The feature is used when the key has this value.", None)
+    contains: str | None = doc("For list values such as 'architectures'.", None)
 
 
 @dataclass(frozen=True)
-class ProbeRef(_Record):
-    name: str
-    tier: int
-    params: dict[str, Any] = field(default_factory=dict)
+class ProbeRef(Record):
+    """A probe `envdoctor certify` runs, at its tier."""
+
+    name: str = doc("The probe's registered name, e.g. 'tiny-qlora'.")
+    tier: int = doc("0 metadata, 1 imports, 2 GPU kernels, 3 a tiny training run.", ge=0, le=3)
+    params: dict[str, Any] = doc("Parameters passed to the probe.", factory=dict)
+
+
+def _unique_packages(m: Any) -> str | None:
+    seen: set[str] = set()
+    for p in m.packages:
+        key = canonicalize_name(p.name)
+        if key in seen:
+            return f"package {p.name!r} is listed twice"
+        seen.add(key)
+    return None
+
+
+def _feature_key(r: ModelFeatureRule) -> str:
+    return f"{r.key}={r.equals if r.contains is None else r.contains}"
+
+
+def _feature_head(r: ModelFeatureRule) -> str:
+    return f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {r.requires}"
 
 
 @dataclass(frozen=True)
-class Matrix(_Record):
-    """A loaded matrix with its `extends` chain already merged in."""
+class Matrix(Record):
+    """A versioned compatibility matrix, with its `extends` chain already merged in."""
 
-    name: str
-    version: str
-    schema_version: int = 1
-    title: str = ""
-    description: str = ""
-    extends: str | None = None
-    status: str = "current"
-    status_reason: str | None = None
-    source: str = ""
-    chain: tuple[str, ...] = ()
-    python: PythonRule | None = None
-    platform: tuple[PlatformRule, ...] = ()
-    install_groups: tuple[InstallGroup, ...] = ()
-    packages: tuple[PackageRule, ...] = ()
-    protected: tuple[NamedRule, ...] = ()
-    absent: tuple[NamedRule, ...] = ()
-    known_bad: tuple[KnownBadRule, ...] = ()
-    gpu: GpuRules = field(default_factory=GpuRules)
-    renames: tuple[RenameRule, ...] = ()
-    symptoms: tuple[SymptomRule, ...] = ()
-    model_features: tuple[ModelFeatureRule, ...] = ()
-    probes: tuple[ProbeRef, ...] = ()
-    _nested: ClassVar[dict[str, Any]] = {
-        "python": PythonRule, "platform": PlatformRule, "install_groups": InstallGroup,
-        "packages": PackageRule, "protected": NamedRule, "absent": NamedRule, "known_bad": KnownBadRule,
-        "gpu": GpuRules, "renames": RenameRule, "symptoms": SymptomRule,
-        "model_features": ModelFeatureRule, "probes": ProbeRef,
-    }
+    name: str = doc("The matrix name: lower-case letters, digits, '.', '_' or '-'.", check=_matrix_name)
+    version: str = doc("The matrix version, e.g. '2026.11'.", check=_version_text)
+    schema_version: Literal[1] = doc("The version of this file format.", 1, required=True)
+    title: str = doc("One line that says what the stack is.", "")
+    description: str = doc("What the stack is for, and what changed.", "")
+    extends: str | None = doc("A matrix reference: name, name@version or a path.", None)
+    status: MatrixStatus = doc("current, history (kept for diffs) or broken (kept as a warning).", "current")
+    status_reason: str | None = doc("Why the matrix has its status.", None)
+    source: str = doc("The file the matrix was loaded from.", "", compiled=True)
+    chain: tuple[str, ...] = doc("The extends chain, root first, as name@version.", (), compiled=True)
+    python: PythonRule | None = section("The Python versions the stack supports.", label=lambda r: "python",
+                                        show=lambda r: str(r.specifier), title="python", one=True)
+    platform: tuple[PlatformRule, ...] = section(
+        "Platforms the stack runs on.", key=("marker",), label=lambda r: str(r.marker), show=lambda r: str(r.marker))
+    install_groups: tuple[InstallGroup, ...] = section(
+        "Groups of packages installed in order.", key=("name",), label=lambda g: g.name,
+        show=lambda g: f"order {g.order}" + (f" from {g.index_url}" if g.index_url else ""), listed="hidden")
+    packages: tuple[PackageRule, ...] = section(
+        "Packages the stack needs.", key=("name",), label=lambda p: p.key, show=_package_text, listed="hidden")
+    absent: tuple[NamedRule, ...] = section(
+        "Packages that must not be installed.", key=("name",), label=lambda r: r.key, show=lambda r: "must be absent",
+        head=lambda r: r.name, title="must be absent")
+    protected: tuple[NamedRule, ...] = section(
+        "Packages `fix` never replaces.", key=("name",), label=lambda r: r.key, show=lambda r: "protected",
+        head=lambda r: r.name, title="protected")
+    known_bad: tuple[KnownBadRule, ...] = section(
+        "Known-bad versions.", key=("name", "specifier", "with_"), label=_known_bad_text, show=_known_bad_text,
+        head=_known_bad_text, title="known bad")
+    gpu: GpuRules = doc("The GPU rules.", factory=GpuRules)
+    model_features: tuple[ModelFeatureRule, ...] = section(
+        "What a model's config.json implies.", key=("key", "equals", "contains"), label=_feature_key,
+        show=lambda r: str(r.requires), head=_feature_head, title="model features")
+    renames: tuple[RenameRule, ...] = section(
+        "API renames (lint, compat, explain).", key=("callable", "old"), label=lambda r: f"{r.callable}({r.old})",
+        show=lambda r: f"{r.kind} -> {r.new}" + (f" removed in {r.removed}" if r.removed else ""),
+        title="API renames", listed="count")
+    symptoms: tuple[SymptomRule, ...] = section(
+        "Error symptoms (explain).", key=("id",), label=lambda r: r.id, show=lambda r: r.cause,
+        title="error symptoms", listed="count")
+    probes: tuple[ProbeRef, ...] = section(
+        "Probes `certify` runs.", key=("name",), label=lambda p: p.name,
+        show=lambda p: f"tier {p.tier} {p.params or ''}".strip(), head=lambda p: f"{p.name} (tier {p.tier})",
+        title="probes", listed="inline")
+
+    invariants = (_unique_packages,)
 
     @property
     def ref(self) -> str:
@@ -279,6 +366,7 @@ class Matrix(_Record):
         return f"{self.name}@{self.version}"
 
     def package(self, name: str) -> PackageRule | None:
+        """The package rule of that name (any spelling), or None."""
         key = canonicalize_name(name)
         return next((p for p in self.packages if p.key == key), None)
 

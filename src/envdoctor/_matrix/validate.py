@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import MatrixError
 from . import schema
+from .kinds import KINDS, RuleKind
 from .model import Matrix
-
-# How list entries are matched when a child matrix overrides its parent's.
-_MERGE_KEYS: dict[str, tuple[str, ...]] = {
-    "packages": ("name",),
-    "install_groups": ("name",),
-    "protected": ("name",),
-    "absent": ("name",),
-    "known_bad": ("name", "specifier", "with_"),
-    "platform": ("marker",),
-    "renames": ("callable", "old"),
-    "symptoms": ("id",),
-    "model_features": ("key", "equals", "contains"),
-    "probes": ("name",),
-}
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -40,7 +28,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the last key in loc, to suggest its real field names."""
-    model: Any = schema.Matrix
+    model: Any = schema.matrix_model()
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -85,30 +73,39 @@ def _key(entry: dict[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
     )
 
 
+def _merge_kind(kind: RuleKind, parent: dict[str, Any], value: Any) -> Any:
+    if not kind.many:
+        return value
+    merged = {_key(e, kind.key): e for e in parent.get(kind.path[-1], [])}
+    for e in value:
+        merged[_key(e, kind.key)] = e
+    return list(merged.values())
+
+
 def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
-    """Child over parent: scalars replace, keyed lists merge entry by entry, `gpu` merges per rule."""
+    """Child over parent: scalars replace, each rule kind merges by its registry entry (lists entry by entry,
+    one-table rules replace when the child has one), groups of kinds (`gpu`) merge kind by kind."""
+    groups = {k.path[0] for k in KINDS if len(k.path) > 1}
+    own = {k.path[0] for k in KINDS}
     out = dict(parent)
     for k, v in child.items():
-        if k in _MERGE_KEYS and isinstance(v, list):
-            fields = _MERGE_KEYS[k]
-            merged = {_key(e, fields): e for e in parent.get(k, [])}
-            for e in v:
-                merged[_key(e, fields)] = e
-            out[k] = list(merged.values())
-        elif k == "gpu" and v is not None and parent.get("gpu"):
-            gpu = dict(parent["gpu"])
-            for gk, gv in v.items():
-                if gk == "workloads":
-                    by = {w["name"]: w for w in gpu.get("workloads", [])}
-                    by.update({w["name"]: w for w in gv})
-                    gpu[gk] = list(by.values())
-                elif gv is not None:
-                    gpu[gk] = gv
-            out[k] = gpu
-        elif k == "python" and v is None:
-            continue
-        else:
+        if k not in own:
             out[k] = v
+    for group in groups & set(child):
+        out[group] = dict(parent.get(group) or {})
+    for kind in KINDS:
+        holder_child: Any = child
+        holder_parent: Any = parent
+        for part in kind.path[:-1]:
+            holder_child = holder_child.get(part) or {}
+            holder_parent = holder_parent.get(part) or {}
+        value = holder_child.get(kind.path[-1])
+        if value is None:
+            continue
+        target = out
+        for part in kind.path[:-1]:
+            target = target[part]
+        target[kind.path[-1]] = _merge_kind(kind, holder_parent, value)
     return out
 
 
@@ -139,9 +136,10 @@ def compile_chain(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> Matrix:
     """Validate every file of an extends chain (root first), merge them, and build the compiled Matrix."""
     problems: list[str] = []
     dumped: list[dict[str, Any]] = []
+    file_model = schema.matrix_model()
     for path, _, data in chain:
         try:
-            model = schema.Matrix.model_validate(data)
+            model = file_model.model_validate(data)
         except ValidationError as e:
             problems.extend(_problems(path, e))
             continue
@@ -159,6 +157,7 @@ def compile_chain(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> Matrix:
     merged["source"] = str(leaf)
     merged["chain"] = [f"{d['name']}@{d['version']}" for d in dumped]
     merged["extends"] = dumped[-1].get("extends")
+    defaults = {f.name: f.default for f in fields(Matrix)}
     for k in ("status", "status_reason", "title", "description"):
-        merged[k] = dumped[-1].get(k, schema.Matrix.model_fields[k].default)
+        merged[k] = dumped[-1].get(k, defaults[k])  # the leaf's own, never inherited
     return Matrix.from_dict(merged)

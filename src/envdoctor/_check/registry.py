@@ -1,0 +1,47 @@
+"""Which checker applies each rule kind of the matrix registry, and which kinds another command reads instead."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .._env.environment import Environment
+from .._matrix.model import Matrix
+from .findings import Finding
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a checker sees: the compiled matrix, the inspected environment, a model's config.json if given."""
+
+    matrix: Matrix
+    env: Environment
+    model_config: dict[str, Any] | None = None
+
+
+Checker = Callable[[Context], Iterable[Finding]]
+
+# section -> its checker; filled by @checks in rules.py and gpu.py
+CHECKERS: dict[str, Checker] = {}
+
+# Kinds `check` does not apply, and who reads them instead (a test holds every kind to one of the two).
+ELSEWHERE: dict[str, str] = {
+    "install_groups": "fix installs packages group by group, in their order",
+    "protected": "fix never replaces these packages",
+    "renames": "lint, compat and explain (API drift)",
+    "symptoms": "explain matches them against an error's text",
+    "probes": "certify runs them",
+}
+
+
+def checks(section: str) -> Callable[[Checker], Checker]:
+    """Register the checker of one rule kind (its section in the matrix registry, e.g. 'packages')."""
+
+    def register(fn: Checker) -> Checker:
+        if section in CHECKERS:
+            raise ValueError(f"rule kind {section!r} already has a checker: {CHECKERS[section].__qualname__}")
+        CHECKERS[section] = fn
+        return fn
+
+    return register
