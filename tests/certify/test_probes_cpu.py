@@ -54,7 +54,7 @@ tier = 3
 @pytest.mark.slow
 def test_certify_tier3_on_cpu_runs_the_real_probes(write_matrix, capsys) -> None:  # type: ignore[no-untyped-def]
     path = str(write_matrix(MATRIX))
-    code = main(["certify", "--matrix", path, "--tier", "3", "--device", "cpu", "--json"])
+    code = main(["certify", "--matrix", path, "--tier", "3", "--device", "cpu", "--format", "json"])
     data = json.loads(capsys.readouterr().out)
     got = {p["name"]: p for p in data["probes"]}
     assert code == 0 and data["certified"] and data["device"] == "cpu", json.dumps(data, indent=1)

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this run
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Literal
 
-    IdentitySource = Literal["proc", "nvml", "declared", "nvidia-smi", "none"]
+    IdentitySource = Literal["proc", "nvml", "nvidia-smi", "declared", "fake", "none"]  # where the UUIDs came from
 
 
 class GpuIdentity(Record):

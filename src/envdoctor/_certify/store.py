@@ -222,6 +222,7 @@ def _changed_dists(recorded: Mapping[str, str], paths: tuple[str, ...]) -> str:
 def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
     """'' when the certificate holds for this environment at this tier and device, else the reason it does not."""
     if not cert.certified:
+        # the values of registry.ProbeStatus as the certificate records them (the enum would cost the guard an import)
         failed = [p for p in cert.probes if p.get("status") not in ("pass", "skipped")]
         what = "; ".join(f"{p.get('name')}: {p.get('status')} ({p.get('reason')})" for p in failed[:3])
         return f"the last certification ({cert.created}) did not pass: {what or 'see the certificate'}"
