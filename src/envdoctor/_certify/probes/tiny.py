@@ -57,6 +57,15 @@ def _peak(ctx: ProbeContext) -> dict[str, Any]:
     return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
 
 
+def _begin(ctx: ProbeContext) -> tuple[float, Any, int]:
+    """Seed torch, build the tiny Llama config and read `steps`; the probe's clock starts here."""
+    import torch
+
+    start = time.monotonic()
+    torch.manual_seed(0)
+    return start, tiny_llama_config(), int(ctx.params.get("steps", 2))
+
+
 @register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0)
 def tiny_qlora(ctx: ProbeContext) -> Outcome:
     """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random Llama-3.1-shaped model."""
@@ -67,10 +76,7 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
 
-    start = time.monotonic()
-    torch.manual_seed(0)
-    cfg = tiny_llama_config()
-    steps = int(ctx.params.get("steps", 2))
+    start, cfg, steps = _begin(ctx)
     if ctx.device == "cuda":
         import bitsandbytes as bnb
         from peft import prepare_model_for_kbit_training
@@ -119,12 +125,9 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     skip = _allowed_on(ctx)
     if skip:
         return skip
-    import torch
     from transformers import LlamaForCausalLM
 
-    start = time.monotonic()
-    torch.manual_seed(0)
-    cfg = tiny_llama_config()
+    start, cfg, steps = _begin(ctx)
     model: Any = LlamaForCausalLM(cfg)
     model = model.to(ctx.device)
     galore: list[Any] = []
@@ -138,7 +141,6 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
 
     opt_name = "GaLoreAdamW8bit" if ctx.device == "cuda" else "GaLoreAdamW"
     opt = getattr(galore_torch, opt_name)(groups, lr=1e-3)
-    steps = int(ctx.params.get("steps", 2))
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
     details = {"losses": losses, "optimizer": opt_name, "galore_tensors": len(galore),
                "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
