@@ -20,7 +20,7 @@ from .errors import (
 
 # public name -> module that defines it (imported on first attribute access, PEP 562)
 _LAZY = {
-    "check": "._check",
+    "check": "._api",
     "Report": "._check",
     "Finding": "._check",
     "Status": "._check",
@@ -89,6 +89,7 @@ def __dir__() -> list[str]:
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `import envdoctor` stays ~1 ms
 if TYPE_CHECKING:  # pragma: no cover
     from . import compat, testing
+    from ._api import check
     from ._certify import (
         Certificate,
         CertificateStatus,
@@ -98,7 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover
         register_probe,
     )
     from ._certify.guard import GuardSkippedWarning, guard
-    from ._check import Finding, Report, Status, check
+    from ._check import Finding, Report, Status
     from ._drift.explain import explain, install_excepthook
     from ._env.environment import Environment, inspect_environment
     from ._env.gpu import GpuInfo

@@ -134,7 +134,7 @@ def envdoctor_magic(line: str) -> None:
         return None  # argparse already printed the usage line into the cell
     try:
         if args.command == "check":
-            from ._check import check
+            from ._api import check
             from ._matrix.loader import DEFAULT_MATRIX
 
             report = check(args.matrix or DEFAULT_MATRIX, model=args.model, gpu=args.gpu, python=args.python)

@@ -147,21 +147,21 @@ def test_cli_errors_are_one_line(write_matrix, no_gpu, capsys, tmp_path) -> None
 
 
 def test_check_reports_the_certificate(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
-    from envdoctor._check import check
+    from envdoctor import check
 
     path = str(write_matrix(PROBES))
-    assert check(path, gpu="none").certificate["valid"] is False
+    assert check(path, gpu="none").certificate.valid is False  # type: ignore[union-attr]
     certify_environment(path, tier=1)
     report = check(path, gpu="none")
-    assert report.certificate["valid"] is True, report.certificate
-    assert "tier 1" in report.certificate["reason"]
+    assert report.certificate is not None and report.certificate.valid is True, report.certificate
+    assert "tier 1" in report.certificate.reason
 
 
 def test_check_with_a_declared_gpu_says_certificates_need_a_real_one(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
-    from envdoctor._check import check
+    from envdoctor import check
 
     path = str(write_matrix(PROBES))
     certify_environment(path, tier=1)
     report = check(path, gpu="t4")
-    assert report.certificate["valid"] is False
-    assert "declared GPU (Tesla T4)" in report.certificate["reason"]
+    assert report.certificate is not None and report.certificate.valid is False
+    assert "declared GPU (Tesla T4)" in report.certificate.reason

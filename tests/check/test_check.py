@@ -171,3 +171,61 @@ def test_findings_ordered_by_root_cause(site: Path, dist, matrix) -> None:
     m = matrix(f'[[absent]]\nname = "tensorflow"\n{R}[[packages]]\nname = "peft"\n{R}[python]\nspecifier = "<3"\n{R}')
     kinds = [f.kind for f in check_environment(m, fake_environment(site)).findings]
     assert kinds.index(Kind.PYTHON) < kinds.index(Kind.MISSING) < kinds.index(Kind.ABSENT)
+
+
+def test_the_certificate_is_an_input_and_check_never_reads_the_store(site: Path, matrix) -> None:
+    from envdoctor._check.findings import CertificateSummary
+
+    m, env = matrix(""), fake_environment(site)
+    assert check_environment(m, env).certificate is None and _by(check_environment(m, env), Kind.CERTIFICATE) == []
+    valid = check_environment(m, env, certificate=CertificateSummary(True, "certified test@1.0 tier 2"))
+    [f] = _by(valid, Kind.CERTIFICATE)
+    assert f.status is Status.OK and f.message == "certificate: certified test@1.0 tier 2" and f.fix is None
+    broken = check_environment(m, env, certificate=CertificateSummary(False, "store unreadable", readable=False))
+    assert _by(broken, Kind.CERTIFICATE) == [] and broken.to_dict()["certificate"] == {"valid": False,
+                                                                                       "reason": "store unreadable"}
+    code = ("import sys; from envdoctor._check import check; from envdoctor._env.gpu import declared; "
+            "check('llama31', gpu=declared('none')); print(sorted(m for m in sys.modules if 'certify' in m))")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_public_check_looks_the_certificate_up(monkeypatch: pytest.MonkeyPatch, site: Path, matrix) -> None:
+    import envdoctor
+    from envdoctor import _certify
+
+    m, env = matrix(""), fake_environment(site)
+    report = envdoctor.check(m, environment=env)
+    assert report.certificate is not None and report.certificate.valid is False
+    assert [f.status for f in _by(report, Kind.CERTIFICATE)] == [Status.SKIP]
+
+    def broken(*args: object, **kw: object) -> object:
+        raise OSError("certificate store on fire")
+
+    monkeypatch.setattr(_certify, "certificate_status", broken)
+    report = envdoctor.check(m, environment=env)
+    assert report.certificate is not None and not report.certificate.readable
+    assert "on fire" in report.certificate.reason and _by(report, Kind.CERTIFICATE) == []
+
+
+def test_report_facts_are_typed_and_json_keys_stay(site: Path, matrix) -> None:
+    from dataclasses import replace
+
+    from envdoctor._env.environment import Runtime
+    from envdoctor._env.gpu import GpuInfo
+    from envdoctor._render.check_json import render
+
+    env = replace(fake_environment(site, gpu=fake_gpu("t4")), runtime=Runtime(colab=True))
+    report = check_environment(matrix(""), env)
+    assert isinstance(report.gpu, GpuInfo) and report.gpu.name == "Tesla T4"
+    assert isinstance(report.runtime, Runtime) and report.runtime.colab
+    text = render(report)
+    data = json.loads(text)
+    assert list(data) == sorted(data) and text.index('"certificate"') < text.index('"findings"')
+    assert set(data) == {"schema_version", "ok", "matrix", "matrix_status", "environment", "gpu", "certificate",
+                         "summary", "findings"}
+    assert data["environment"]["runtime"] == {"notebook": False, "colab": True, "kaggle": False, "virtualenv": False}
+    assert data["gpu"]["compute_capability"] == "7.5" and data["certificate"] == {}

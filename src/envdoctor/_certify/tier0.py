@@ -20,7 +20,7 @@ def check_result(matrix: Any, env: Any, device: str = "cuda") -> tuple[ProbeResu
     from .._check import check_environment
 
     start = time.monotonic()
-    report = check_environment(matrix, env, None, certificate=False)
+    report = check_environment(matrix, env, None)
     took = round(time.monotonic() - start, 2)
     gpu_kind = {"gpu"} if device == "cpu" else set()
     fails = [f for f in report.findings if f.status.value == "fail" and f.kind.value not in gpu_kind]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,13 @@ from .._matrix.model import Matrix
 from ..errors import InspectionError
 from . import gpu as _gpu
 from . import rules as _rules
-from .findings import Finding, Kind, Report, Status
+from .findings import CertificateSummary, Finding, Kind, Report, Status
 from .installed import consistency, metadata
 from .registry import CHECKERS, Context
 
 _REGISTERED = (_rules, _gpu)  # importing them registers their checkers
 
-__all__ = ["Finding", "Report", "Status", "check", "check_environment"]
+__all__ = ["CertificateSummary", "Finding", "Report", "Status", "check", "check_environment", "load_model_config"]
 
 
 def load_model_config(model: str | os.PathLike[str]) -> dict[str, Any]:
@@ -53,25 +53,16 @@ def _matrix_status(matrix: Matrix) -> Iterator[Finding]:
                       reason=matrix.status_reason or "")
 
 
-def _certificate(matrix: Matrix, env: Environment) -> tuple[dict[str, Any], list[Finding]]:
-    try:
-        from .._certify import certificate_status
-    except ImportError:
-        return {}, []
-    try:
-        status = certificate_status(matrix, env)
-    except Exception as e:  # a broken certificate store must never break the check
-        return {"valid": False, "reason": str(e)}, []
-    info = {"valid": bool(status.valid), "reason": status.reason}
-    found = Finding(Kind.CERTIFICATE, Status.OK if status.valid else Status.SKIP, "certificate",
-                    f"certificate: {status.reason}",
-                    fix=None if status.valid else f"envdoctor certify --matrix {matrix.ref}")
-    return info, [found]
+def _certificate(matrix: Matrix, summary: CertificateSummary | None) -> Iterator[Finding]:
+    if summary is not None and summary.readable:
+        yield Finding(Kind.CERTIFICATE, Status.OK if summary.valid else Status.SKIP, "certificate",
+                      f"certificate: {summary.reason}",
+                      fix=None if summary.valid else f"envdoctor certify --matrix {matrix.ref}")
 
 
 def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, Any] | None = None,
-                      certificate: bool = True) -> Report:
-    """Apply every rule of `matrix` to `env`; pure apart from reading the certificate store."""
+                      certificate: CertificateSummary | None = None) -> Report:
+    """Apply every rule of `matrix` to `env`, with the certificate status the caller looked up; pure."""
     ctx = Context(matrix, env, model_config)
     findings: list[Finding] = []
     findings += _matrix_status(matrix)
@@ -81,24 +72,27 @@ def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, 
             findings += checker(ctx)
     findings += consistency(matrix, env)
     findings += metadata(env)
-    cert_info, cert_findings = _certificate(matrix, env) if certificate else ({}, [])
-    findings += cert_findings
+    findings += _certificate(matrix, certificate)
     findings.sort(key=lambda f: f.sort_key)
     return Report(
         matrix=matrix.ref, matrix_status=matrix.status, python=str(env.python_version),
-        executable=env.executable, gpu=env.gpu.to_dict(), runtime=vars(env.runtime).copy(),
+        executable=env.executable, gpu=env.gpu, runtime=env.runtime,
         tools={"pip": env.pip_version, "uv": env.uv},
-        findings=tuple(findings), certificate=cert_info,
+        findings=tuple(findings), certificate=certificate,
     )
 
 
 def check(matrix: str | Matrix = DEFAULT_MATRIX, *, model: str | os.PathLike[str] | None = None,
           gpu: str | GpuInfo | None = None, python: str | os.PathLike[str] | None = None,
-          environment: Environment | None = None) -> Report:
-    """Check an environment (this one, `python=` another interpreter) against a matrix reference."""
+          environment: Environment | None = None,
+          certificate: Callable[[Matrix, Environment], CertificateSummary | None] | None = None) -> Report:
+    """Check an environment (this one, `python=` another interpreter) against a matrix reference.
+
+    `certificate(matrix, env)` looks up the certificate status to show; `envdoctor.check` passes the store's.
+    """
     m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix)
     env = environment if environment is not None else inspect_environment(python=python, gpu=gpu)
     config = load_model_config(model) if model is not None else None
-    return check_environment(m, env, config)
+    return check_environment(m, env, config, certificate(m, env) if certificate is not None else None)
 
 

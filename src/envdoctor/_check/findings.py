@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
+
+from .._env.environment import Runtime
+from .._env.gpu import GpuInfo
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -56,11 +59,28 @@ class Finding:
         return _KIND_ORDER[self.kind], _STATUS_ORDER[self.status], self.subject
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON holds it."""
         return {
             "kind": self.kind.value, "status": self.status.value, "subject": self.subject,
             "message": self.message, "expected": self.expected, "found": self.found,
             "reason": self.reason, "evidence": list(self.evidence), "fix": self.fix,
         }
+
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What a check shows of the certificate store: whether a valid certificate exists here, and why (not).
+
+    The caller looks it up (`envdoctor._certify.certificate_status`) and passes it in: check never reads the
+    store, so certify can run check without a cycle.
+    """
+
+    valid: bool
+    reason: str
+    readable: bool = True  # False: the store could not be read; the report says why, without a finding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -71,11 +91,11 @@ class Report:
     matrix_status: str
     python: str
     executable: str
-    gpu: dict[str, Any]
-    runtime: dict[str, bool]
+    gpu: GpuInfo
+    runtime: Runtime
     tools: dict[str, str | None] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
-    certificate: dict[str, Any] = field(default_factory=dict)
+    certificate: CertificateSummary | None = None  # None: not looked up
 
     @property
     def ok(self) -> bool:
@@ -93,15 +113,16 @@ class Report:
         return 0 if self.ok else 1
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON holds it (`envdoctor check --format json`), with its schema version."""
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "ok": self.ok,
             "matrix": self.matrix,
             "matrix_status": self.matrix_status,
-            "environment": {"python": self.python, "executable": self.executable, "runtime": self.runtime,
+            "environment": {"python": self.python, "executable": self.executable, "runtime": asdict(self.runtime),
                             "tools": self.tools},
-            "gpu": self.gpu,
-            "certificate": self.certificate,
+            "gpu": self.gpu.to_dict(),
+            "certificate": self.certificate.to_dict() if self.certificate is not None else {},
             "summary": {s.value: self.count(s) for s in Status},
             "findings": [f.to_dict() for f in self.findings],
         }

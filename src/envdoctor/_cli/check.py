@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._check import check
+    from .._api import check
     from .._matrix.loader import DEFAULT_MATRIX
 
     report = check(args.matrix or DEFAULT_MATRIX, model=args.model, gpu=args.gpu, python=args.python)

@@ -8,4 +8,5 @@ from .._check.findings import Report
 
 
 def render(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2) + "\n"
+    """The report as JSON, keys sorted so that two runs compare line by line."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"

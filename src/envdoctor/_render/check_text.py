@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from .._check.findings import Finding, Report, Status
 
 _MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
@@ -27,13 +29,14 @@ def _row(f: Finding, color: bool, width: int, common_fix: str) -> list[str]:
 
 
 def render(report: Report, *, color: bool = False, verbose: bool = False) -> str:
-    """Problems first within each root cause; passing rules are listed compactly (all of them with verbose)."""
+    """The report as text. Problems first within each root cause; passing rules are listed compactly (all of them with verbose)."""
     gpu = report.gpu
-    gpu_line = (f"{gpu['name']}, {gpu['memory_gib']:.0f} GiB, cc {gpu['compute_capability']}, driver "
-                f"{gpu['driver_version'] or '?'} (CUDA {gpu['cuda_driver_version'] or '?'}) [{gpu['source']}]"
-                if gpu.get("available") and gpu.get("kind") == "cuda"
-                else (gpu.get("name") or "none") + (f" ({gpu['reason']})" if gpu.get("reason") else ""))
-    rt = [k for k, v in report.runtime.items() if v and k != "virtualenv"]
+    cc = f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}" if gpu.compute_capability else None
+    gpu_line = (f"{gpu.name}, {round(gpu.memory_gib, 2):.0f} GiB, cc {cc}, driver {gpu.driver_version or '?'} "
+                f"(CUDA {gpu.cuda_driver_version or '?'}) [{gpu.source}]"
+                if gpu.available and gpu.kind == "cuda"
+                else (gpu.name or "none") + (f" ({gpu.reason})" if gpu.reason else ""))
+    rt = [f.name for f in fields(report.runtime) if getattr(report.runtime, f.name) and f.name != "virtualenv"]
     out = [
         f"envdoctor check: {report.matrix}" + (f" [{report.matrix_status}]" if report.matrix_status != "current" else ""),
         f"  python  {report.python}  {report.executable}" + (f"  ({', '.join(rt)})" if rt else ""),
