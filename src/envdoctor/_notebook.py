@@ -149,28 +149,30 @@ def envdoctor_magic(line: str) -> None:
 
 
 def _fix(args: Any) -> None:
-    from ._cli.fix import _sources
-    from ._fix import apply_plan, load_target, plan_fix
+    from ._cli.fix import fix_request
+    from ._fix.session import FixSession
 
     if args.resume:
         from ._fix.resume import resume
+        from ._render.fix import resumed_text
 
-        out = resume(python=args.python)
-        Cell().update(f"<pre>{_e(out)}</pre>" if isinstance(out, str) else result_html(out))
+        resumed = resume(python=args.python)
+        Cell().update(result_html(resumed.result) if resumed.result is not None
+                      else f"<pre>{_e(resumed_text(resumed))}</pre>")
         return
-    target = load_target(args.matrix, args.requirements)
-    plan = plan_fix(target, python=args.python, backend=args.backend, allow=args.allow,
-                    allow_broken=args.allow_broken, sources=_sources(args))
-    Cell().update(plan_html(plan))
-    if args.dry_run or not plan.ok or plan.noop:
-        return
-    reporter = NotebookReporter(Cell(), plan.steps)
-    result = apply_plan(plan, target, reporter=reporter, verify_imports=not args.no_import_check)
-    Cell().update(result_html(result))
-    if result.stale and args.restart:
-        from ._fix.resume import restart_kernel
 
-        restart_kernel(plan, result)
+    def show_and_apply(plan: Plan) -> bool:
+        Cell().update(plan_html(plan))
+        return True  # the magic line is the confirmation: %envdoctor fix --dry-run only shows the plan
+
+    session = FixSession(fix_request(args), confirm=show_and_apply,
+                         reporter=lambda plan: NotebookReporter(Cell(), plan.steps))
+    done = session.run()
+    if done.result is None:
+        Cell().update(plan_html(done.plan))
+        return
+    Cell().update(result_html(done.result))
+    session.finish(done)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from fixtools import freeze
@@ -68,24 +69,41 @@ def test_resume_continues_after_the_process_died_between_steps(make_venv, wheelh
 FAKE_KERNEL = r"""
 import sys
 from envdoctor._cli import main
+if sys.argv[4] != "-":  # the notebook has already imported the package the fix changes
+    sys.path.append(sys.argv[4])
+    import alpha
 sys.exit(main(["fix", "-r", sys.argv[1], "--python", sys.argv[2], "--no-index", "--find-links", sys.argv[3],
                "--yes", "--restart"]))
 """
 
 
-def test_restart_kills_a_fake_kernel_and_resume_verifies(tmp_path, make_venv, wheelhouse, capsys) -> None:  # type: ignore[no-untyped-def]
+def _fake_kernel(tmp_path: Path, python: str, wheelhouse: Path, imported: bool) -> subprocess.CompletedProcess[str]:
     # No Jupyter here: the "kernel" is a Python process whose command line names ipykernel_launcher.
-    python = make_venv("alpha==1.0")
     req = tmp_path / "requirements.txt"
     req.write_text("alpha==2.0\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", FAKE_KERNEL, str(req), python, str(wheelhouse),
+    site = sysconfig.get_path("purelib", vars={"base": str(Path(python).parent.parent)}) if imported else "-"
+    return subprocess.run([sys.executable, "-c", FAKE_KERNEL, str(req), python, str(wheelhouse), site,
                            "ipykernel_launcher"], capture_output=True, text=True, timeout=300)
+
+
+def test_restart_kills_a_fake_kernel_and_resume_verifies(tmp_path, make_venv, wheelhouse, capsys) -> None:  # type: ignore[no-untyped-def]
+    python = make_venv("alpha==1.0")
+    proc = _fake_kernel(tmp_path, python, wheelhouse, imported=True)
     assert proc.returncode == -9, proc.stderr  # killed, as Colab's runtime restart does
     state = load_state(workdir_for(str(Path(python).parent.parent)))
     assert state is not None and state.phase == "restart"
     assert main(["fix", "--resume", "--python", python]) == 0
     assert "resumed after the restart" in capsys.readouterr().out
     assert "alpha==2.0" in freeze(python)
+
+
+def test_restart_is_not_done_when_the_kernel_loaded_nothing_the_fix_changed(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    # The one rule (CLI and notebook alike): --restart restarts only when a restart is required.
+    python = make_venv("alpha==1.0")
+    proc = _fake_kernel(tmp_path, python, wheelhouse, imported=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "restarting the kernel" not in proc.stderr and "alpha==2.0" in freeze(python)
+    assert load_state(workdir_for(str(Path(python).parent.parent))) is None
 
 
 def test_restart_outside_a_kernel_is_a_usage_error(tmp_path, make_venv, wheelhouse, capsys) -> None:  # type: ignore[no-untyped-def]

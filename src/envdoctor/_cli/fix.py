@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._fix.plan import Plan
+    from .._fix.progress import ConsoleReporter
+    from .._fix.session import FixRequest
 
 HELP = """\
 Bring an environment to a matrix (or a requirements file) and never leave it worse than it was.
@@ -56,58 +62,60 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _sources(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    import os
+def fix_request(args: argparse.Namespace) -> FixRequest:
+    """The one reading of fix's parsed options (`%envdoctor fix` parses the same ones)."""
+    from .._fix.session import FixRequest, sources_from
 
-    from .._resolver import Sources
-
-    links = tuple(os.path.abspath(f) if os.path.isdir(f) else f for f in args.find_links)
-    return Sources(args.index_url, tuple(args.extra_index_url), links, args.no_index)
+    return FixRequest(
+        matrix=args.matrix, requirements=args.requirements, python=args.python, backend=args.backend,
+        allow=tuple(args.allow), allow_broken=args.allow_broken,
+        sources=sources_from(args.index_url, args.extra_index_url, args.find_links, args.no_index),
+        dry_run=args.dry_run, verify_imports=not args.no_import_check, restart=args.restart,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._fix import apply_plan, load_target, plan_fix
+    from .._fix.session import FixSession, Outcome
     from .._render.fix import plan_json, plan_text, result_text
 
     if args.resume:
-        from .._fix.resume import resume
+        return _resume(args)
+    json_out = args.format == "json"
 
-        result_or_code = resume(python=args.python, reporter=_reporter(args))
-        if isinstance(result_or_code, str):
-            print(result_or_code)
-            return 0
-        sys.stdout.write((plan_json(result_or_code.plan, result_or_code) if args.format == "json"
-                          else result_text(result_or_code)) + "\n")
-        return result_or_code.exit_code
-    target = load_target(args.matrix, args.requirements)
-    plan = plan_fix(target, python=args.python, backend=args.backend, allow=args.allow,
-                    allow_broken=args.allow_broken, sources=_sources(args))
-    if args.dry_run or not plan.ok or plan.noop:
-        sys.stdout.write((plan_json(plan) if args.format == "json" else plan_text(plan)) + "\n")
-        return 0 if plan.ok else 1
-    if args.format == "text":
-        print(plan_text(plan), file=sys.stderr)
-    if not args.yes and sys.stdin.isatty() and sys.stderr.isatty():
-        answer = input("apply this plan? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            print("nothing was changed", file=sys.stderr)
-            return 1
-    reporter = _reporter(args)
-    try:
-        result = apply_plan(plan, target, reporter=reporter, verify_imports=not args.no_import_check)
-    finally:
-        close = getattr(reporter, "close", None)
-        if close:
-            close()
-    sys.stdout.write((plan_json(plan, result) if args.format == "json" else result_text(result)) + "\n")
-    if result.ok and args.restart:
-        from .._fix.resume import restart_kernel
+    def confirm(plan: Plan) -> bool:
+        if not json_out:
+            print(plan_text(plan), file=sys.stderr)
+        if args.yes or not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return True
+        return input("apply this plan? [y/N] ").strip().lower() in ("y", "yes")
 
-        print(restart_kernel(plan, result), file=sys.stderr)
-    return result.exit_code
+    session = FixSession(fix_request(args), confirm=confirm, reporter=lambda plan: _reporter(args))
+    done = session.run()
+    if done.outcome is Outcome.DECLINED:
+        print("nothing was changed", file=sys.stderr)
+    elif done.result is None:
+        sys.stdout.write((plan_json(done.plan) if json_out else plan_text(done.plan)) + "\n")
+    else:
+        sys.stdout.write((plan_json(done.plan, done.result) if json_out else result_text(done.result)) + "\n")
+        message = session.finish(done)
+        if message:
+            print(message, file=sys.stderr)
+    return done.exit_code
 
 
-def _reporter(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _resume(args: argparse.Namespace) -> int:
+    from .._fix.resume import resume
+    from .._render.fix import plan_json, resumed_text
+
+    resumed = resume(python=args.python, reporter=_reporter(args))
+    if resumed.result is not None and args.format == "json":
+        sys.stdout.write(plan_json(resumed.plan, resumed.result) + "\n")
+    else:
+        sys.stdout.write(resumed_text(resumed) + "\n")
+    return resumed.exit_code
+
+
+def _reporter(args: argparse.Namespace) -> ConsoleReporter:
     from .._fix.progress import ConsoleReporter
 
     return ConsoleReporter(sys.stderr, quiet=args.format == "json")

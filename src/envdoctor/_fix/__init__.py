@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from .execute import FixResult, NullReporter, Reporter, apply_plan
-from .plan import Change, Plan, Step, plan_fix
+from .plan import Change, Plan, Step, StepKind, plan_fix
+from .protect import ProtectedBy, Protection
+from .resume import Resumed
+from .session import FixRequest, FixSession, Outcome, Restart, SessionResult, restart_decision
 from .targets import Target, TargetPackage, from_matrix, from_requirements, load_target
 
 __all__ = [
     "Change",
+    "FixRequest",
     "FixResult",
+    "FixSession",
     "NullReporter",
+    "Outcome",
     "Plan",
+    "ProtectedBy",
+    "Protection",
     "Reporter",
+    "Restart",
+    "Resumed",
+    "SessionResult",
     "Step",
+    "StepKind",
     "Target",
     "TargetPackage",
     "apply_plan",
@@ -20,4 +32,5 @@ __all__ = [
     "from_requirements",
     "load_target",
     "plan_fix",
+    "restart_decision",
 ]

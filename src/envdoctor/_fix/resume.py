@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .._env.environment import facts_of, from_facts
@@ -49,7 +49,20 @@ def restart_kernel(plan: Plan, result: FixResult) -> str:
     return f"restarting the kernel (pid {pid}); then run: envdoctor fix --resume"
 
 
-def resume(python: str | None = None, reporter: Reporter | None = None) -> FixResult | str:
+@dataclass(frozen=True)
+class Resumed:
+    """What `fix --resume` did: ran the remaining steps (`result`), or, after a kernel restart, verified the target."""
+
+    plan: Plan
+    executable: str
+    result: FixResult | None = None  # None: only the verify after the restart was left, and it passed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.result is None else self.result.exit_code
+
+
+def resume(python: str | None = None, reporter: Reporter | None = None) -> Resumed:
     """Continue the fix recorded for this environment: the remaining steps, or the verify after a restart."""
     env = from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
     work = workdir_for(env.prefix)
@@ -64,7 +77,8 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> FixRe
         clear_state(work)
         if unmet:
             raise UsageError("after the restart the target is not met: " + "; ".join(unmet))
-        return f"resumed after the restart: {state.plan.target} is satisfied in {env.executable}"
+        return Resumed(state.plan, env.executable)
     snapshot = load_snapshot(state.snapshot_folder)
     plan = replace(state.plan, python=env.executable)
-    return apply_plan(plan, target, reporter=reporter, start_at=state.next_step, snapshot=snapshot)
+    result = apply_plan(plan, target, reporter=reporter, start_at=state.next_step, snapshot=snapshot)
+    return Resumed(plan, env.executable, result)

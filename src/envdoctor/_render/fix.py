@@ -8,6 +8,7 @@ from typing import Any
 
 from .._fix.execute import FixResult
 from .._fix.plan import Plan, refusal
+from .._fix.resume import Resumed
 from .._fix.state import plan_to_dict
 from .._resolver import Conflict
 
@@ -79,6 +80,13 @@ def result_text(result: FixResult) -> str:
             lines.append(f"  {d}")
     lines.append(f"log: {result.log}")
     return "\n".join(lines)
+
+
+def resumed_text(resumed: Resumed) -> str:
+    """What `fix --resume` did: the remaining steps' result, or the verify after a kernel restart."""
+    if resumed.result is not None:
+        return result_text(resumed.result)
+    return f"resumed after the restart: {resumed.plan.target} is satisfied in {resumed.executable}"
 
 
 def _conflict(c: Conflict) -> dict[str, Any]:
