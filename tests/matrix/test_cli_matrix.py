@@ -60,6 +60,19 @@ def test_schema_is_json_schema_of_the_format(capsys: pytest.CaptureFixture[str])
     assert schema["title"] == "Matrix" and "packages" in schema["properties"]
     assert schema["$defs"]["KnownBadRule"]["properties"]["with"]
     assert schema["additionalProperties"] is False
+    assert schema["$defs"]["PackageRule"]["properties"]["specifier"]["description"].startswith("Allowed versions")
+
+
+@pytest.mark.parametrize("argv", [["matrix", "list"], ["matrix", "show", "llama31"], ["matrix", "schema"],
+                                  ["matrix", "diff", "llama31@2024.06", "llama31@2024.12"]],
+                         ids=["list", "show", "schema", "diff"])
+def test_every_json_has_sorted_keys(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    args = argv if argv[1] == "schema" else [*argv, "--format", "json"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    data = json.loads(text)
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert argv[1] == "schema" or data["schema_version"] == 1
 
 
 def test_matrix_without_subcommand_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -179,7 +179,7 @@ def _validate(args: argparse.Namespace) -> int:
         results = [validate_matrix(load_matrix(r), **kw) for r in refs]  # type: ignore[arg-type]
     if args.format == "json":
         sys.stdout.write(json.dumps({"schema_version": 1, "results": [_validation_dict(v) for v in results]},
-                                    indent=2) + "\n")
+                                    indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write("".join(_validation_text(v) for v in results))
     return 0 if all(v.ok for v in results) else 1

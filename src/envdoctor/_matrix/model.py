@@ -19,7 +19,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .record import FORMAT_VERSION, Record, doc, section
+from .gpu import Bf16Rule, CudaRule, DriverRule, GpuRules, MpsRule, WorkloadRule
+from .record import FORMAT_VERSION, Record, doc, evidence, reason, section
 
 __all__ = [
     "FORMAT_VERSION", "Bf16Rule", "CudaRule", "DriverRule", "GpuRules", "InstallGroup", "KnownBadRule", "Matrix",
@@ -29,7 +30,6 @@ __all__ = [
 
 MatrixStatus = Literal["current", "history", "broken"]
 RenameKind = Literal["rename", "moved", "removed", "default_changed"]
-Precision = Literal["fp16", "fp32"]
 GpuKind = Literal["cuda", "mps", "none"]
 # A config.json value a model feature compares with.
 ConfigValue = str | int | float | bool | None
@@ -56,23 +56,10 @@ def _regex(value: str) -> None:
         raise ValueError(f"invalid regular expression {value!r}: {e}") from e
 
 
-def _reason() -> Any:
-    return doc("Why the rule exists, in one or two sentences.", min_length=1)
-
-
-def _evidence() -> Any:
-    return doc("Where the reason is written down: a release note, a METADATA line, an issue link.", ())
-
-
 def _package_text(p: PackageRule) -> str:
     flags = [f"+{p.local}" if p.local else "", f"from {p.index_url}" if p.index_url else "",
              f"@ {p.source}" if p.source else "", "--no-deps" if p.no_deps else "", "optional" if p.optional else ""]
     return " ".join([str(p.specifier) or "any version", *[f for f in flags if f]])
-
-
-def _settings(rule: Any) -> str:
-    """A one-table rule's settings, e.g. 'required=True, packages=('bitsandbytes',)'."""
-    return ", ".join(f"{k}={v}" for k, v in vars(rule).items() if k not in ("reason", "evidence"))
 
 
 def _known_bad_text(r: KnownBadRule) -> str:
@@ -84,8 +71,8 @@ class PythonRule(Record):
     """The Python versions the stack supports."""
 
     specifier: SpecifierSet = doc("Allowed Python versions, e.g. '>=3.11'.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
 
 
 @dataclass(frozen=True)
@@ -93,8 +80,8 @@ class PlatformRule(Record):
     """A platform the stack runs on."""
 
     marker: Marker = doc("A PEP 508 marker the platform must satisfy, e.g. \"sys_platform == 'linux'\".")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
 
 
 @dataclass(frozen=True)
@@ -112,9 +99,9 @@ class PackageRule(Record):
     """A package the stack needs, with its allowed versions and how to install it."""
 
     name: str = doc("The distribution name, e.g. 'transformers'.")
-    reason: str = _reason()
+    reason: str = reason()
     specifier: SpecifierSet = doc("Allowed versions; empty means any version.", factory=SpecifierSet)
-    evidence: tuple[str, ...] = _evidence()
+    evidence: tuple[str, ...] = evidence()
     group: str | None = doc("Install group (see [[install_groups]]).", None)
     index_url: str | None = doc("Index the build lives on (e.g. the torch cu118 index).", None)
     local: str | None = doc("Local version label of the build, e.g. 'cu118'.", None)
@@ -138,8 +125,8 @@ class NamedRule(Record):
     """A rule about one distribution by name (must be absent; protected from fix)."""
 
     name: str = doc("The distribution name.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
 
     @property
     def key(self) -> NormalizedName:
@@ -152,77 +139,13 @@ class KnownBadRule(Record):
 
     name: str = doc("The distribution name.")
     specifier: SpecifierSet = doc("The bad versions of `name`.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
     with_: Requirement | None = doc("Only bad together with this requirement, e.g. 'trl<0.9'.", None, alias="with")
 
     @property
     def key(self) -> NormalizedName:
         return canonicalize_name(self.name)
-
-
-@dataclass(frozen=True)
-class CudaRule(Record):
-    """The stack needs a CUDA GPU."""
-
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
-    required: bool = doc("Whether a CUDA GPU is required.", True)
-    packages: tuple[str, ...] = doc("The packages that need CUDA.", ())
-
-
-@dataclass(frozen=True)
-class Bf16Rule(Record):
-    """bf16 compute needs a minimum compute capability; below it the stack falls back."""
-
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
-    min_compute_capability: float = doc("The lowest compute capability with bf16 compute, e.g. 8.0 (Ampere).", 8.0)
-    fallback: Precision = doc("The precision to use below it.", "fp16")
-
-
-@dataclass(frozen=True)
-class MpsRule(Record):
-    """Whether Apple's MPS backend can stand in for CUDA."""
-
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
-    supported: bool = doc("Whether the stack runs on MPS.", False)
-
-
-@dataclass(frozen=True)
-class WorkloadRule(Record):
-    """A workload and the GPU memory it needs."""
-
-    name: str = doc("The workload, e.g. 'qlora-8b'.")
-    min_vram_gib: float = doc("GPU memory it needs, in GiB.", gt=0)
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
-
-
-@dataclass(frozen=True)
-class DriverRule(Record):
-    """The NVIDIA driver must support the CUDA version torch was built for."""
-
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
-    check: bool = doc("torch's CUDA build must not be newer than the driver's CUDA.", True)
-
-
-@dataclass(frozen=True)
-class GpuRules(Record):
-    """The GPU rules: CUDA, bf16, MPS, the driver, and memory per workload."""
-
-    cuda: CudaRule | None = section("The stack needs a CUDA GPU.", label=lambda r: "cuda", show=_settings,
-                                    title="gpu.cuda", one=True)
-    bf16: Bf16Rule | None = section("bf16 needs a compute capability.", label=lambda r: "bf16", show=_settings,
-                                    title="gpu.bf16", one=True)
-    mps: MpsRule | None = section("Apple MPS support.", label=lambda r: "mps", show=_settings, title="gpu.mps", one=True)
-    driver: DriverRule | None = section("The driver against torch's CUDA build.", label=lambda r: "driver",
-                                        show=_settings, title="gpu.driver", one=True)
-    workloads: tuple[WorkloadRule, ...] = section(
-        "GPU memory per workload.", key=("name",), label=lambda w: w.name, show=lambda w: f">= {w.min_vram_gib:g} GiB",
-        head=lambda w: f"{w.name}: >= {w.min_vram_gib:g} GiB", title="gpu workloads")
 
 
 def _rename_shape(r: Any) -> str | None:
@@ -240,8 +163,8 @@ class RenameRule(Record):
     package: str = doc("The distribution that owns the API, e.g. 'transformers'.")
     callable: str = doc("Dotted path, e.g. 'transformers.TrainingArguments'.")
     old: str = doc("The keyword as older code writes it.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
     new: str | None = doc("The keyword's new name (rename, moved).", None)
     kind: RenameKind = doc("What happened to the keyword.", "rename")
     target: str | None = doc("For 'moved': the config object that now takes it.", None)
@@ -264,8 +187,8 @@ class SymptomRule(Record):
     pattern: str = doc("A regular expression searched in the error text.", check=_regex)
     cause: str = doc("What causes the error, in words.")
     fix: str = doc("What to do about it.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
     requires: Requirement | None = doc("The environment has the cause when this requirement is not met.", None)
     gpu: GpuKind | None = doc("The environment has the cause when the GPU is of this kind.", None)
 
@@ -277,8 +200,8 @@ class ModelFeatureRule(Record):
     key: str = doc("Dotted key in config.json, e.g. 'rope_scaling.rope_type'.")
     requires: Requirement = doc("The requirement the feature implies, e.g. 'transformers>=4.43.0'.")
     feature: str = doc("What the model uses, in words.")
-    reason: str = _reason()
-    evidence: tuple[str, ...] = _evidence()
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
     equals: ConfigValue = doc("The feature is used when the key has this value.", None)
     contains: str | None = doc("For list values such as 'architectures'.", None)
 

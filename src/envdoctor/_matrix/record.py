@@ -68,6 +68,16 @@ def section(text: str, *, label: Callable[[Any], str], show: Callable[[Any], str
     return field(default=None if one else (), metadata=meta)
 
 
+def reason() -> Any:
+    """The `reason` field every rule has."""
+    return doc("Why the rule exists, in one or two sentences.", min_length=1)
+
+
+def evidence() -> Any:
+    """The `evidence` field every rule has."""
+    return doc("Where the reason is written down: a release note, a METADATA line, an issue link.", ())
+
+
 class Record:
     """Base of every matrix class: built from a plain dict (the cache or pydantic's dump), turned back into one."""
 
