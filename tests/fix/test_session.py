@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 from fixtools import freeze
 
-from envdoctor._fix.execute import FixResult
+from envdoctor._fix.execute import FixResult, KernelView
 from envdoctor._fix.plan import Plan
 from envdoctor._fix.restart import StaleModule
 from envdoctor._fix.session import FixRequest, FixSession, Outcome, Restart, SessionResult, restart_decision
+from envdoctor._fix.targets import TargetKind
 from envdoctor._resolver import Sources
 from envdoctor.errors import UsageError
 
-PLAN = Plan(target="t", kind="requirements", python="/p", prefix="/x", backend="pip", steps=(), changes=())
+PLAN = Plan(target="t", kind=TargetKind.REQUIREMENTS, python="/p", prefix="/x", backend="pip", steps=(), changes=())
 STALE = (StaleModule("alpha", "/x/alpha/__init__.py", "alpha", "1.0", "2.0"),)
 
 
@@ -23,8 +24,8 @@ STALE = (StaleModule("alpha", "/x/alpha/__init__.py", "alpha", "1.0", "2.0"),)
     pytest.param(FixResult(True, PLAN), True, Restart.NOT_NEEDED, id="nothing loaded was changed"),
     pytest.param(FixResult(True, PLAN, stale=STALE), False, Restart.ADVISED, id="stale here, not asked"),
     pytest.param(FixResult(True, PLAN, stale=STALE), True, Restart.KERNEL, id="stale here, --restart"),
-    pytest.param(FixResult(True, PLAN, kernel=(42, ("native",))), True, Restart.KERNEL, id="the kernel mapped it"),
-    pytest.param(FixResult(True, PLAN, kernel=(42, ())), True, Restart.NOT_NEEDED, id="the kernel mapped nothing"),
+    pytest.param(FixResult(True, PLAN, kernel=KernelView(42, ("native",))), True, Restart.KERNEL, id="the kernel mapped it"),
+    pytest.param(FixResult(True, PLAN, kernel=KernelView(42)), True, Restart.NOT_NEEDED, id="the kernel mapped nothing"),
     pytest.param(FixResult(False, PLAN, stale=STALE), True, Restart.NOT_NEEDED, id="failed and rolled back"),
 ])
 def test_one_restart_rule(result: FixResult | None, asked: bool, want: Restart) -> None:

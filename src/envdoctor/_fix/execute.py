@@ -57,6 +57,14 @@ class NullReporter:
 
 
 @dataclass(frozen=True)
+class KernelView:
+    """Under a Jupyter/Colab kernel (`!envdoctor fix`): its pid and the changed packages whose files it has mapped."""
+
+    pid: int
+    loaded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FixResult:
     """What an apply did. `ok=False` always comes with `failed_step`/`reason` and a `rollback`."""
 
@@ -64,7 +72,7 @@ class FixResult:
     plan: Plan
     changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     stale: tuple[StaleModule, ...] = ()
-    kernel: tuple[int, tuple[str, ...]] | None = None  # (pid, changed packages it has loaded) when under a kernel
+    kernel: KernelView | None = None  # when run under a notebook kernel that is another process
     failed_step: int | None = None
     reason: str = ""
     rollback: RollbackResult | None = None
@@ -75,7 +83,7 @@ class FixResult:
 
     @property
     def restart_required(self) -> bool:
-        return self.ok and (bool(self.stale) or bool(self.kernel and self.kernel[1]))
+        return self.ok and (bool(self.stale) or (self.kernel is not None and bool(self.kernel.loaded)))
 
     @property
     def exit_code(self) -> int:
@@ -134,7 +142,7 @@ def _tail(path: Path, lines: int = 6) -> str:
     return " | ".join(useful[-lines:])
 
 
-def _kernel_view(files: dict[str, list[str]]) -> tuple[int, tuple[str, ...]] | None:
+def _kernel_view(files: dict[str, list[str]]) -> KernelView | None:
     """When run under a Jupyter/Colab kernel (e.g. `!envdoctor fix`): the changed packages it has loaded."""
     from .restart import mapped_by
     from .resume import kernel_pid
@@ -142,7 +150,7 @@ def _kernel_view(files: dict[str, list[str]]) -> tuple[int, tuple[str, ...]] | N
     pid = kernel_pid()
     if pid is None or pid == os.getpid():
         return None  # in the kernel itself, sys.modules (stale) is the exact answer
-    return pid, tuple(sorted(mapped_by(pid, files)))
+    return KernelView(pid, tuple(sorted(mapped_by(pid, files))))
 
 
 def _refuse_if_changed(plan: Plan, env: Environment) -> None:

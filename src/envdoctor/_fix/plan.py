@@ -19,7 +19,7 @@ from .._env.environment import Environment, facts_of, from_facts
 from .._resolver import Backend, Conflict, Install, Requested, Resolution, Sources, resolve, select_backend
 from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
-from .targets import Removal, Target, TargetPackage
+from .targets import Removal, Target, TargetKind, TargetPackage
 from .workdir import workdir_for
 
 
@@ -61,7 +61,7 @@ class Plan:
     """Everything `fix` will do, decided before anything is touched; `--dry-run` renders exactly this."""
 
     target: str
-    kind: str
+    kind: TargetKind
     python: str
     prefix: str
     backend: str

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from .execute import FixResult, Reporter, apply_plan
 from .plan import Plan
 from .state import Phase, clear_state, load_snapshot, load_state, save_state
-from .targets import load_target
+from .targets import TargetKind, load_target
 from .verify import unmet as verify_unmet
 from .workdir import workdir_for
 
@@ -70,8 +70,8 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> Resum
     if state is None:
         raise UsageError(f"--resume: no interrupted fix for {env.executable}")
     ref = state.plan.source or state.plan.target
-    target = load_target(ref if state.plan.kind == "matrix" else None,
-                         ref if state.plan.kind == "requirements" else None)
+    target = load_target(ref if state.plan.kind is TargetKind.MATRIX else None,
+                         ref if state.plan.kind is TargetKind.REQUIREMENTS else None)
     if state.phase is Phase.RESTART:
         unmet = verify_unmet(target, env)
         clear_state(work)

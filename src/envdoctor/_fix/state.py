@@ -13,6 +13,7 @@ from .._paths import atomic_write
 from ..errors import UsageError
 from .plan import Change, Plan, Step, StepKind
 from .snapshot import Snapshot
+from .targets import TargetKind
 
 STATE_VERSION = 1
 
@@ -47,6 +48,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """The inverse of plan_to_dict."""
     d = dict(data)
+    d["kind"] = TargetKind(d["kind"])
     d["steps"] = tuple(Step(**{**s, "kind": StepKind(s["kind"]), "packages": tuple(s["packages"]),
                                "command": tuple(s["command"])})
                        for s in d["steps"])

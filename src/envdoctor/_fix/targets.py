@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -66,12 +67,19 @@ class Removal:
         return canonicalize_name(self.name)
 
 
+class TargetKind(str, Enum):
+    """What a target was read from."""
+
+    MATRIX = "matrix"
+    REQUIREMENTS = "requirements"
+
+
 @dataclass(frozen=True)
 class Target:
     """The whole aim of one fix: packages in install order, removals, and names never to replace."""
 
     ref: str
-    kind: str  # "matrix" | "requirements"
+    kind: TargetKind
     packages: tuple[TargetPackage, ...]
     removals: tuple[Removal, ...] = ()
     protected: tuple[NormalizedName, ...] = ()
@@ -132,7 +140,7 @@ def from_matrix(matrix: Matrix) -> Target:
             ))
     removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)
     protected = tuple(sorted({r.key for r in matrix.protected} | {p.key for p in matrix.packages if p.protected}))
-    return Target(matrix.ref, "matrix", tuple(packages), removals, protected, matrix, matrix.source or matrix.ref)
+    return Target(matrix.ref, TargetKind.MATRIX, tuple(packages), removals, protected, matrix, matrix.source or matrix.ref)
 
 
 def from_requirements(path: str | os.PathLike[str]) -> Target:
@@ -145,7 +153,7 @@ def from_requirements(path: str | os.PathLike[str]) -> Target:
         raise UsageError(f"-r {path}: no requirements in it")
     packages = tuple(TargetPackage(name=Requirement(ln.requirement).name, requirement=ln.requirement, origin=ln.origin)
                      for ln in parsed.lines)
-    return Target(str(file), "requirements", packages, source=str(file.resolve()), sources=parsed.sources,
+    return Target(str(file), TargetKind.REQUIREMENTS, packages, source=str(file.resolve()), sources=parsed.sources,
                   constraints=tuple(c.requirement for c in parsed.constraints))
 
 

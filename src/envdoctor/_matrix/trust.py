@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -48,11 +49,14 @@ class Unchecked:
     reason: str
 
 
+ProblemKind = Literal["conflict", "runtime", "absent", "index", "python", "evidence"]
+
+
 @dataclass(frozen=True)
 class Problem:
     """A reason the set is not trustworthy: a resolver conflict, a runtime rule, a malformed index hint."""
 
-    kind: str  # "conflict" | "runtime" | "absent" | "index" | "python" | "evidence"
+    kind: ProblemKind
     message: str
     detail: tuple[str, ...] = ()
 

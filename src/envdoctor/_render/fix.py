@@ -61,9 +61,9 @@ def result_text(result: FixResult) -> str:
             lines.append("restart required: these modules were imported before the fix and are now stale:")
             for m in result.stale:
                 lines.append(f"  {m.module} ({m.package} {m.loaded_version} -> {m.installed_version or 'removed'})")
-        if result.kernel and result.kernel[1]:
-            lines.append(f"restart required: the notebook kernel (pid {result.kernel[0]}) has loaded "
-                         f"{', '.join(result.kernel[1])}, which the fix changed; restart it "
+        if result.kernel is not None and result.kernel.loaded:
+            lines.append(f"restart required: the notebook kernel (pid {result.kernel.pid}) has loaded "
+                         f"{', '.join(result.kernel.loaded)}, which the fix changed; restart it "
                          f"(envdoctor fix --restart does), then run: envdoctor fix --resume")
         return "\n".join(lines)
     step = result.failed_step
@@ -113,7 +113,7 @@ def plan_json(plan: Plan, result: FixResult | None = None) -> str:
             "ok": result.ok, "exit_code": result.exit_code,
             "changed": {k: list(v) for k, v in sorted(result.changed.items())},
             "restart_required": result.restart_required,
-            "kernel": None if not result.kernel else {"pid": result.kernel[0], "loaded": list(result.kernel[1])},
+            "kernel": None if result.kernel is None else {"pid": result.kernel.pid, "loaded": list(result.kernel.loaded)},
             "stale_modules": [m.module for m in result.stale],
             "failed_step": result.failed_step, "reason": result.reason, "log": result.log,
             "warnings": list(result.warnings),
