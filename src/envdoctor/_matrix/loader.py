@@ -13,7 +13,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .._paths import atomic_write, bundled_matrix_dir, cache_dir, user_matrix_dirs
+from .. import _fastpath
+from .._paths import atomic_write, cache_dir
 from .._version import __version__
 from ..errors import MatrixError
 from .model import Matrix
@@ -50,24 +51,12 @@ def _sort_key(entry: MatrixEntry) -> tuple[str, Version]:
 
 def available() -> list[MatrixEntry]:
     """Every matrix on the search path (bundled, then ENVDOCTOR_MATRIX_PATH), sorted by name and version."""
-    entries: dict[str, MatrixEntry] = {}
-    dirs = [(bundled_matrix_dir(), True)] + [(d, False) for d in user_matrix_dirs()]
-    for root, bundled in dirs:
-        if not root.is_dir():
-            continue
-        for path in sorted(root.glob("*/*.toml")):
-            entry = MatrixEntry(path.parent.name, path.stem, path, bundled)
-            entries.setdefault(entry.ref, entry)  # the first on the search path wins
-    return sorted(entries.values(), key=_sort_key)
-
-
-def _looks_like_path(ref: str) -> bool:
-    return ref.endswith(".toml") or "/" in ref or "\\" in ref or ref.startswith(".")
+    return sorted((MatrixEntry(n, v, Path(p), b) for n, v, p, b in _fastpath.matrix_files()), key=_sort_key)
 
 
 def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     """The file a matrix reference names; raises MatrixError listing what is available."""
-    if _looks_like_path(ref):
+    if _fastpath.looks_like_path(ref):
         path = Path(ref).expanduser()
         if relative_to is not None and not path.is_absolute():
             path = relative_to / path
