@@ -81,5 +81,19 @@ class ConfigError(EnvDoctorError):
     """A trainer configuration file or flag is invalid."""
 
 
+class DoesNotFitError(ConfigError):
+    """No training plan fits the GPU (or the --max-memory-gib budget): a finding about the run, not a usage error."""
+
+    exit_code = 1
+
+
+class StateError(EnvDoctorError):
+    """A folder or file envdoctor keeps state in (cache, certificates, their key) is unsafe or malformed.
+
+    Unsafe: a symbolic link where envdoctor writes, or a folder of another user. Malformed: a certificate key
+    that is too short to sign anything. The message names the path and says what to remove.
+    """
+
+
 class UsageError(EnvDoctorError):
     """The command line asks for something that cannot be done as asked."""

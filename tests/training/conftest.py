@@ -21,20 +21,30 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def make_tokenizer(pad: str = "<pad>", chat_template: str | None = None):  # type: ignore[no-untyped-def]
+    """A word-level fast tokenizer over ROWS' words (BOS <s>, EOS </s>), optionally with a chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = [json.dumps(r) for r in ROWS] + ["### Instruction: Input: Response: user: assistant: <| |>"]
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token=pad, bos_token="<s>",
+                                   eos_token="</s>")
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 2-layer random Llama saved with save_pretrained, a word-level tokenizer next to it, and a dataset."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     root = tmp_path_factory.mktemp("tiny")
     data = write_jsonl(root / "data.jsonl", ROWS)
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    corpus = [json.dumps(r) for r in ROWS] + ["### Instruction: Input: Response: user: assistant:"]
-    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>")
+    fast = make_tokenizer()
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                       pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_jsonl
+
 from envdoctor._cli import main
 
 pytestmark = pytest.mark.slow
@@ -84,3 +86,47 @@ def test_gate_refuses_uncertified_environment_and_creates_nothing(tiny, tmp_path
     assert "RC 1 HEAVY []" in proc.stdout, proc.stdout + proc.stderr
     assert "envdoctor certify" in proc.stderr
     assert not out.exists()
+
+
+def _result(capsys: pytest.CaptureFixture[str]) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_masked_run_trains_responses_only_and_reports_tokens(tiny, tmp_path, skip_guard, capsys):
+    """Instruction rows: trained tokens are the responses (+ EOS); --train-on-prompt trains every token."""
+    rows = [{"instruction": f"add {i} and {i + 1}", "input": "", "output": f"{2 * i + 1}"} for i in range(16)]
+    data = write_jsonl(tmp_path / "inst.jsonl", rows)
+    flags = ("--dataset", str(data), "--max-steps", "2", "--lora-r", "4", "--save-steps", "0", "--no-packing")
+    assert _train(tiny, "qlora", tmp_path / "masked", *flags) == 0
+    captured = capsys.readouterr()
+    masked = json.loads(captured.out.strip().splitlines()[-1])
+    assert "loss on: responses only" in captured.err and "data: loss on response" in captured.err
+    # batch x accumulation = 2 rows per step, 2 steps: 4 rows, each "N </s>" trained of 12 tokens
+    assert masked["trained_tokens"] == 4 * 2 and masked["seen_tokens"] == 4 * 12
+    assert masked["world_size"] == 1 and "eval_loss" not in masked and list(masked) == sorted(masked)
+    assert set(masked["stalls_s"]) == {"checkpoint", "data", "eval", "first_step"} and masked["tokens_per_s"] > 0
+    assert _train(tiny, "qlora", tmp_path / "all", *flags, "--train-on-prompt") == 0
+    every = _result(capsys)
+    assert every["seen_tokens"] == masked["seen_tokens"] and every["trained_tokens"] == 4 * 11
+
+
+def test_eval_split_reports_eval_loss(tiny, tmp_path, skip_guard, capsys):
+    out = tmp_path / "eval"
+    assert _train(tiny, "qlora", out, "--max-steps", "3", "--lora-r", "4", "--save-steps", "0", "--eval-split",
+                  "0.2", "--eval-steps", "2") == 0
+    result = _result(capsys)
+    evals = [r for r in _metrics(out) if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [2, 3] and all(math.isfinite(r["eval_loss"]) for r in evals)
+    assert result["eval_loss"] == evals[-1]["eval_loss"] and result["stalls_s"]["eval"] > 0
+
+
+def test_eval_dataset_and_split_together_is_an_error(tiny, tmp_path, skip_guard, capsys):
+    assert _train(tiny, "qlora", tmp_path / "x", "--eval-dataset", str(tiny["data"]), "--eval-split", "0.1") == 2
+    assert "eval_dataset and eval_split" in capsys.readouterr().err
+
+
+def test_memory_budget_that_nothing_fits_is_a_finding(tiny, tmp_path, skip_guard, capsys):
+    """--max-memory-gib below any plan: exit 1 (a finding about the run, not a usage error), nothing written."""
+    assert _train(tiny, "qlora", tmp_path / "x", "--gpu", "t4", "--max-memory-gib", "0.5") == 1
+    err = capsys.readouterr().err
+    assert "does not fit --max-memory-gib 0.5" in err and not (tmp_path / "x").exists()

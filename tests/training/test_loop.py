@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from envdoctor.training.data import Example
-from envdoctor.training.loop import _last_checkpoint, _micro_batches, _scheduler
+from envdoctor.training.checkpoints import last_checkpoint as _last_checkpoint
+from envdoctor.training.loop import _micro_batches
+from envdoctor.training.optim import scheduler as _scheduler
 
 
 def _lrs(warmup: int, total: int) -> list[float]:

@@ -62,3 +62,31 @@ def test_plan_memory_cli(capsys):
     assert "base weights (NF4, double quant)" in text and "plan: qlora on cuda, compute bf16" in text
     assert main(["plan-memory", "--model", "nope.json", "--gpu", "t4"]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_memory_budget_bounds_the_plan_and_refuses_clearly(capsys):
+    """--max-memory-gib: checkpointing, batch and accumulation change to fit; below any plan, exit 1 with why."""
+    free = make_plan(LLAMA, declared("a100-80gb"), RunShape("qlora", 1, 2048), effective_batch=8)
+    bound = make_plan(LLAMA, declared("a100-80gb"), RunShape("qlora", 1, 2048), effective_batch=8, max_memory_gib=12)
+    assert bound.planned_bytes <= 12 * 2**30 < free.planned_bytes
+    assert (bound.checkpointing, bound.batch * bound.grad_accum) == (True, 8) and bound.batch < free.batch
+    assert main(["plan-memory", "--model", "llama-3.1-8b", "--gpu", "h200", "--max-memory-gib", "12",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["budget_gib"] == 12
+    assert main(["plan-memory", "--model", "llama-3.1-8b", "--gpu", "h200", "--max-memory-gib", "4"]) == 1
+    assert "does not fit --max-memory-gib 4" in capsys.readouterr().err
+
+
+def test_t4_galore_gemma_plan_counts_gradients_kept_through_accumulation():
+    """Issue 16: the T4 plan (fp32 weights, batch 1 x 4, seq 2048, 3 layers checkpointed) peaked at 15.91 GiB."""
+    run = RunShape("galore", 1, 2048, True, 3, fused_loss=True, fused_kernels=True, param_bytes=4, packed=True,
+                   grad_accum=4)
+    assert estimate(GEMMA, run).gib() == pytest.approx(15.91, rel=0.05)
+    plan = make_plan(GEMMA, declared("t4"), RunShape("galore", 1, 2048, packed=True), effective_batch=4, kernels=False)
+    assert plan.param_dtype == "fp32" and plan.planned_bytes <= declared("t4").memory_total_bytes
+    assert (plan.batch, plan.checkpoint_layers) != (1, 3)
+
+
+def test_world_size_shares_the_effective_batch():
+    plan = make_plan(LLAMA, declared("h200"), RunShape("qlora", 1, 2048), effective_batch=8, world_size=2)
+    assert plan.batch * plan.grad_accum * 2 == 8 and plan.world_size == 2

@@ -68,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--rank", type=int, help="LoRA r (qlora) or GaLore rank")
     m.add_argument("--targets", help="comma-separated module names")
     m.add_argument("--fast", choices=["on", "off"], default="on", help="fused loss + kernels (default on)")
+    m.add_argument("--max-memory-gib", type=float, help="plan within this many GiB per GPU (default: the card)")
+    m.add_argument("--world-size", type=int, default=1, help="data-parallel GPUs sharing the effective batch")
     m.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     m.set_defaults(func=_plan_memory)
 
@@ -114,8 +116,11 @@ def _train(args: argparse.Namespace) -> int:
     over = _overrides(args)
     over["method"] = args.method
     cfg = load_config(args.config, over)
+    from ..training.dist import world_from_env
+
     result = train(cfg, _Console())
-    sys.stdout.write(render_result_json(result))
+    if world_from_env().main:  # one result line per run, not one per rank
+        sys.stdout.write(render_result_json(result))
     return 0
 
 
@@ -139,7 +144,8 @@ def _plan_memory(args: argparse.Namespace) -> int:
         t = tuple(x.strip() for x in args.targets.split(",") if x.strip())
         run = replace(run, lora_targets=t, galore_targets=t)
     plan = make_plan(shape, gpu, run, effective_batch=max(args.effective_batch, args.batch or 1),
-                     fixed_batch=args.batch, fixed_checkpointing=args.checkpointing, fast=args.fast == "on")
+                     fixed_batch=args.batch, fixed_checkpointing=args.checkpointing, fast=args.fast == "on",
+                     max_memory_gib=args.max_memory_gib, world_size=max(1, args.world_size))
     render = render_memory_json if args.format == "json" else render_memory_text
     sys.stdout.write(render(shape, gpu, plan))
     return 0

@@ -41,6 +41,10 @@ def render_plan(plan: Plan) -> str:
         + (f"; x{plan.reserve_factor} allocator reserve on activations + paged optimizer + CUDA context = "
            f"{plan.planned_bytes / GiB:.2f} GiB of {plan.budget / GiB:.2f} GiB" if plan.budget else ""),
     ]
+    if plan.world_size > 1:
+        lines.append(f"  data parallel: {plan.world_size} processes, batch {plan.batch} x accumulation "
+                     f"{plan.grad_accum} on each (effective {plan.batch * plan.grad_accum * plan.world_size})")
+    lines.append(f"  loss on: {plan.loss_on}")
     lines += [f"  note: {n}" for n in plan.notes]
     return "\n".join(lines)
 
@@ -59,13 +63,24 @@ def render_memory_json(shape: ModelShape, gpu: GpuInfo, plan: Plan) -> str:
         "checkpointing": plan.checkpointing, "checkpoint_layers": plan.checkpoint_layers,
         "fused_loss": plan.fused_loss, "fused_kernels": plan.fused_kernels,
         "estimate_gib": round(plan.estimate.total / GiB, 3), "planned_gib": round(plan.planned_bytes / GiB, 3),
+        "budget_gib": round(plan.budget / GiB, 3), "world_size": plan.world_size,
         "parts_gib": {k: round(v / GiB, 3) for k, v in plan.estimate.parts.items()},
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def render_result_json(result: TrainResult) -> str:
-    """A finished run as one JSON line (the last line `envdoctor train` prints), with a schema version."""
-    return json.dumps({"schema_version": SCHEMA_VERSION, "steps": result.steps, "resumed_from": result.resumed_from,
-                       "final_loss": result.final_loss, "tokens_per_s": round(result.tokens_per_s, 1),
-                       "peak_gib": result.peak_gib, "saved": result.saved}, sort_keys=True) + "\n"
+    """A finished run as one JSON line (the last line `envdoctor train` prints), sorted keys, a schema version.
+
+    tokens_per_s is the steady state (seen tokens over all ranks per second of step time); the first step
+    and the stalls (data loading, checkpoint saves, evaluation) are in stalls_s, not folded in.
+    """
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "steps": result.steps, "resumed_from": result.resumed_from,
+        "final_loss": result.final_loss, "tokens_per_s": round(result.tokens_per_s, 1), "peak_gib": result.peak_gib,
+        "saved": result.saved, "trained_tokens": result.trained_tokens, "seen_tokens": result.seen_tokens,
+        "world_size": result.world_size, "stalls_s": dict(sorted(result.stalls_s.items())),
+    }
+    if result.eval_loss is not None:
+        data["eval_loss"] = result.eval_loss
+    return json.dumps(data, sort_keys=True) + "\n"

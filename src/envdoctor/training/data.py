@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .masking import Doc
 
 IGNORE_INDEX = -100
-PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n{output}"
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,9 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _one(row: dict[str, Any], tokenizer: Any = None) -> str:
-    if "messages" in row:
-        msgs = row["messages"]
-        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "content" in m for m in msgs):
-            raise ValueError("'messages' must be a list of {role, content} objects")
-        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-            return str(tokenizer.apply_chat_template(msgs, tokenize=False))
-        return "\n".join(f"{m.get('role', 'user')}: {m['content']}" for m in msgs)
-    if "instruction" in row:
-        inp = str(row.get("input") or "")
-        return PROMPT.format(instruction=row["instruction"], output=row.get("output", ""),
-                             input_block=f"### Input:\n{inp}\n\n" if inp else "")
-    if "text" in row:
-        return str(row["text"])
-    raise ValueError(f"row has none of 'messages', 'instruction', 'text' (keys: {', '.join(sorted(row)) or 'none'})")
+    from .masking import render
+
+    return render(row, tokenizer, train_on_prompt=True).text
 
 
 def format_examples(batch: dict[str, Any], tokenizer: Any = None) -> str | list[str]:
@@ -88,34 +77,58 @@ def texts_from(rows: Sequence[dict[str, Any]], tokenizer: Any, source: str = "da
 
 
 def tokenize(texts: Sequence[str], tokenizer: Any, seq_len: int, packing: bool) -> list[Example]:
-    """Token sequences of at most seq_len: packed end to end (positions reset per example), or one per text."""
-    eos = tokenizer.eos_token_id
-    docs = []
-    for t in texts:
-        doc = list(tokenizer(t, add_special_tokens=True)["input_ids"])
-        if eos is not None and (not doc or doc[-1] != eos):
-            doc.append(eos)
-        docs.append(doc[: seq_len] if not packing else doc)
+    """Token sequences of at most seq_len, every token trained: packed end to end, or one per text."""
+    from .masking import Rendered, tokenize_rendered
+
+    return pack([tokenize_rendered(Rendered(t, ((0, len(t)),), "everything"), tokenizer) for t in texts],
+                seq_len, packing)
+
+
+def pack(docs: Sequence[Doc], seq_len: int, packing: bool) -> list[Example]:
+    """Examples of at most seq_len tokens: packed end to end (positions reset per doc), or one per doc (cut).
+
+    A token's label is itself where it is trained, else IGNORE_INDEX; the first token of a doc is never a
+    target (in a pack it would be predicted from the previous doc).
+    """
+    def labels_of(d: Doc) -> list[int]:
+        return [tok if (k > 0 and on) else IGNORE_INDEX for k, (tok, on) in enumerate(zip(d.ids, d.trained, strict=True))]
+
     if not packing:
-        return [Example(tuple(d), tuple(d), tuple(range(len(d)))) for d in docs if len(d) > 1]
-    out: list[Example] = []
-    ids: list[int] = []
-    labels: list[int] = []
+        out = []
+        for d in docs:
+            ids, labels = list(d.ids[:seq_len]), labels_of(d)[:seq_len]
+            if len(ids) > 1 and any(lab != IGNORE_INDEX for lab in labels):
+                out.append(Example(tuple(ids), tuple(labels), tuple(range(len(ids)))))
+        return out
+    packed: list[Example] = []
+    ids_: list[int] = []
+    labs: list[int] = []
     pos: list[int] = []
     for d in docs:
         p = 0  # positions restart with each example, and where a long example is cut
-        for k, tok in enumerate(d):
-            ids.append(tok)
-            # the first token of an example is never a target of the previous one
-            labels.append(IGNORE_INDEX if k == 0 else tok)
+        for tok, lab in zip(d.ids, labels_of(d), strict=True):
+            ids_.append(tok)
+            labs.append(lab if p > 0 else IGNORE_INDEX)
             pos.append(p)
             p += 1
-            if len(ids) == seq_len:
-                out.append(Example(tuple(ids), tuple(labels), tuple(pos)))
-                ids, labels, pos, p = [], [], [], 0
-    if len(ids) > 1:
-        out.append(Example(tuple(ids), tuple(labels), tuple(pos)))
-    return out
+            if len(ids_) == seq_len:
+                packed.append(Example(tuple(ids_), tuple(labs), tuple(pos)))
+                ids_, labs, pos, p = [], [], [], 0
+    if len(ids_) > 1:
+        packed.append(Example(tuple(ids_), tuple(labs), tuple(pos)))
+    return [e for e in packed if any(lab != IGNORE_INDEX for lab in e.labels)]
+
+
+def split_rows(rows: Sequence[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]],
+                                                                                list[dict[str, Any]]]:
+    """(train, eval): a seeded random `fraction` of the rows held out (at least one when fraction > 0)."""
+    if fraction <= 0:
+        return list(rows), []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n = min(len(rows) - 1, max(1, round(len(rows) * fraction)))
+    held = set(order[:n])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
 def batches(examples: Sequence[Example], batch: int, seed: int, epoch: int) -> Iterator[list[Example]]:

@@ -1,15 +1,22 @@
-"""The training loop: optimizer, accumulation, mixed precision, checkpoints, resume, logs, final save."""
+"""The training loop: accumulation, mixed precision, data parallelism, eval, checkpoints, resume, final save.
+
+Throughput is the steady state: the first step (kernel selection, allocator warm-up) and every stall (data
+loading, checkpoint saves, evaluation) are timed and reported on their own, never folded into tokens/s.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import dist
+from .checkpoints import last_checkpoint, load, save
 from .config import TrainConfig
+from .logs import Log, NullLog
+from .optim import optimizer, scheduler
 from .plan import Plan
 
 
@@ -40,119 +47,19 @@ class NullReporter:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run produced."""
+    """What a finished run produced; token counts and tokens/s are over all ranks."""
 
     steps: int
     resumed_from: int
     final_loss: float
-    tokens_per_s: float
-    peak_gib: float
+    tokens_per_s: float  # steady state: seen tokens / step time, without the first step and the stalls
+    peak_gib: float  # the largest max_memory_allocated of any rank
     saved: str
-
-
-def _last_checkpoint(out: Path) -> tuple[int, Path] | None:
-    found = [(int(p.name.split("-", 1)[1]), p) for p in out.glob("checkpoint-*")
-             if p.name.split("-", 1)[1].isdigit() and (p / "state.json").is_file()]
-    return max(found) if found else None
-
-
-def _optimizer(cfg: TrainConfig, plan: Plan, model: Any) -> Any:
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.method == "qlora":
-        if plan.device == "cuda":
-            import bitsandbytes as bnb
-
-            return bnb.optim.PagedAdamW32bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    targets = tuple(cfg.galore_targets)
-    galore: list[Any] = []
-    regular: list[Any] = []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        module = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else name
-        (galore if p.dim() == 2 and module in targets else regular).append(p)
-    groups = [{"params": regular},
-              {"params": galore, "rank": cfg.galore_rank, "update_proj_gap": cfg.galore_update_proj_gap,
-               "scale": cfg.galore_scale, "proj_type": "std"}]
-    if plan.device == "cuda":
-        from galore_torch import GaLoreAdamW8bit
-
-        return GaLoreAdamW8bit(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    from galore_torch import GaLoreAdamW  # the 8-bit optimizer needs CUDA
-
-    return GaLoreAdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _scheduler(opt: Any, warmup: int, total: int) -> Any:
-    """Linear warmup over `warmup` steps (none when 0), then linear decay to 0 at `total`."""
-    import torch
-
-    def factor(s: int) -> float:
-        decay = max(0.0, 1 - s / max(total, 1))
-        return min(1.0, (s + 1) / (warmup + 1)) * decay if warmup else decay
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-class _Log:
-    """metrics.jsonl, and TensorBoard when it is installed."""
-
-    def __init__(self, out: Path) -> None:
-        self.writer = _writer(out)
-        self.metrics = (out / "metrics.jsonl").open("a", encoding="utf-8")
-
-    def write(self, step: int, loss: float, lr: float, tokens_per_s: float, epoch: int) -> None:
-        rec = {"step": step, "loss": loss, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "epoch": epoch}
-        self.metrics.write(json.dumps(rec) + "\n")
-        self.metrics.flush()
-        if self.writer is not None:
-            self.writer.add_scalar("train/loss", loss, step)
-            self.writer.add_scalar("train/tokens_per_s", tokens_per_s, step)
-
-    def close(self) -> None:
-        self.metrics.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _writer(out: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard not installed: metrics.jsonl only
-        return None
-    return SummaryWriter(str(out / "logs"))
-
-
-def _save(model: Any, opt: Any, sched: Any, tokenizer: Any, folder: Path, state: dict[str, Any], full: bool) -> None:
-    import torch
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder / ("model" if full else "adapter")))
-    tokenizer.save_pretrained(str(folder / ("model" if full else "adapter")))
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, folder / "optimizer.pt")
-    (folder / "state.json").write_text(json.dumps(state), encoding="utf-8")
-
-
-def _load(model: Any, opt: Any, sched: Any, folder: Path, device: Any, full: bool) -> None:
-    """Weights (the whole model, or the adapter), optimizer and scheduler from a checkpoint folder."""
-    import torch
-    from safetensors.torch import load_file
-
-    if full:
-        weights = {}
-        for f in sorted((folder / "model").glob("*.safetensors")):
-            weights.update(load_file(str(f)))
-        model.load_state_dict(weights, strict=False)
-    else:
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
-    saved = torch.load(folder / "optimizer.pt", map_location=device, weights_only=False)
-    opt.load_state_dict(saved["optimizer"])
-    sched.load_state_dict(saved["scheduler"])
+    trained_tokens: int = 0  # tokens that carried loss
+    seen_tokens: int = 0  # tokens the model read (padding excluded)
+    eval_loss: float | None = None
+    world_size: int = 1
+    stalls_s: dict[str, float] = field(default_factory=dict)  # first_step, data, checkpoint, eval
 
 
 @dataclass(frozen=True)
@@ -169,95 +76,184 @@ class _Run:
     start: int  # the step resumed from; 0 for a fresh run
     full: bool  # GaLore trains and saves the whole model; QLoRA only the adapter
     pad: int
+    world: dist.World
+    step_fn: Any  # the loss module (DDP-wrapped when distributed): forward(input_ids, labels, position_ids)
+    loss_fn: Any  # the same module unwrapped (eval: no gradient sync)
 
 
 def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any],
-               reporter: Reporter | None = None) -> TrainResult:
-    """Train `model` on `examples` as the plan says; checkpoint, resume, log and save into cfg.output."""
+               reporter: Reporter | None = None, eval_examples: list[Any] | None = None,
+               world: dist.World | None = None) -> TrainResult:
+    """Train `model` on `examples` as the plan says; checkpoint, resume, evaluate, log and save into cfg.output."""
     rep = reporter or NullReporter()
-    run = _setup(cfg, plan, model, tokenizer, len(examples), rep)
-    log = _Log(run.out)
+    run = _setup(cfg, plan, model, tokenizer, len(examples), rep, world or dist.World())
+    log = Log(run.out) if run.world.main else NullLog()
     rep.start(run.total, run.start)
     try:
-        step, loss, tok_s = _fit(cfg, plan, model, tokenizer, examples, run, rep, log)
+        fit = _fit(cfg, plan, model, tokenizer, examples, eval_examples or [], run, rep, log)
     finally:
         rep.close()
         log.close()
-    return _finish(plan, model, tokenizer, run, step, loss, tok_s)
+    return _finish(plan, model, tokenizer, run, fit)
 
 
-def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples: int, rep: Reporter) -> _Run:
-    """The output folder, optimizer, schedule and precision; resumed from the last checkpoint when asked."""
+def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples: int, rep: Reporter,
+           world: dist.World) -> _Run:
+    """The output folder, optimizer, schedule, precision and DDP; resumed from the last checkpoint when asked."""
     import torch
 
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(plan.device)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda", world.local_rank) if plan.device == "cuda" else torch.device("cpu")
     full = cfg.method == "galore"
-    opt = _optimizer(cfg, plan, model)
-    per_epoch = max(1, n_examples // plan.batch // plan.grad_accum)
+    opt = optimizer(cfg, plan, model)
+    per_epoch = max(1, n_examples // (plan.batch * plan.grad_accum * world.world_size))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
-    sched = _scheduler(opt, cfg.warmup_steps, total)
+    sched = scheduler(opt, cfg.warmup_steps, total)
     start = 0
-    last = _last_checkpoint(out) if cfg.resume else None
+    last = last_checkpoint(out) if cfg.resume and out.is_dir() else None
     if last is not None:
         start, folder = last
-        _load(model, opt, sched, folder, device, full)
+        load(model, opt, sched, folder, device, full)
         rep.message(f"resumed from {folder} (step {start})")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.dtype)
     scaler = torch.amp.GradScaler("cuda") if plan.dtype == "fp16" and plan.device == "cuda" else None
+    # the pad id only fills the right end of a row: labels (IGNORE_INDEX there) and positions never come from it,
+    # so pad == eos costs nothing here (HF's DataCollatorForLanguageModeling would mask every EOS label)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad)
+    loss_fn = dist.loss_module(model, plan.fused_loss)
+    step_fn = dist.wrap(loss_fn, world, plan.device == "cuda")
+    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn)
 
 
-def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any], run: _Run,
-         rep: Reporter, log: _Log) -> tuple[int, float, float]:
-    """Optimizer steps from run.start to run.total, logged and checkpointed; returns (step, loss, tokens/s)."""
+@dataclass
+class _Fit:
+    """What fit measured: counts over all ranks, seconds on rank 0."""
+
+    step: int = 0
+    loss: float = float("nan")
+    eval_loss: float | None = None
+    seen: int = 0
+    trained: int = 0
+    steady_tokens: int = 0
+    steady_s: float = 0.0
+    stalls: dict[str, float] = field(default_factory=lambda: {"first_step": 0.0, "data": 0.0, "checkpoint": 0.0,
+                                                               "eval": 0.0})
+
+    def tokens_per_s(self) -> float:
+        """Steady-state throughput (the first step's when there was no other)."""
+        if self.steady_s > 0:
+            return self.steady_tokens / self.steady_s
+        first = self.stalls["first_step"]
+        return self.seen / first if first > 0 else 0.0
+
+
+def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any], eval_examples: list[Any],
+         run: _Run, rep: Reporter, log: Log) -> _Fit:
+    """Optimizer steps from run.start to run.total, logged, evaluated and checkpointed."""
     import torch
 
-    step, loss, tok_s, t0, tokens = run.start, float("nan"), 0.0, time.time(), 0
+    f = _Fit(step=run.start)
     if plan.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    stream = _micro_batches(examples, plan.batch, cfg.seed)
+        torch.cuda.reset_peak_memory_stats(run.device)
+    stream = dist.shard(_micro_batches(examples, plan.batch, cfg.seed), run.world)
     for _ in range(run.start * plan.grad_accum):  # the same data order as the interrupted run: skip what it consumed
         next(stream)
     model.train()
-    while step < run.total:
-        loss, n, epoch = _accumulate(plan, model, stream, run)
-        tokens += n
+    while f.step < run.total:
+        t = time.perf_counter()
+        loss, seen, trained, epoch, data_s = _accumulate(plan, stream, run)
         _optimizer_step(cfg, model, run)
-        step += 1
+        f.step += 1
         if plan.device == "cuda":
-            torch.cuda.synchronize()
-        tok_s = tokens / max(time.time() - t0, 1e-9)
-        if step == run.start + 1 and run.total > run.start + 1:
-            t0, tokens = time.time(), 0  # the first step compiles kernels: tokens/s counts from the second
-        rep.step(step, loss, tok_s)
-        if step % cfg.logging_steps == 0 or step == run.total:
-            log.write(step, loss, run.sched.get_last_lr()[0], tok_s, epoch)
-        if cfg.save_steps and step % cfg.save_steps == 0 and step < run.total:
-            _save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{step}", {"step": step}, run.full)
-    return step, loss, tok_s
+            torch.cuda.synchronize(run.device)
+        dt = time.perf_counter() - t
+        loss_sum, seen_g, trained_g = dist.all_sum([loss, seen, trained], run.world, run.device)
+        f.loss, f.seen, f.trained = loss_sum / run.world.world_size, f.seen + int(seen_g), f.trained + int(trained_g)
+        f.stalls["data"] += data_s
+        if f.step == run.start + 1:
+            f.stalls["first_step"] += dt  # kernels selected, allocator warmed: not the steady state
+        else:
+            f.steady_s += dt - data_s
+            f.steady_tokens += int(seen_g)
+        rep.step(f.step, f.loss, f.tokens_per_s())
+        if f.step % cfg.logging_steps == 0 or f.step == run.total:
+            log.write(f.step, f.loss, run.sched.get_last_lr()[0], f.tokens_per_s(), epoch, f.trained)
+        if eval_examples and ((cfg.eval_steps and f.step % cfg.eval_steps == 0) or f.step == run.total):
+            t = time.perf_counter()
+            groups = [eval_examples[i:i + plan.batch] for i in range(0, len(eval_examples), plan.batch)]
+            f.eval_loss, n = evaluate(plan, model, groups, run)
+            log.write_eval(f.step, f.eval_loss, n)
+            rep.message(f"step {f.step}: eval loss {f.eval_loss:.4f} over {n:,} tokens")
+            f.stalls["eval"] += time.perf_counter() - t
+        if cfg.save_steps and f.step % cfg.save_steps == 0 and f.step < run.total:
+            t = time.perf_counter()
+            if run.world.main:  # one copy: every rank holds the same weights
+                save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{f.step}", {"step": f.step},
+                     run.full)
+            dist.barrier(run.world)
+            f.stalls["checkpoint"] += time.perf_counter() - t
+    return f
 
 
-def _accumulate(plan: Plan, model: Any, stream: Any, run: _Run) -> tuple[float, int, int]:
-    """Forward and backward over grad_accum micro-batches; returns (the step's loss, target tokens, epoch)."""
+def _tensors(group: Any, run: _Run) -> dict[str, Any]:
     import torch
 
     from .data import collate
-    from .fast import causal_lm_loss
 
-    acc, tokens, epoch = 0.0, 0, 0
-    for _ in range(plan.grad_accum):
+    return {k: torch.tensor(v, device=run.device) for k, v in collate(group, run.pad).items()}
+
+
+def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, int, float]:
+    """Forward and backward over grad_accum micro-batches: (loss, seen tokens, trained tokens, epoch, data seconds)."""
+    import contextlib
+
+    import torch
+
+    acc, seen, trained, epoch, data_s = 0.0, 0, 0, 0, 0.0
+    for k in range(plan.grad_accum):
+        t = time.perf_counter()
         group, epoch = next(stream)
-        b = {k: torch.tensor(v, device=run.device) for k, v in collate(group, run.pad).items()}
-        with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
-            loss = causal_lm_loss(model, b["input_ids"], b["labels"], b["position_ids"], fused=plan.fused_loss)
-        loss = loss / plan.grad_accum
-        (run.scaler.scale(loss) if run.scaler else loss).backward()
+        b = _tensors(group, run)
+        data_s += time.perf_counter() - t
+        # DDP all-reduces on the last micro-batch only (https://pytorch.org/docs/stable/notes/ddp.html)
+        last = k == plan.grad_accum - 1
+        sync = contextlib.nullcontext() if last or not hasattr(run.step_fn, "no_sync") else run.step_fn.no_sync()
+        with sync:
+            with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
+                loss = run.step_fn(b["input_ids"], b["labels"], b["position_ids"])
+            loss = loss / plan.grad_accum
+            (run.scaler.scale(loss) if run.scaler else loss).backward()
         acc += float(loss.detach())
-        tokens += int((b["labels"] != -100).sum())
-    return acc, tokens, epoch
+        seen += sum(len(e.input_ids) for e in group)
+        trained += int((b["labels"][:, 1:] != -100).sum())
+    return acc, seen, trained, epoch, data_s
+
+
+def evaluate(plan: Plan, model: Any, groups: list[Any], run: _Run) -> tuple[float, int]:
+    """Token-weighted mean loss over the eval batches (each rank its share, summed): (loss, target tokens)."""
+    import torch
+
+    total, n = 0.0, 0
+    model.eval()  # no dropout
+    try:
+        with torch.no_grad():
+            for i, group in enumerate(groups):
+                if i % run.world.world_size != run.world.rank:
+                    continue
+                b = _tensors(group, run)
+                count = int((b["labels"][:, 1:] != -100).sum())
+                if not count:
+                    continue
+                with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
+                    loss = run.loss_fn(b["input_ids"], b["labels"], b["position_ids"])
+                total += float(loss) * count
+                n += count
+    finally:
+        model.train()
+    total, n_all = dist.all_sum([total, float(n)], run.world, run.device)
+    return (total / n_all if n_all else float("nan")), int(n_all)
 
 
 def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
@@ -277,17 +273,23 @@ def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
     run.opt.zero_grad(set_to_none=True)
 
 
-def _finish(plan: Plan, model: Any, tokenizer: Any, run: _Run, step: int, loss: float, tok_s: float) -> TrainResult:
-    """The final save (and, for adapters, a last checkpoint) and the run's result."""
+def _finish(plan: Plan, model: Any, tokenizer: Any, run: _Run, f: _Fit) -> TrainResult:
+    """The final save on rank 0 (and, for adapters, a last checkpoint) and the run's result."""
     import torch
 
     final = run.out / ("model" if run.full else "adapter")
-    model.save_pretrained(str(final))
-    tokenizer.save_pretrained(str(final))
-    if not run.full:  # adapters are small: keep a last checkpoint so a longer run can resume from it
-        _save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{step}", {"step": step}, run.full)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if plan.device == "cuda" else 0.0
-    return TrainResult(step, run.start, loss, tok_s, round(peak, 2), str(final))
+    t = time.perf_counter()
+    if run.world.main:
+        model.save_pretrained(str(final))
+        tokenizer.save_pretrained(str(final))
+        if not run.full:  # adapters are small: keep a last checkpoint so a longer run can resume from it
+            save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{f.step}", {"step": f.step}, run.full)
+    dist.barrier(run.world)
+    f.stalls["checkpoint"] += time.perf_counter() - t
+    peak = torch.cuda.max_memory_allocated(run.device) / 2**30 if plan.device == "cuda" else 0.0
+    peak = dist.all_max(peak, run.world, run.device)
+    return TrainResult(f.step, run.start, f.loss, f.tokens_per_s(), round(peak, 2), str(final), f.trained, f.seen,
+                       f.eval_loss, run.world.world_size, {k: round(v, 3) for k, v in f.stalls.items()})
 
 
 def _micro_batches(examples: list[Any], batch: int, seed: int) -> Any:

@@ -18,8 +18,14 @@ def torch_dtype(name: Dtype) -> Any:
     return getattr(torch, TORCH_DTYPES[name])
 
 
-def load_base(model_ref: str, *, quantize: Quantize, dtype: Dtype, device: Device, attn: str = "sdpa") -> Any:
-    """The pretrained causal LM: NF4 with double quantisation when `quantize == 'nf4'`, else in `dtype`."""
+def load_base(model_ref: str, *, quantize: Quantize, dtype: Dtype, device: Device, attn: str = "sdpa",
+              device_index: int = 0, quant_storage: Dtype | None = None) -> Any:
+    """The pretrained causal LM: NF4 with double quantisation when `quantize == 'nf4'`, else in `dtype`.
+
+    `device_index` is this rank's GPU (LOCAL_RANK): under DDP each process holds the whole NF4 base on its own
+    device. `quant_storage` packs the NF4 codes in that dtype, which FSDP needs to shard them alongside the
+    other weights (https://huggingface.co/docs/bitsandbytes/main/en/fsdp_qlora).
+    """
     from transformers import AutoModelForCausalLM
 
     from .. import compat
@@ -30,15 +36,16 @@ def load_base(model_ref: str, *, quantize: Quantize, dtype: Dtype, device: Devic
 
         kw["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch_dtype(dtype))
-        kw["device_map"] = {"": 0}
+            bnb_4bit_compute_dtype=torch_dtype(dtype),
+            **({"bnb_4bit_quant_storage": torch_dtype(quant_storage)} if quant_storage else {}))
+        kw["device_map"] = {"": device_index}
     try:
         # compat renames dtype= to torch_dtype= for transformers < 4.56 (where dtype= was silently ignored)
         model = compat.call(AutoModelForCausalLM.from_pretrained, model_ref, **kw)
     except OSError as e:
         raise ConfigError(f"model {model_ref!r}: cannot be loaded ({e})") from e
     if quantize != "nf4":
-        model.to(device)
+        model.to(f"cuda:{device_index}" if device == "cuda" else device)
     model.config.use_cache = False
     return model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .._env.gpu import GpuInfo
-from ..errors import ConfigError
+from ..errors import ConfigError, DoesNotFitError
 from .kinds import Device, Dtype, DtypeChoice, Method, Quantize
 from .memory import Estimate, GiB, ModelShape, RunShape, estimate
 
@@ -16,6 +16,9 @@ CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, n
 # loss the H200 runs in benchmarks/trainer_NOTES.md stayed at 1.01-1.1x (default allocator). A plan must fit
 # with this factor applied.
 RESERVE_FACTOR = {"fused": 1.25, "plain": 1.5}
+# Left free on every declared card on top of the reserve (issue 16: a plan must never OOM the card it was made
+# for; the estimator is calibrated to -4 % ... +8 % on the measured paths, this covers the low side).
+CARD_MARGIN = 0.04
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Plan:
     budget: int  # usable bytes on the GPU; 0 on CPU
     reserve_factor: float
     notes: tuple[str, ...] = ()
+    world_size: int = 1  # data-parallel processes; the effective batch is batch x grad_accum x world_size
+    loss_on: str = "every token"  # what carries loss (the data's masking), said in the plan
 
     @property
     def planned_bytes(self) -> int:
@@ -66,10 +71,27 @@ def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple
     return planned(est, factor) <= budget, est
 
 
+def accumulation(effective_batch: int, batch: int, world_size: int = 1) -> int:
+    """Micro-batches per optimizer step so that batch x accumulation x world_size reaches the effective batch."""
+    return max(1, -(-effective_batch // (batch * world_size)))
+
+
+def gpu_budget(gpu: GpuInfo, max_memory_gib: float | None = None) -> tuple[int, str]:
+    """(usable bytes, what they are): the card less CARD_MARGIN, or --max-memory-gib when that is smaller."""
+    card = int(gpu.memory_total_bytes * (1 - CARD_MARGIN))
+    if max_memory_gib is not None and max_memory_gib * GiB < card:
+        return int(max_memory_gib * GiB), f"--max-memory-gib {max_memory_gib:g}"
+    return card, f"{gpu.name or 'the GPU'} ({gpu.memory_total_bytes / GiB:.1f} GiB, {CARD_MARGIN:.0%} kept free)"
+
+
 def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: DtypeChoice = "auto",
               fixed_batch: int | None = None, fixed_checkpointing: bool | None = None,
-              fixed_seq: bool = False, fast: bool = True, kernels: bool | None = None) -> Plan:
-    """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences."""
+              fixed_seq: bool = False, fast: bool = True, kernels: bool | None = None,
+              max_memory_gib: float | None = None, world_size: int = 1) -> Plan:
+    """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences.
+
+    Raises DoesNotFitError when nothing fits the card (or `max_memory_gib`, per GPU).
+    """
     cdtype = choose_dtype(gpu, dtype)
     cuda = gpu.available and gpu.kind == "cuda"
     method: Method = run.method if cuda or run.method != "qlora" else "lora"
@@ -80,20 +102,22 @@ def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch
     if method == "lora" and run.method != "qlora":
         notes.append("no CUDA GPU: LoRA on a full-precision base instead of NF4 (QLoRA needs CUDA)")
     factor = RESERVE_FACTOR["fused" if fast else "plain"]
+    per_rank = max(1, -(-effective_batch // world_size))
 
     def done(r: RunShape, est: Estimate, budget: int) -> Plan:
         return Plan(r.method, "cuda" if cuda else "cpu", cdtype, param_dtype, "nf4" if r.method == "qlora" else "none",
-                    r.batch, max(1, -(-effective_batch // r.batch)), r.seq, r.checkpointing, r.checkpoint_layers,
-                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes))
+                    r.batch, r.grad_accum, r.seq, r.checkpointing, r.checkpoint_layers,
+                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes), world_size)
 
     if not cuda:
-        batch = fixed_batch or min(effective_batch, 4)
+        batch = fixed_batch or min(per_rank, 4)
         ck = bool(fixed_checkpointing)
-        r = replace(run, batch=batch, checkpointing=ck, checkpoint_layers=None)
+        r = replace(run, batch=batch, checkpointing=ck, checkpoint_layers=None,
+                    grad_accum=accumulation(effective_batch, batch, world_size))
         return done(r, estimate(shape, r), 0)
 
-    budget = gpu.memory_total_bytes
-    batches = [fixed_batch] if fixed_batch else [b for b in range(effective_batch, 0, -1) if effective_batch % b == 0]
+    budget, what = gpu_budget(gpu, max_memory_gib)
+    batches = [fixed_batch] if fixed_batch else [b for b in range(per_rank, 0, -1) if per_rank % b == 0]
     if fixed_checkpointing is False:
         levels: list[int | None] = [0]
     elif fixed_checkpointing is True:
@@ -106,17 +130,21 @@ def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch
         for level in levels:
             for b in batches:
                 r = replace(run, batch=b, seq=seq, checkpointing=level != 0,
-                            checkpoint_layers=None if level in (None, 0) else level)
+                            checkpoint_layers=None if level in (None, 0) else level,
+                            grad_accum=accumulation(effective_batch, b, world_size))
                 ok, est = _fits(r, shape, factor, budget)
                 if ok:
                     if seq != run.seq:
                         notes.append(f"sequence cut from {run.seq} to {seq} tokens to fit {budget / GiB:.1f} GiB")
                     return done(r, est, budget)
         if fixed_seq or seq <= 256:
-            r = replace(run, batch=batches[-1], seq=seq, checkpointing=True, checkpoint_layers=None)
+            b = batches[-1]
+            r = replace(run, batch=b, seq=seq, checkpointing=True, checkpoint_layers=None,
+                        grad_accum=accumulation(effective_batch, b, world_size))
             est = estimate(shape, r)
-            raise ConfigError(
-                f"{run.method} of {shape.name} does not fit {gpu.name or 'the GPU'} ({budget / GiB:.1f} GiB): "
-                f"even batch {r.batch}, sequence {seq}, full checkpointing needs ~{est.total / GiB:.1f} GiB "
-                f"allocated (x{factor} reserve). Use a smaller model, a lower rank, or a larger GPU.")
+            raise DoesNotFitError(
+                f"{run.method} of {shape.name} does not fit {what}: even batch {r.batch}, sequence {seq}, full "
+                f"checkpointing needs ~{planned(est, factor) / GiB:.1f} GiB ({est.total / GiB:.1f} GiB allocated, "
+                f"x{factor} reserve on activations, CUDA context) of {budget / GiB:.1f} GiB. Use a smaller model, "
+                "a lower rank, a shorter --seq-len, a larger --max-memory-gib or a larger GPU.")
         seq //= 2

@@ -10,6 +10,7 @@ from typing import Any
 from .._env.gpu import GpuInfo, declared, detect
 from .._render.train import render_plan
 from ..errors import ConfigError
+from . import dist
 from .config import TrainConfig
 from .kinds import Device, Outcome
 from .loop import NullReporter, Reporter, TrainResult
@@ -57,8 +58,17 @@ def fast_path_probe(device: Device) -> Outcome:
     return Outcome(True, "liger-kernel imports")
 
 
-def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[str, Any] | None = None) -> Plan:
-    """The run's plan: the config's fixed choices, the rest chosen to fit the GPU."""
+def loss_on(cfg: TrainConfig) -> str:
+    """What carries loss, for the plan (the data's own line follows once it is tokenised)."""
+    if cfg.train_on_prompt:
+        return "every token (--train-on-prompt)"
+    return ("responses only: instruction/prompt rows train on the output, messages on assistant turns, text rows on "
+            "everything; the EOS ending each response is trained")
+
+
+def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[str, Any] | None = None,
+             world_size: int = 1) -> Plan:
+    """The run's plan: the config's fixed choices, the rest chosen to fit the GPU (each GPU, under DDP)."""
     cuda = gpu.available and gpu.kind == "cuda"
     text = (cfg_dict or {}).get("text_config") or cfg_dict or {}
     softcap = bool(text.get("final_logit_softcapping"))
@@ -76,34 +86,66 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
         notes.append(f"fused kernels off: {why}")
     plan = make_plan(shape, gpu, run, effective_batch=cfg.effective_batch, dtype=cfg.dtype,
                      fixed_batch=cfg.batch_size, fixed_checkpointing=cfg.gradient_checkpointing, fast=fast,
-                     kernels=fast and kernels_ok)
-    return replace(plan, notes=plan.notes + tuple(notes)) if notes else plan
+                     kernels=fast and kernels_ok, max_memory_gib=cfg.max_memory_gib, world_size=world_size)
+    return replace(plan, notes=plan.notes + tuple(notes), loss_on=loss_on(cfg))
 
 
 def train(cfg: TrainConfig, reporter: Reporter | None = None, *, skip_gate: bool = False) -> TrainResult:
-    """Gate, plan, load, train; nothing is written before the gate passes."""
-    rep = reporter or NullReporter()
+    """Gate, plan, load, train; nothing is written before the gate passes. Under torchrun, one rank of several."""
+    world = dist.world_from_env()
+    rep = (reporter or NullReporter()) if world.main else NullReporter()  # logs and the plan from rank 0 only
     if not skip_gate:
         gate(cfg)
-    if not Path(cfg.dataset).is_file():
-        raise ConfigError(f"dataset {cfg.dataset}: no such file")
+    for name, path in (("dataset", cfg.dataset), ("eval_dataset", cfg.eval_dataset)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{name} {path}: no such file")
+    if cfg.eval_dataset and cfg.eval_split:
+        raise ConfigError("eval_dataset and eval_split both given: use one")
     gpu = gpu_for(cfg)
     cfg_dict = model_config(cfg.model)
     shape = shape_from_config(cfg_dict, name=cfg.model)
-    plan = plan_run(cfg, shape, gpu, cfg_dict)
+    plan = plan_run(cfg, shape, gpu, cfg_dict, world.world_size)
     rep.message(render_plan(plan))
-    return _execute(cfg, plan, rep)
+    dist.init(world, plan.device == "cuda")
+    try:
+        return _execute(cfg, plan, rep, world)
+    finally:
+        dist.shutdown(world)
 
 
-def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
+def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list[Any], list[Any]]:
+    """(train, eval) examples, masked as the config says; the masking's outcome goes to the reporter."""
+    from .data import pack, read_jsonl, split_rows
+    from .masking import docs_from
+
+    rows = read_jsonl(cfg.dataset)
+    rows, held = split_rows(rows, cfg.eval_split, cfg.seed)
+    eval_rows = read_jsonl(cfg.eval_dataset) if cfg.eval_dataset else held
+    docs, stats = docs_from(rows, tok, cfg.train_on_prompt, cfg.dataset)
+    rep.message(f"  data: {stats.describe()}")
+    if stats.rows and stats.eos_trained < len(docs):
+        rep.message(f"  warning: the EOS is not a target in {len(docs) - stats.eos_trained} rows: a model that never "
+                    "learns to emit it does not stop")
+    examples = pack(docs, seq, cfg.packing)
+    if not examples:
+        raise ConfigError(f"dataset {cfg.dataset}: no example has a trained token (every row masked?)")
+    evals: list[Any] = []
+    if eval_rows:
+        eval_docs, _ = docs_from(eval_rows, tok, cfg.train_on_prompt, cfg.eval_dataset or cfg.dataset)
+        evals = pack(eval_docs, seq, cfg.packing)
+        rep.message(f"  eval: {len(eval_rows)} rows, {len(evals)} sequences"
+                    + (f" ({cfg.eval_split:.0%} held out of the dataset)" if cfg.eval_split else ""))
+    return examples, evals
+
+
+def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> TrainResult:
     import torch
 
-    from .data import read_jsonl, texts_from, tokenize
     from .fast import Levers, fused_loss_supported
     from .loop import train_loop
     from .model import add_lora, freeze_base, load_base, prepare
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same LoRA initialisation on every rank (DDP also broadcasts rank 0's)
     if plan.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"the plan is for a CUDA GPU ({cfg.gpu or 'detected'}), but torch {torch.__version__} "
                           "sees none here; drop --gpu or install a CUDA build of torch")
@@ -115,18 +157,22 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
         raise ConfigError(f"model {cfg.model}: no usable tokenizer ({e})") from e
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token
-    examples = tokenize(texts_from(read_jsonl(cfg.dataset), tok, cfg.dataset), tok, plan.seq, cfg.packing)
-    if not examples:
-        raise ConfigError(f"dataset {cfg.dataset}: no example has two tokens or more")
+    if tok.pad_token_id is not None and tok.pad_token_id == tok.eos_token_id:
+        # HF's DataCollatorForLanguageModeling masks every label equal to pad, EOS included, and the model never
+        # learns to stop (https://github.com/huggingface/transformers/issues/22794); labels here come from the
+        # loss mask, never from the pad id, so the EOS stays a target.
+        rep.message("  note: pad token = EOS; padding is masked by position, so the EOS label is kept")
+    examples, evals = load_data(cfg, tok, plan.seq, rep)
     levers = Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
                     checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss)
     if cfg.method == "qlora":
         model = load_base(cfg.model, quantize=plan.quantize, dtype=plan.dtype if plan.quantize == "nf4" else plan.param_dtype,
-                          device=plan.device)
+                          device=plan.device, device_index=world.local_rank)
         freeze_base(model, levers)
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, list(cfg.lora_targets))
     else:
-        model = load_base(cfg.model, quantize="none", dtype=plan.param_dtype, device=plan.device)
+        model = load_base(cfg.model, quantize="none", dtype=plan.param_dtype, device=plan.device,
+                          device_index=world.local_rank)
         model.requires_grad_(True)
     ok, why = fused_loss_supported(model)
     if plan.fused_loss and not ok:
@@ -135,4 +181,4 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter) -> TrainResult:
     for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
                         levers=levers):
         rep.message(note)
-    return train_loop(cfg, plan, model, tok, examples, rep)
+    return train_loop(cfg, plan, model, tok, examples, rep, evals, world)

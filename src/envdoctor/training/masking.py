@@ -1,0 +1,219 @@
+"""Which tokens carry loss: a row rendered to text with the character spans of its response (no torch).
+
+TRL masks the prompt of prompt/completion data by default since 0.18 (`completion_only_loss`,
+https://huggingface.co/docs/trl/sft_trainer#train-on-completion-only) and offers `assistant_only_loss` for
+conversations; users of the old `DataCollatorForCompletionOnlyLM` expect the same. Here:
+instruction/input/output and prompt/completion rows train on the response only, `messages` rows on the
+assistant turns only (the template's `{% generation %}` markers when it has them, else the turn boundaries
+found by rendering prefixes of the conversation), `text` rows on everything. The EOS that ends a trained
+response is trained too: a model that never sees it as a target never stops.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+_GENERATION = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A row as text, the character spans that carry loss, and how it was split (for the plan's note)."""
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
+    how: str  # "response", "assistant turns (template prefixes)", "everything", ...
+    special: bool = True  # add the tokenizer's special tokens (a chat template writes its own BOS)
+    ids: tuple[int, ...] | None = None  # already tokenised (the template's generation markers)
+    mask: tuple[bool, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One tokenised row: ids and whether each one is a loss target."""
+
+    ids: tuple[int, ...]
+    trained: tuple[bool, ...]
+
+
+def _template(tokenizer: Any) -> str:
+    t = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    return t if isinstance(t, str) else ""
+
+
+def _chat(tokenizer: Any, msgs: list[dict[str, Any]], **kw: Any) -> str:
+    return str(tokenizer.apply_chat_template(msgs, tokenize=False, **kw))
+
+
+def _assistant_spans(tokenizer: Any, msgs: list[dict[str, Any]], full: str) -> tuple[list[tuple[int, int]], str]:
+    """Assistant turns as character spans of `full`: from after the generation prompt to the end of the turn."""
+    spans: list[tuple[int, int]] = []
+    how = "assistant turns (template turn boundaries)"
+    cursor = 0
+    for i, m in enumerate(msgs):
+        if m.get("role") != "assistant":
+            continue
+        try:
+            head = _chat(tokenizer, msgs[:i], add_generation_prompt=True) if i else ""
+            upto = _chat(tokenizer, msgs[: i + 1])
+        except Exception:  # a template that refuses a partial conversation
+            head, upto = "", ""
+        if upto and full.startswith(upto) and upto.startswith(head) and len(head) >= cursor:
+            spans.append((len(head), len(upto)))
+            cursor = len(upto)
+            continue
+        # Templates that render earlier turns differently once later ones exist (e.g. Qwen3 drops old
+        # reasoning) break the prefix property: fall back to the content itself, plus an EOS right after it.
+        content = str(m.get("content", ""))
+        at = full.find(content, cursor) if content else -1
+        if at < 0:
+            continue
+        end = at + len(content)
+        eos = getattr(tokenizer, "eos_token", None)
+        if isinstance(eos, str) and eos:
+            nxt = full.find(eos, end)
+            if 0 <= nxt <= end + 8:
+                end = nxt + len(eos)
+        spans.append((at, end))
+        cursor = end
+        how = "assistant turns (content located in the rendered template)"
+    return spans, how
+
+
+def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = False) -> Rendered:
+    """The row's text and the spans that carry loss; raises ValueError for a row of no known format."""
+    if "messages" in row:
+        msgs = row["messages"]
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "content" in m for m in msgs):
+            raise ValueError("'messages' must be a list of {role, content} objects")
+        template = _template(tokenizer)
+        if template:
+            full = _chat(tokenizer, msgs)
+            if train_on_prompt:
+                return Rendered(full, ((0, len(full)),), "everything", special=False)
+            if _GENERATION.search(template):
+                # the template marks what the assistant generates; transformers turns that into a token mask
+                out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                                    return_assistant_tokens_mask=True)
+                ids = tuple(int(x) for x in out["input_ids"])
+                mask = tuple(bool(x) for x in out["assistant_masks"])
+                return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask)
+            spans, how = _assistant_spans(tokenizer, msgs, full)
+            return Rendered(full, tuple(spans), how, special=False)
+        parts: list[str] = []
+        spans_: list[tuple[int, int]] = []
+        pos = 0
+        for m in msgs:
+            role = str(m.get("role", "user"))
+            head = f"{role}: "
+            body = str(m["content"])
+            if role == "assistant" or train_on_prompt:
+                spans_.append((pos + (0 if train_on_prompt else len(head)), pos + len(head) + len(body)))
+            parts.append(head + body)
+            pos += len(head) + len(body) + 1
+        return Rendered("\n".join(parts), tuple(spans_), "everything" if train_on_prompt else "assistant turns")
+    if "instruction" in row:
+        inp = str(row.get("input") or "")
+        prompt = PROMPT.format(instruction=row["instruction"], input_block=f"### Input:\n{inp}\n\n" if inp else "")
+        return _pair(prompt, str(row.get("output", "")), train_on_prompt)
+    if "prompt" in row and "completion" in row:
+        if not isinstance(row["prompt"], str) or not isinstance(row["completion"], str):
+            raise ValueError("'prompt' and 'completion' must be strings (write conversations as 'messages')")
+        return _pair(row["prompt"], row["completion"], train_on_prompt)
+    if "text" in row:
+        text = str(row["text"])
+        return Rendered(text, ((0, len(text)),), "everything")
+    raise ValueError("row has none of 'messages', 'instruction', 'prompt'/'completion', 'text' "
+                     f"(keys: {', '.join(sorted(row)) or 'none'})")
+
+
+def _pair(prompt: str, response: str, train_on_prompt: bool) -> Rendered:
+    text = prompt + response
+    start = 0 if train_on_prompt else len(prompt)
+    return Rendered(text, ((start, len(text)),), "everything" if train_on_prompt else "response")
+
+
+def _pieces(r: Rendered) -> list[tuple[str, bool]]:
+    """The text cut at span edges: (piece, trained)."""
+    cuts = sorted({0, len(r.text), *(x for s in r.spans for x in s)})
+    return [(r.text[a:b], any(s <= a and b <= e for s, e in r.spans)) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def tokenize_rendered(r: Rendered, tokenizer: Any) -> Doc:
+    """Token ids and their loss mask; a trained response's EOS is appended (and trained) when missing."""
+    if r.ids is not None and r.mask is not None:
+        ids, trained = list(r.ids), list(r.mask)
+    else:
+        try:
+            # a fast tokenizer: one pass over the whole text, tokens mapped to characters by their offsets
+            enc = tokenizer(r.text, add_special_tokens=r.special, return_offsets_mapping=True)
+            ids = list(enc["input_ids"])
+            offsets = enc["offset_mapping"]
+            trained = [e > b and any(b < se and e > ss for ss, se in r.spans) for b, e in offsets]
+        except (TypeError, NotImplementedError, KeyError):  # a slow tokenizer: piece by piece
+            ids, trained = [], []
+            for k, (piece, on) in enumerate(_pieces(r)):
+                got = list(tokenizer(piece, add_special_tokens=r.special and k == 0)["input_ids"])
+                ids += got
+                trained += [on] * len(got)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:
+        if not ids or ids[-1] != eos:
+            ids.append(eos)
+            trained.append(bool(trained) and trained[-1])  # the EOS ends the response it follows
+        elif len(trained) > 1 and trained[-2]:
+            trained[-1] = True  # the template's own EOS after a trained turn
+    return Doc(tuple(ids), tuple(trained))
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """What the masking did over a dataset: seen and trained tokens, rows without loss, EOS targets."""
+
+    rows: int
+    seen_tokens: int
+    trained_tokens: int
+    rows_without_loss: int
+    eos_trained: int  # rows whose final EOS is a loss target
+    how: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for the plan, e.g. 'loss on response (38 % of 1,204 tokens); EOS trained in 32 of 32 rows'."""
+        share = self.trained_tokens / max(self.seen_tokens, 1)
+        line = (f"loss on {', '.join(self.how)}: {self.trained_tokens:,} of {self.seen_tokens:,} tokens "
+                f"({share:.0%}); EOS trained in {self.eos_trained} of {self.rows} rows")
+        if self.rows_without_loss:
+            line += f"; {self.rows_without_loss} rows have no trained token (dropped)"
+        return line
+
+
+def docs_from(rows: Sequence[dict[str, Any]], tokenizer: Any, train_on_prompt: bool,
+              source: str = "dataset") -> tuple[list[Doc], MaskStats]:
+    """Every row rendered and tokenised with its loss mask; rows without a trained token are dropped."""
+    from ..errors import ConfigError
+
+    docs: list[Doc] = []
+    how: list[str] = []
+    seen = trained = empty = eos_ok = 0
+    eos = getattr(tokenizer, "eos_token_id", None)
+    for n, row in enumerate(rows, 1):
+        try:
+            r = render(row, tokenizer, train_on_prompt)
+        except ValueError as e:
+            raise ConfigError(f"{source}: row {n}: {e}") from e
+        d = tokenize_rendered(r, tokenizer)
+        if r.how not in how:
+            how.append(r.how)
+        n_trained = sum(d.trained[1:])  # the first token is never a target
+        if not n_trained:
+            empty += 1
+            continue
+        seen += len(d.ids)
+        trained += n_trained
+        eos_ok += int(bool(d.ids) and d.ids[-1] == eos and d.trained[-1])
+        docs.append(d)
+    return docs, MaskStats(len(rows), seen, trained, empty, eos_ok, tuple(how))
