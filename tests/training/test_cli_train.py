@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_jsonl
 
 from envdoctor._cli import main

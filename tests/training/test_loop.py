@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from envdoctor.training.data import Example
 from envdoctor.training.checkpoints import last_checkpoint as _last_checkpoint
+from envdoctor.training.data import Example
 from envdoctor.training.loop import _micro_batches
 from envdoctor.training.optim import scheduler as _scheduler
 
