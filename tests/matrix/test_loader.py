@@ -117,7 +117,7 @@ def test_an_upgrade_never_loads_a_stale_cache_entry(write_matrix, _isolated_cach
                                                     change: str) -> None:
     import json
 
-    from envdoctor._matrix import loader, record
+    from envdoctor._matrix import cache, record
 
     path = write_matrix(PKG.format(name="a", spec=">=1"))
     load_matrix(str(path))
@@ -127,7 +127,7 @@ def test_an_upgrade_never_loads_a_stale_cache_entry(write_matrix, _isolated_cach
     entry.write_text(json.dumps(stale))
     assert load_matrix(str(path)).title == "from the cache"  # the cache is used while nothing changed
     if change == "package-version":
-        monkeypatch.setattr(loader, "__version__", "999.0")
+        monkeypatch.setattr(cache, "__version__", "999.0")
     else:
         monkeypatch.setattr(record, "FORMAT_VERSION", record.FORMAT_VERSION + 1)
         record.shape.cache_clear()  # the digest is computed once per process

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +12,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .. import _fastpath
-from .._paths import atomic_write, cache_dir
-from .._version import __version__
 from ..errors import MatrixError
+from . import cache
 from .model import Matrix
-from .record import shape
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,33 +116,19 @@ def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
     return list(reversed(chain))
 
 
-def cache_key(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> str:
-    """The compiled matrix's cache key: the files' paths and bytes, the package version and the compiled format
-    (FORMAT_VERSION and every matrix class's fields), so that an upgrade or a code change never loads a stale entry."""
-    digest = hashlib.sha256(f"{__version__}\0{shape()}\0".encode())
-    for p, raw, _ in chain:
-        digest.update(str(p).encode() + b"\0" + raw + b"\0")
-    return digest.hexdigest()[:32]
-
-
 def load_matrix(ref: str | Path = DEFAULT_MATRIX, *, use_cache: bool = True) -> Matrix:
     """Load a matrix by name, name@version or path, with its `extends` chain merged in."""
     path = resolve_ref(str(ref))
     chain = _chain(path)
-    cached = cache_dir() / "matrices" / f"{cache_key(chain)}.json"
     if use_cache:
-        try:
-            return Matrix.from_dict(json.loads(cached.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError, MatrixError):
-            pass  # a missing or unreadable cache entry is rebuilt below
+        hit = cache.load(chain)
+        if hit is not None:
+            return hit
     from .validate import compile_chain
 
     matrix = compile_chain(chain)
     if use_cache:
-        try:
-            atomic_write(cached, json.dumps(matrix.to_dict()))
-        except OSError:
-            pass  # a read-only cache only costs speed
+        cache.store(chain, matrix)
     return matrix
 
 
