@@ -13,11 +13,24 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import EnvDoctorError
 
-# Each module in envdoctor._cli exposes register(subparsers) and keeps heavy imports inside its handlers.
-COMMANDS = ("check", "matrix", "fix", "lint", "explain", "certify", "train")
-# Subcommand name -> the module that registers it, where they differ.
-_MODULE_OF = {"plan-memory": "train"}
+# command -> (the module in envdoctor._cli that registers it, its one-line help). The top-level help and
+# the command list are written from this table, so `envdoctor`, `--help` and `--version` import no command
+# module (the trainer's pydantic config alone costs ~90 ms); tests/cli/test_funnel.py keeps the helps equal
+# to what each module registers. Each module exposes register(subparsers), heavy imports inside handlers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("check", "check the environment and GPU against a matrix"),
+    "matrix": ("matrix", "list, show, validate, diff, freeze matrices; print their JSON Schema"),
+    "fix": ("fix", "resolve, plan and apply a matrix, with rollback"),
+    "lint": ("lint", "find (and --fix) stale transformers/TRL keywords in scripts and notebooks"),
+    "explain": ("explain", "explain an error message, traceback or log"),
+    "certify": ("certify", "run the probes in tiers and write a certificate that envdoctor.guard() accepts"),
+    "train": ("train", "fine-tune with the bundled QLoRA/GaLore trainer (certified environments only)"),
+    "plan-memory": ("train", "estimate peak GPU memory of a QLoRA/GaLore run and the plan that fits"),
+}
+MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
+DESCRIPTION = ("Check, fix, certify and explain LLM fine-tuning environments "
+               "(torch, transformers, peft, bitsandbytes, trl) against versioned compatibility matrices.")
 EPILOG = """\
 examples:
   envdoctor check                          check this environment against the default matrix (llama31)
@@ -29,47 +42,66 @@ examples:
 
 exit codes: 0 all good, 1 problems found, 2 bad input or usage, 3 restart required
 """
+_TOP_LEVEL = ("-h", "--help", "--version")
 
 
-def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
-    """The command modules to import: only the one named on the command line (so that `envdoctor check`
-    never pays for the trainer's imports), or all of them for top-level help and unknown words."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None:
-        return COMMANDS
-    module = _MODULE_OF.get(first, first)
-    return (module,) if module in COMMANDS else COMMANDS
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named on the command line, or None when a top-level option comes first (the top-level
+    parser has no option that takes a value, so the first word that is not an option is the command)."""
+    for arg in argv:
+        if arg in _TOP_LEVEL:
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
-def build_parser(modules: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
-    """The argument parser, with the subcommands of the given modules in envdoctor._cli."""
-    parser = argparse.ArgumentParser(
-        prog="envdoctor",
-        description="Check, fix, certify and explain LLM fine-tuning environments "
-        "(torch, transformers, peft, bitsandbytes, trl) against versioned compatibility matrices.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def build_parser(modules: Sequence[str] = MODULES) -> argparse.ArgumentParser:
+    """The argument parser, with the real subcommands of the given modules in envdoctor._cli and, for every
+    other command in COMMANDS, a placeholder that only lists it (its module is not imported)."""
+    parser = argparse.ArgumentParser(prog="envdoctor", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"envdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    registered: set[str] = set()
     for name in modules:
         try:
             module = importlib.import_module(f"envdoctor._cli.{name}")
         except ModuleNotFoundError as e:
             if e.name == f"envdoctor._cli.{name}":
+                registered.update(c for c, (m, _) in COMMANDS.items() if m == name)
                 continue  # a command still being written is simply not offered
             raise
         module.register(sub)
+        registered.update(sub.choices)
+    for command, (_, help_) in COMMANDS.items():
+        if command not in registered:
+            sub.add_parser(command, help=help_, add_help=False)
     return parser
+
+
+def short_usage() -> str:
+    """What `envdoctor` with no arguments prints (on stderr): the usage line and the commands."""
+    width = max(map(len, COMMANDS)) + 2
+    lines = ["usage: envdoctor [-h] [--version] COMMAND ...", "", DESCRIPTION, "", "commands:"]
+    lines += [f"  {name:<{width}}{help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`envdoctor COMMAND --help` for a command's options; `envdoctor --help` for examples and exit codes"]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_wanted(argv))
+    if not argv:
+        # uv's convention (clap's arg_required_else_help): no command is a usage error, so the command list
+        # goes to stderr and the exit code is 2; stdout stays empty for pipes. `--help` prints to stdout, 0.
+        sys.stderr.write(short_usage())
+        return 2
+    command = _command_word(argv)
+    parser = build_parser((COMMANDS[command][0],) if command in COMMANDS else ())
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_usage(sys.stderr)
         return 2
     try:
         return int(args.func(args))
