@@ -52,3 +52,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     LlamaForCausalLM(cfg).save_pretrained(model_dir)
     fast.save_pretrained(model_dir)
     return {"model": model_dir, "data": data, "root": root}
+
+
+@pytest.fixture
+def make_tok():  # type: ignore[no-untyped-def]
+    """make_tokenizer, as a fixture (test modules cannot import a conftest by name: there are several)."""
+    return make_tokenizer
+
+
+@pytest.fixture
+def jsonl():  # type: ignore[no-untyped-def]
+    """write_jsonl, as a fixture."""
+    return write_jsonl

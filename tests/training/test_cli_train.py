@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
 
 from envdoctor._cli import main
 
@@ -91,10 +90,10 @@ def _result(capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_masked_run_trains_responses_only_and_reports_tokens(tiny, tmp_path, skip_guard, capsys):
+def test_masked_run_trains_responses_only_and_reports_tokens(tiny, tmp_path, skip_guard, capsys, jsonl):
     """Instruction rows: trained tokens are the responses (+ EOS); --train-on-prompt trains every token."""
     rows = [{"instruction": f"add {i} and {i + 1}", "input": "", "output": f"{2 * i + 1}"} for i in range(16)]
-    data = write_jsonl(tmp_path / "inst.jsonl", rows)
+    data = jsonl(tmp_path / "inst.jsonl", rows)
     flags = ("--dataset", str(data), "--max-steps", "2", "--lora-r", "4", "--save-steps", "0", "--no-packing")
     assert _train(tiny, "qlora", tmp_path / "masked", *flags) == 0
     captured = capsys.readouterr()

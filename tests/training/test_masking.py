@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_tokenizer
 
 from envdoctor.training.data import IGNORE_INDEX, collate, pack
 from envdoctor.training.masking import docs_from, render, tokenize_rendered
@@ -28,12 +27,12 @@ def _trained_words(tok, row, train_on_prompt=False):  # type: ignore[no-untyped-
     pytest.param({"prompt": "add 1 and 2 =", "completion": "3"}, ["3", "</s>"], id="prompt-completion"),
     pytest.param({"messages": CHAT}, ["hello", "1", "hello", "2", "</s>"], id="messages-no-template"),
 ])
-def test_only_the_response_is_trained(row, expected):  # type: ignore[no-untyped-def]
-    assert _trained_words(make_tokenizer(), row) == expected
+def test_only_the_response_is_trained(row, expected, make_tok):  # type: ignore[no-untyped-def]
+    assert _trained_words(make_tok(), row) == expected
 
 
-def test_text_rows_and_train_on_prompt_train_everything():
-    tok = make_tokenizer()
+def test_text_rows_and_train_on_prompt_train_everything(make_tok):
+    tok = make_tok()
     row = {"instruction": "add 1 and 2", "input": "", "output": "3"}
     words = _trained_words(tok, row, train_on_prompt=True)
     assert words[:2] == ["###", "Instruction"] and words[-2:] == ["3", "</s>"]
@@ -42,16 +41,16 @@ def test_text_rows_and_train_on_prompt_train_everything():
 
 @pytest.mark.parametrize("template", [pytest.param(TURNS, id="turn-boundaries"),
                                       pytest.param(MARKED, id="generation-markers")])
-def test_chat_template_trains_assistant_turns_and_their_end_of_turn(template):  # type: ignore[no-untyped-def]
-    tok = make_tokenizer(chat_template=template)
+def test_chat_template_trains_assistant_turns_and_their_end_of_turn(template, make_tok):  # type: ignore[no-untyped-def]
+    tok = make_tok(chat_template=template)
     r = render({"messages": CHAT}, tok)
     assert ("generation markers" in r.how) == (template is MARKED)
     assert _trained_words(tok, {"messages": CHAT}) == ["hello", "1", "</s>", "hello", "2", "</s>"]
 
 
-def test_pad_equal_to_eos_keeps_the_eos_label():
+def test_pad_equal_to_eos_keeps_the_eos_label(make_tok):
     """pad == eos: collation pads by position, so the trained EOS stays a label (HF's collator would drop it)."""
-    tok = make_tokenizer(pad="</s>")
+    tok = make_tok(pad="</s>")
     assert tok.pad_token_id == tok.eos_token_id
     docs, stats = docs_from([{"prompt": "add 1 and 2 =", "completion": "3"}, {"text": "the quick brown fox"}],
                             tok, train_on_prompt=False)
@@ -62,8 +61,8 @@ def test_pad_equal_to_eos_keeps_the_eos_label():
     assert all(lab == IGNORE_INDEX for lab in batch["labels"][0][len(docs[0].ids):])  # the padding
 
 
-def test_mask_stats_and_rows_without_loss():
-    tok = make_tokenizer()
+def test_mask_stats_and_rows_without_loss(make_tok):
+    tok = make_tok()
     rows = [{"instruction": "add 1 and 2", "output": "3"}, {"messages": [{"role": "user", "content": "hi 1"}]}]
     docs, stats = docs_from(rows, tok, train_on_prompt=False)
     assert len(docs) == 1 and stats.rows_without_loss == 1 and stats.trained_tokens == 2

@@ -1,0 +1,3 @@
+"""Hooks for other training stacks; each submodule imports its stack (`import envdoctor` imports none of them)."""
+
+from __future__ import annotations
