@@ -22,3 +22,13 @@ def test_readme_opens_with_setup_and_test_commands() -> None:
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert _commands()[1] in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_first_command_installs_uv() -> None:
+    """`pip install .` brings uv, so the first resolution uses it (pip is only the fallback)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert "uv" in {Requirement(d).name for d in deps}
