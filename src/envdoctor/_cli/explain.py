@@ -54,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = _read(args.file)
     explanation = explain(text, matrix=args.matrix)
+    for warning in explanation.skipped:
+        print(f"envdoctor: warning: {warning}", file=sys.stderr)
     sys.stdout.write(render_json(explanation) if args.format == "json" else render_text(explanation))
     return explanation.exit_code

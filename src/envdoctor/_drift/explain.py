@@ -12,6 +12,7 @@ from packaging.version import Version
 
 from .._matrix.model import Matrix, SymptomRule
 from . import rules
+from .patterns import bounded_text, pattern_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._env.environment import Environment
@@ -47,6 +48,7 @@ class Explanation:
 
     diagnoses: tuple[Diagnosis, ...]
     matrix: str
+    skipped: tuple[str, ...] = ()  # symptoms whose pattern is unsafe to run, each with why (a warning)
 
     @property
     def recognised(self) -> bool:
@@ -80,10 +82,24 @@ def _line_of(text: str, start: int, end: int) -> str:
     return text[line_start: line_end if line_end != -1 else len(text)].strip()[:500]
 
 
+def unsafe_symptoms(matrix: Matrix) -> dict[str, str]:
+    """The symptoms whose pattern could backtrack without end, by id, with why: explain skips them."""
+    return {r.id: f"{matrix.ref} symptoms.{r.id}: pattern skipped: {problem}"
+            for r in matrix.symptoms if (problem := pattern_problem(r.pattern)) is not None}
+
+
 def match(matrix: Matrix, text: str) -> list[tuple[SymptomRule, re.Match[str]]]:
-    """Every symptom whose pattern occurs in text, in matrix order; the generic keyword rule only as a fallback."""
+    """Every symptom whose pattern occurs in text, in matrix order; the generic keyword rule only as a fallback.
+
+    A pattern that `pattern_problem` rejects is never run, and the text is bounded (`bounded_text`), so a
+    shared matrix cannot make explain hang (issue 15, finding 5).
+    """
     found: list[tuple[SymptomRule, re.Match[str]]] = []
+    unsafe = unsafe_symptoms(matrix)
+    text = bounded_text(text)
     for rule in matrix.symptoms:
+        if rule.id in unsafe:
+            continue
         m = re.search(rule.pattern, text)
         if m is not None:
             found.append((rule, m))
@@ -184,7 +200,7 @@ def explain(
     from .._matrix.loader import DEFAULT_MATRIX, load_matrix
 
     m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix or DEFAULT_MATRIX)
-    text = _text_of(error)
+    text = bounded_text(_text_of(error))
     found = match(m, text)
     env = environment
     if found and env is None and inspect:
@@ -203,7 +219,7 @@ def explain(
             fix=_fill(rule.fix, groups), has_cause=has, why=why, reason=rule.reason, evidence=rule.evidence,
             edit=edit.text,
         ))
-    return Explanation(tuple(out), m.ref)
+    return Explanation(tuple(out), m.ref, tuple(unsafe_symptoms(m).values()))
 
 
 _installed = False

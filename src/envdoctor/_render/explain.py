@@ -35,10 +35,11 @@ def render_text(explanation: Explanation) -> str:
 
 
 def render_json(explanation: Explanation) -> str:
-    """Stable JSON: schema_version, matrix, recognised, diagnoses."""
+    """Stable JSON: schema_version, matrix, recognised, diagnoses, skipped (unsafe patterns not run)."""
     return json.dumps({
         "schema_version": SCHEMA_VERSION,
         "matrix": explanation.matrix,
         "recognised": explanation.recognised,
         "diagnoses": [d.to_dict() for d in explanation.diagnoses],
+        "skipped": list(explanation.skipped),
     }, indent=2, sort_keys=True) + "\n"
