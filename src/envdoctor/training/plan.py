@@ -43,6 +43,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     world_size: int = 1  # data-parallel processes; the effective batch is batch x grad_accum x world_size
     loss_on: str = "every token"  # what carries loss (the data's masking), said in the plan
+    run: RunShape | None = None  # what was estimated (benchmarks/calibrate_plans.py varies it and re-estimates)
 
     @property
     def planned_bytes(self) -> int:
@@ -69,6 +70,16 @@ def planned(est: Estimate, factor: float) -> int:
 def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple[bool, Estimate]:
     est = estimate(shape, run)
     return planned(est, factor) <= budget, est
+
+
+def with_run(plan: Plan, shape: ModelShape, **changes: object) -> Plan:
+    """The plan with its RunShape changed (batch, grad_accum, checkpointing, ...) and estimated again."""
+    if plan.run is None:
+        raise ValueError("with_run: the plan has no RunShape")
+    r = replace(plan.run, **changes)  # type: ignore[arg-type]
+    return replace(plan, batch=r.batch, grad_accum=r.grad_accum, seq=r.seq, checkpointing=r.checkpointing,
+                   checkpoint_layers=r.checkpoint_layers, fused_loss=r.fused_loss, fused_kernels=r.fused_kernels,
+                   estimate=estimate(shape, r), run=r)
 
 
 def accumulation(effective_batch: int, batch: int, world_size: int = 1) -> int:
@@ -107,7 +118,7 @@ def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch
     def done(r: RunShape, est: Estimate, budget: int) -> Plan:
         return Plan(r.method, "cuda" if cuda else "cpu", cdtype, param_dtype, "nf4" if r.method == "qlora" else "none",
                     r.batch, r.grad_accum, r.seq, r.checkpointing, r.checkpoint_layers,
-                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes), world_size)
+                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes), world_size, run=r)
 
     if not cuda:
         batch = fixed_batch or min(per_rank, 4)
