@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = tempfile.mkdtemp(prefix="envdoctor-bench-")
         args.matrix = os.path.join(folder, "bench.toml")
         with open(args.matrix, "w", encoding="utf-8") as f:
-            f.write('schema_version = 1\nname = "bench"\nversion = "1.0"\n\n[[probes]]\nname = "imports"\ntier = 1\n'
+            # the imports probe imports only the matrix's own packages' modules: torch is listed
+            f.write('schema_version = 1\nname = "bench"\nversion = "1.0"\n\n[[packages]]\nname = "torch"\n'
+                    'reason = "the probe imports it"\n\n[[probes]]\nname = "imports"\ntier = 1\n'
                     'params = { modules = ["torch"] }\n')
         args.tier, args.certify = min(args.tier, 1), True
     if args.certify:

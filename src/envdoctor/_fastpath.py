@@ -118,6 +118,56 @@ def metadata_dirs(paths: Iterable[str]) -> list[tuple[str, str, bool]]:
     return out
 
 
+# ---------------------------------------------------------------- where an import resolves
+
+def _extension_suffixes() -> list[str]:
+    import _imp  # built in: what importlib.machinery.EXTENSION_SUFFIXES reads, without importing importlib
+
+    return list(_imp.extension_suffixes())
+
+
+def module_origins(names: Iterable[str], paths: Iterable[str]) -> dict[str, str]:
+    """Where `import NAME` finds each top-level name on `paths`, as the path finder would; '' when nowhere.
+
+    The path finder's rule per path entry: a folder NAME with an `__init__` wins, then a module file
+    (extensions, then .py, then .pyc); a folder without `__init__` is a namespace portion, used only when no
+    entry has a package or module. One listdir per path entry (the certificate records these, so a module
+    shadowed through PYTHONPATH or a file planted before site-packages invalidates it). Import hooks on
+    sys.meta_path (some editable installs) are not seen; the answer is then '' at certify and guard alike.
+    """
+    suffixes = _extension_suffixes()
+    modules = (*suffixes, ".py", ".pyc")
+    entries = list(dict.fromkeys(paths))
+    listings: dict[str, frozenset[str] | None] = {}
+    out: dict[str, str] = {}
+    for name in names:
+        found = namespace = ""
+        for entry in entries:
+            if entry in listings:
+                items = listings[entry]
+            else:
+                try:
+                    items = frozenset(os.listdir(entry or "."))
+                except OSError:  # missing, unreadable, or a zip file (stdlib only, never a checked package)
+                    items = None
+                listings[entry] = items
+            if not items:
+                continue
+            base = os.path.join(entry or ".", name)
+            if name in items:
+                if any(os.path.isfile(os.path.join(base, "__init__" + s)) for s in (".py", *suffixes, ".pyc")):
+                    found = base + os.sep
+                    break
+                if not namespace and os.path.isdir(base):
+                    namespace = base + os.sep + " (namespace)"
+            hit = next((name + s for s in modules if name + s in items), None)
+            if hit:
+                found = os.path.join(entry or ".", hit)
+                break
+        out[name] = found or namespace
+    return out
+
+
 # ---------------------------------------------------------------- NVIDIA GPUs, cheaply
 
 PROC_ROOT = "/proc/driver/nvidia"

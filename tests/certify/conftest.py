@@ -26,8 +26,12 @@ def demo_probes(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
     (plugin_dir / "demo_probes.py").write_text(textwrap.dedent('''
         import os, sys, time
         from envdoctor._certify import Outcome, register_probe
+        from envdoctor._certify.params import ProbeParams
 
-        @register_probe("demo-pass", 1)
+        class DemoParams(ProbeParams):
+            rank: int = 0
+
+        @register_probe("demo-pass", 1, params=DemoParams)
         def ok(ctx):
             """Always passes, echoing its params."""
             return Outcome.passed(f"params {dict(ctx.params)} on {ctx.device}", seen=dict(ctx.params))

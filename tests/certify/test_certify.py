@@ -14,6 +14,7 @@ from envdoctor._certify.certify import certify_environment
 from envdoctor._certify.gpuid import GpuIdentity
 from envdoctor._cli import main
 from envdoctor._env import gpu as _gpu
+from envdoctor.errors import MatrixError
 from envdoctor.testing import fake_gpu
 
 PROBES = """
@@ -74,10 +75,13 @@ def test_tier_limit_and_a_failing_tier_blocks_the_next(write_matrix, demo_probes
     assert not st.valid and "did not pass" in st.reason
 
 
-def test_unknown_probe_is_inconclusive_with_a_suggestion(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_probe_is_a_matrix_error_with_a_suggestion(write_matrix, demo_probes, no_gpu, capsys) -> None:  # type: ignore[no-untyped-def]
     path = write_matrix('[[probes]]\nname = "demo-pas"\ntier = 1\n')
-    res = _by_name(certify_environment(str(path), tier=1))["demo-pas"]
-    assert res.status == "inconclusive" and "did you mean 'demo-pass'" in res.reason
+    with pytest.raises(MatrixError, match=r"probes\[0\] \(demo-pas\): no probe of that name .*did you mean 'demo-pass'"):
+        certify_environment(str(path), tier=1)
+    assert main(["certify", "--matrix", str(path), "--tier", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("envdoctor: error: ") and str(path) in err and "Traceback" not in err
 
 
 def test_matrix_can_forbid_cpu_runs(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +123,8 @@ def test_cli_format_json_status_and_list(write_matrix, demo_probes, no_gpu, caps
     assert main(["certify", "--matrix", path, "--tier", "3", "--format", "json"]) == 0
     out = capsys.readouterr().out
     data = json.loads(out)
-    assert data["certified"] and [p["name"] for p in data["probes"]] == ["check", "demo-pass", "demo-gpu", "demo-tier3"]
+    assert data["certified"] and [p["name"] for p in data["probes"]] == ["check", "device", "demo-pass", "demo-gpu",
+                                                                      "demo-tier3"]
     assert data["schema_version"] == 1 and [p["status"] for p in data["probes"]][-2:] == ["skipped", "pass"]
     assert out == json.dumps(data, indent=2, sort_keys=True) + "\n"  # stable, sorted keys
     assert main(["certify", "--matrix", path, "--tier", "2", "--status", "--format", "json"]) == 0
@@ -129,7 +134,7 @@ def test_cli_format_json_status_and_list(write_matrix, demo_probes, no_gpu, caps
     assert "certificate valid: certified test@1.0 tier 3 on CPU" in capsys.readouterr().out
     assert main(["certify", "--matrix", path, "--tier", "1"]) == 0
     out = capsys.readouterr().out
-    assert "CERTIFIED: 2 passed" in out and "demo-pass" in out
+    assert "CERTIFIED: 3 passed" in out and "demo-pass" in out
     assert main(["certify", "--list-probes"]) == 0
     assert "tiny-qlora" in capsys.readouterr().out
 

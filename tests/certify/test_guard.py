@@ -17,12 +17,13 @@ from envdoctor._certify import store
 from envdoctor._certify.certify import certify_environment
 from envdoctor.errors import NotCertifiedError
 
-PROBES = '[[probes]]\nname = "imports"\ntier = 1\nparams = { modules = ["json"] }\n'
+PROBES = ('[[packages]]\nname = "packaging"\nreason = "the probe imports it"\n\n'
+          '[[probes]]\nname = "imports"\ntier = 1\nparams = { modules = ["packaging"] }\n')
 
 
 @pytest.fixture
 def certified(write_matrix) -> str:  # type: ignore[no-untyped-def]
-    """A matrix certified for this interpreter on the CPU, up to tier 1 (its one probe imports json)."""
+    """A matrix certified for this interpreter on the CPU, up to tier 1 (its one probe imports packaging)."""
     path = str(write_matrix(PROBES))
     result = certify_environment(path, tier=1, device="cpu")
     assert result.certified, result.summary
@@ -94,7 +95,7 @@ def test_exit_true_with_an_unknown_matrix_is_one_line() -> None:
 
 
 def test_tampered_certificate_is_rejected(certified: str) -> None:
-    path = store.cert_path(store.resolve(certified))
+    path = store.cert_path(store.resolve(certified), tier=1, device="cpu")
     text = Path(path).read_text()
     Path(path).write_text(text.replace('"certified": true', '"certified": true ', 1))
     with pytest.raises(NotCertifiedError, match="does not verify"):

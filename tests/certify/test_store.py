@@ -42,7 +42,7 @@ def _write(matrix_file: Path, site: Path, *, device: str = "cpu", gpu: GpuIdenti
         "probes": [{"name": "imports", "tier": 1, "status": "pass" if certified else "fail", "reason": "x"}],
         **extra,
     }
-    return store.write(body, store.cert_path(str(matrix_file), "/venv"))
+    return store.write(body, store.cert_path(str(matrix_file), "/venv", tier, device))
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_certificate_from_another_machine_does_not_verify(matrix_file: Path, s
     dist("torch", "2.4.0")
     path = _write(matrix_file, site)
     os.remove(os.path.join(store.cert_dir(), store.KEY_FILE))
-    store._key(create=True)  # this machine's own, different key
+    store.signing_key()  # this machine's own, different key
     assert store.read(path)[0] is None
 
 
@@ -137,7 +137,20 @@ def test_changed_package_invalidates_and_says_which(matrix_file: Path, site: Pat
 
 def test_higher_tier_than_certified_is_not_valid(matrix_file: Path, site: Path) -> None:
     _write(matrix_file, site, tier=1)
-    assert "certified up to tier 1, but tier 3" in store.status(str(matrix_file), tier=3, env=_here(site)).reason
+    assert "no certificate for this environment at tier 3 or above on cpu" in store.status(
+        str(matrix_file), tier=3, env=_here(site)).reason
+
+
+def test_certificates_of_different_tiers_coexist(matrix_file: Path, site: Path) -> None:
+    """Issue 16: a later tier-0 certification does not replace a tier-3 one; tier 2 is served by tier 3."""
+    _write(matrix_file, site, tier=3)
+    _write(matrix_file, site, tier=0)
+    st = store.status(str(matrix_file), tier=2, env=_here(site))
+    assert st.valid and st.tier == 3, st.reason
+    assert store.status(str(matrix_file), tier=3, env=_here(site)).tier == 3
+    assert store.status(str(matrix_file), tier=0, env=_here(site)).tier == 0  # the asked tier first
+    _write(matrix_file, site, tier=2, certified=False)  # a failed tier-2 run leaves the tier-3 certificate alone
+    assert store.status(str(matrix_file), tier=2, env=_here(site)).tier == 3
 
 
 def test_failed_certification_is_not_valid(matrix_file: Path, site: Path) -> None:

@@ -22,10 +22,12 @@ __all__ = [
     "all_probes",
     "certificate_status",
     "register_probe",
+    "validate_probe_params",
 ]
 _LAZY = {
     "Certificate": ".store", "CertificateStatus": ".store", "Outcome": ".registry", "ProbeContext": ".registry",
     "ProbeSpec": ".registry", "all_probes": ".registry", "register_probe": ".registry",
+    "validate_probe_params": ".params",
 }
 
 
@@ -39,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .params import validate_probe_params
     from .registry import Outcome, ProbeContext, ProbeSpec, all_probes, register_probe
     from .store import Certificate, CertificateStatus, Here
 
@@ -62,13 +65,15 @@ def _here_for(env: Any) -> Here:
                 python_id(markers.get("implementation_name"), markers.get("python_full_version")), lambda: ident)
 
 
-def certificate_status(matrix: Any, env: Any = None, *, tier: int = 0, device: str | None = None) -> CertificateStatus:
+def certificate_status(matrix: Any, env: Any = None, *, tier: int = 0, device: str | None = None,
+                       deep: bool = False) -> CertificateStatus:
     """Whether a valid certificate exists for `matrix` (a reference or a loaded Matrix) in `env` (this one by default).
 
-    Cheap: no torch, no probes. `envdoctor check` shows its reason.
+    Cheap: no torch, no probes. `envdoctor check` shows its reason. `deep` also hashes the certified packages'
+    files against their RECORDs (seconds).
     """
     from .store import resolve, status
 
     source = getattr(matrix, "source", None)
     matrix_file = os.fspath(source) if source else resolve(os.fspath(matrix))
-    return status(matrix_file, tier=tier, device=device, env=None if env is None else _here_for(env))
+    return status(matrix_file, tier=tier, device=device, env=None if env is None else _here_for(env), deep=deep)

@@ -15,7 +15,7 @@ from .. import _version
 from ..errors import UsageError
 from . import registry, store
 from .fingerprint import dir_tokens, distribution_tokens, fingerprint, python_id
-from .registry import INCONCLUSIVE, PASS, SKIPPED, ProbeContext
+from .registry import FAIL, PASS, SKIPPED, ProbeContext
 from .runner import ProbeResult, run_probe
 
 Reporter = Callable[[ProbeResult], None]
@@ -90,19 +90,58 @@ def _matrix_files(matrix: Any) -> list[dict[str, str | None]]:
     return [{"path": os.path.realpath(p), "sha256": store.file_sha256(str(p))} for p in paths]
 
 
-def _unknown(name: str, tier: int) -> ProbeResult:
-    known = sorted(registry.all_probes())
-    hint = difflib.get_close_matches(name, known, n=1)
-    did = f" (did you mean {hint[0]!r}?)" if hint else ""
-    errors = f"; plugin errors: {' | '.join(registry.load_errors)}" if registry.load_errors else ""
-    return ProbeResult(name, tier, INCONCLUSIVE,
-                       f"no probe named {name!r} is registered{did}; install the plugin that provides it{errors}")
+def _validated(m: Any, planned: list[PlannedProbe], env: Any) -> tuple[list[PlannedProbe], dict[str, Any]]:
+    """The planned probes with their params validated (as the probes get them), and the matrix facts.
+
+    Raises MatrixError (exit 2) naming the matrix file and each probe whose name or params are refused, before
+    any probe runs: a matrix is data, never code (issue 15).
+    """
+    from ..errors import MatrixError
+    from .params import matrix_facts, validate, validate_probe_params
+
+    problems = validate_probe_params(m, env)
+    facts = matrix_facts(m, env)
+    out = []
+    for p in planned:
+        spec = registry.get(p.name)
+        if spec is None:  # an --probe NAME the registry lacks (the matrix's own are in `problems` already)
+            hint = difflib.get_close_matches(p.name, sorted(registry.all_probes()), n=1)
+            problems.append(f"--probe {p.name}: no probe of that name is registered"
+                            f"{f' (did you mean {hint[0]!r}?)' if hint else ''}")
+            continue
+        params, bad = validate(spec, p.params, facts, f"{m.source}: probe {p.name}")
+        if not bad:
+            out.append(PlannedProbe(p.name, p.tier, params))
+    if problems:
+        raise MatrixError(f"{m.source}: {len(problems)} problem(s) in [[probes]]", tuple(dict.fromkeys(problems)))
+    return out, {"import_names": sorted(facts.import_names)}
+
+
+def _checked(m: Any, env: Any) -> tuple[list[str], dict[str, str]]:
+    """The metadata folders of the matrix's installed packages, and where their import names resolve now."""
+    from .._fastpath import module_origins
+    from .importnames import import_names
+
+    dirs: list[str] = []
+    names: set[str] = set()
+    for p in m.packages:
+        dist = env.get(p.name)
+        if dist is not None and dist.path:
+            dirs.append(dist.path)
+            names.update(import_names(dist.path))
+    return sorted(dirs), module_origins(sorted(names)[:200], sys.path)
 
 
 def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: int = 2, device: str | None = None,
                         timeout: float | None = None, reporter: Reporter | None = None, keep_going: bool = False,
-                        write: bool = True, extra_probes: tuple[str, ...] = ()) -> CertifyResult:
-    """Certify this interpreter for `matrix` up to `tier` on `device` (the detected one by default)."""
+                        write: bool = True, extra_probes: tuple[str, ...] = (),
+                        verify_files: bool = False) -> CertifyResult:
+    """Certify this interpreter for `matrix` up to `tier` on `device` (the detected one by default).
+
+    A certificate says CERTIFIED only when every rule of the check passes, every probe passed or skipped
+    because it does not apply, and a CPU certificate is for a matrix that declares a CPU workload.
+    `verify_files` also checks the matrix's installed packages' files against their RECORD hashes.
+    """
     from .._env import gpu as _gpu
     from .._env.environment import inspect_environment
     from .._matrix.loader import load_matrix
@@ -125,18 +164,25 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
     report = reporter or (lambda r: None)
 
     env = inspect_environment(gpu=gpu)
+    planned, facts = _validated(m, plan(m, tier, tuple(extra_probes)), env)
+    not_run = tuple(p.name for p in planned if dev == "cpu" and (registry.get(p.name) or _NONE).gpu == "required")
     results: list[ProbeResult] = []
-    check, _ = check_result(m, env, dev)
-    results.append(check)
-    report(check)
-    ctx_common: dict[str, Any] = dict(device=dev, matrix=_matrix_context(m), gpu=gpu.to_dict(), workdir="")
-    for p in plan(m, tier, tuple(extra_probes)):
-        blocked = [r for r in results if r.tier < p.tier and not r.status.ok]
+    for res in check_result(m, env, dev, not_run)[:2]:
+        results.append(res)
+        report(res)
+    checked, origins = _checked(m, env)
+    if verify_files:
+        results.append(_files_result(checked))
+        report(results[-1])
+    ctx_common: dict[str, Any] = dict(device=dev, matrix={**_matrix_context(m), **facts}, gpu=gpu.to_dict(),
+                                      workdir="")
+    for p in planned:
+        # the device result does not block: on the CPU the probes still show what runs, without certifying
+        blocked = [r for r in results if r.tier < p.tier and not r.status.ok and r.name != "device"]
         spec = registry.get(p.name)
+        assert spec is not None  # _validated refused unknown names
         if blocked and not keep_going:
             res = ProbeResult(p.name, p.tier, SKIPPED, f"not run: {blocked[0].name} (tier {blocked[0].tier}) did not pass")
-        elif spec is None:
-            res = _unknown(p.name, p.tier)
         elif spec.gpu == "required" and dev == "cpu":
             res = ProbeResult(p.name, p.tier, SKIPPED, "skipped: no GPU" if not has_gpu else "skipped: --device cpu")
         elif spec.gpu == "optional" and dev == "cpu" and p.params.get("allow_cpu", True) is False:
@@ -153,22 +199,40 @@ def certify_environment(matrix: str | os.PathLike[str] | Any = "llama31", tier: 
         "certified": certified,
         "tier": tier,
         "device": dev,
+        "scope": {"device": dev, "cpu_only": dev == "cpu", "not_run": list(not_run)},
         "matrix": {"name": m.name, "version": m.version, "ref": m.ref, "files": _matrix_files(m)},
         "environment": {
             "prefix": sys.prefix, "executable": sys.executable, "python": python_id(),
             "fingerprint": fingerprint(), "tokens": distribution_tokens(), "dirs": dir_tokens(),
             "distributions": sorted(([d.name, d.raw_version] for d in env.distributions.values()),
                                     key=lambda nv: nv[0].lower()),
+            "checked": checked, "imports": origins,
         },
         "gpu": _gpu_record(gpu, current()) if dev == "cuda" else None,
         "probes": [r.to_dict() for r in results],
     }
     path = cert = None
     if write:
-        path = store.write(body, store.cert_path(m.source))
+        path = store.write(body, store.cert_path(m.source, tier=tier, device=dev))
         cert, _ = store.read(path)
-    return CertifyResult(m.ref, tier, dev, gpu.to_dict(), tuple(results), certified, check.status == PASS, cert,
+    check_ok = all(r.status == PASS for r in results if r.name == "check")
+    return CertifyResult(m.ref, tier, dev, gpu.to_dict(), tuple(results), certified, check_ok, cert,
                          path, round(time.monotonic() - start, 2))
+
+
+_NONE = registry.ProbeSpec("", 0, "")
+
+
+def _files_result(checked: list[str]) -> ProbeResult:
+    """Tier 0 `files`: the matrix's installed packages against their RECORD hashes (certify --verify-files)."""
+    from .verify import describe, verify_distributions
+
+    begin = time.monotonic()
+    changed = verify_distributions(checked)
+    took = round(time.monotonic() - begin, 2)
+    if changed:
+        return ProbeResult("files", 0, FAIL, describe(changed), took, {"changed": changed})
+    return ProbeResult("files", 0, PASS, f"{len(checked)} distribution(s) match their RECORD hashes", took)
 
 
 def _gpu_record(gpu: Any, ident: Any) -> dict[str, Any]:

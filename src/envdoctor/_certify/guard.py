@@ -8,8 +8,12 @@ certification) and the commands that fix it; `exit=True` prints them through the
 Decorator form: `@envdoctor.guard.required(matrix="llama31", tier=2)` on the training entry function runs the
 guard before the first call (once per process).
 
-`ENVDOCTOR_SKIP_GUARD=1` skips the guard (any value but empty, 0, false, no or off): it warns
-(GuardSkippedWarning) and appends a line to `<cache>/guard-skips.log`, so a skipped run is never silent.
+`ENVDOCTOR_SKIP_GUARD=1` skips the guard (any value but empty, 0, false, no or off): it writes one line to
+stderr (whatever the warning filters say), warns (GuardSkippedWarning, for code that catches it) and appends
+a line to `<cache>/guard-skips.log`, so a skipped run is never silent.
+
+`deep=True` also checks the certified packages' files against their RECORD hashes (an in-place edit):
+seconds instead of milliseconds.
 
 Only the standard library's cheapest modules load here: no typing, functools or contextlib (each costs
 the fast path milliseconds on a slow CI machine), hence the TYPE_CHECKING idiom below.
@@ -50,14 +54,20 @@ def _record_skip(matrix: str, tier: int, stacklevel: int) -> None:
 
     value = os.environ.get(SKIP_ENV, "")
     msg = f"envdoctor guard skipped for matrix {matrix!r} tier {tier} because {SKIP_ENV}={value!r}"
+    try:  # always, even under `-W ignore` or a filter that silences the warning below (issue 15)
+        sys.stderr.write(f"envdoctor: warning: {msg}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # no stderr (pythonw), or a closed one
+        pass
     warnings.warn(msg, GuardSkippedWarning, stacklevel=stacklevel)
     try:
-        path = os.path.join(store.cache_dir(), "guard-skips.log")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\t{sys.prefix}\t{matrix}\ttier {tier}\t{' '.join(sys.argv)}\n")
-    except OSError:
-        pass  # the warning above still says it
+        from .._paths import private_append
+        from ..errors import StateError
+
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\t{sys.prefix}\t{matrix}\ttier {tier}\t{' '.join(sys.argv)}\n"
+        private_append(os.path.join(store.cache_dir(), "guard-skips.log"), line)
+    except (OSError, StateError):
+        pass  # the line on stderr still says it
 
 
 def fix_commands(ref: str, tier: int, device: str | None, fixable: bool) -> tuple[tuple[str, ...], ...]:
@@ -67,12 +77,12 @@ def fix_commands(ref: str, tier: int, device: str | None, fixable: bool) -> tupl
 
 
 def _slow(matrix: str, tier: int, device: str | None, status: store.CertificateStatus, certify: bool,
-          timeout: float | None) -> Any:
+          timeout: float | None, deep: bool = False) -> Any:
     """No valid certificate: run the check (and the probes when asked); return a new certificate or raise."""
     if certify:
         from .certify import certify_environment
 
-        result = certify_environment(matrix, tier=tier, device=device, timeout=timeout)
+        result = certify_environment(matrix, tier=tier, device=device, timeout=timeout, verify_files=deep)
         if result.certified and result.certificate is not None:
             return result.certificate
         raise NotCertifiedError(matrix, tier, status, result=result,
@@ -92,6 +102,7 @@ def guard(
     exit: bool = False,
     certify: bool = False,
     timeout: float | None = None,
+    deep: bool = False,
     _stacklevel: int = 3,
 ) -> store.Certificate | None:
     """Make sure this environment is certified for `matrix` at `tier` on `device` (the detected one by default).
@@ -99,7 +110,8 @@ def guard(
     `matrix` is any reference: a name, `name@version` or a path. Returns the certificate (None when skipped
     through ENVDOCTOR_SKIP_GUARD). Without a valid certificate it raises NotCertifiedError (the check report plus
     the commands to run); with `certify=True` it runs the probes first and returns the new certificate if they
-    pass; with `exit=True` it prints the message to stderr and exits with status 1.
+    pass; with `exit=True` it prints the message to stderr and exits with status 1. `deep=True` also checks the
+    certified packages' files against their RECORD hashes (in-place edits; seconds, not milliseconds).
     """
     ref = os.fspath(matrix)
     if device not in (None, "cuda", "cpu"):
@@ -112,10 +124,10 @@ def guard(
         return None
     try:
         matrix_file = store.resolve(ref)
-        status = store.status(matrix_file, tier=tier, device=device)
+        status = store.status(matrix_file, tier=tier, device=device, deep=deep)
         if status.valid:
             return status.certificate
-        return _slow(ref, tier, device, status, certify, timeout)
+        return _slow(ref, tier, device, status, certify, timeout, deep)
     except NotCertifiedError as e:
         if not exit:
             raise
@@ -134,7 +146,7 @@ def guard(
 
 def required(
     matrix: str | os.PathLike[str] = "llama31", tier: int = 2, device: str | None = None,
-    exit: bool = False, certify: bool = False,
+    exit: bool = False, certify: bool = False, deep: bool = False,
 ) -> Callable[[F], F]:
     """Decorator form of guard(): the wrapped function runs only in a certified environment (checked once per process)."""
 
@@ -149,7 +161,8 @@ def required(
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not done:  # the skip warning points at the caller of the decorated function
-                done.append(guard(matrix, tier=tier, device=device, exit=exit, certify=certify, _stacklevel=4))
+                done.append(guard(matrix, tier=tier, device=device, exit=exit, certify=certify, deep=deep,
+                                   _stacklevel=4))
             return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -88,6 +88,7 @@ class ProbeSpec:
     gpu: GpuNeed = "no"  # required: skipped without a GPU; optional: runs on CPU when the matrix allows it
     timeout: float = 180.0
     description: str = ""
+    params: Any = None  # the pydantic model of its params (a ProbeParams subclass); None takes only allow_cpu
 
 
 _REGISTRY: dict[str, ProbeSpec] = {}
@@ -96,9 +97,15 @@ load_errors: list[str] = []
 
 
 def register_probe(
-    name: str, tier: int, *, gpu: GpuNeed = "no", timeout: float = 180.0, description: str = "", replace: bool = False
+    name: str, tier: int, *, gpu: GpuNeed = "no", timeout: float = 180.0, description: str = "", replace: bool = False,
+    params: Any = None,
 ) -> Callable[[Callable[[ProbeContext], Outcome]], Callable[[ProbeContext], Outcome]]:
-    """Decorator: register a probe function under `name` (a matrix's `[[probes]] name`)."""
+    """Decorator: register a probe function under `name` (a matrix's `[[probes]] name`).
+
+    `params` is the pydantic model of the params a matrix may pass (a subclass of
+    `envdoctor._certify.params.ProbeParams`, `extra="forbid"`); without one the probe takes `allow_cpu` only.
+    `certify` validates a matrix's params against it before any probe runs.
+    """
     if not 0 <= tier <= 3:
         raise ValueError(f"probe {name!r}: tier must be 0 to 3, got {tier}")
     if gpu not in ("required", "optional", "no"):
@@ -112,7 +119,7 @@ def register_probe(
                              "module, because it runs in a subprocess")
         doc = (fn.__doc__ or "").strip().splitlines()
         spec = ProbeSpec(name, tier, f"{fn.__module__}:{fn.__qualname__}", gpu, timeout,
-                         description or (doc[0] if doc else ""))
+                         description or (doc[0] if doc else ""), params)
         old = _REGISTRY.get(name)
         if old is not None and old.target != spec.target and not replace:
             raise ValueError(f"probe {name!r} is already registered by {old.target}; pass replace=True to override it")

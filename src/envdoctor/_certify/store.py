@@ -10,6 +10,7 @@ deliberately re-signs with their own key.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from .. import _fastpath
@@ -61,35 +62,77 @@ def _short(text: str) -> str:
     return sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def cert_path(matrix_file: str, prefix: str | None = None) -> str:
-    """The certificate of one environment (by sys.prefix) for one matrix file."""
+def cert_path(matrix_file: str, prefix: str | None = None, tier: int = 0, device: str = "cpu") -> str:
+    """The certificate of one environment (by sys.prefix) for one matrix file, at one tier on one device.
+
+    One file per tier and device, so certificates of different tiers coexist: a later `certify --tier 0`
+    never replaces a tier-3 certificate, and the guard asking for tier 2 accepts the tier-3 one.
+    """
     env = prefix if prefix is not None else sys.prefix
     matrix_file = os.path.realpath(matrix_file)
     stem = os.path.basename(os.path.dirname(matrix_file)) + "-" + os.path.splitext(os.path.basename(matrix_file))[0]
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)[:60]
-    return os.path.join(cert_dir(), f"{safe}-{_short(env)}-{_short(matrix_file)}.json")
+    dev = device if device in ("cuda", "cpu") else "cpu"
+    return os.path.join(cert_dir(), f"{safe}-{_short(env)}-{_short(matrix_file)}-{dev}-t{int(tier)}.json")
 
 
 # ---------------------------------------------------------------- signing
 
-def _key(create: bool) -> bytes | None:
-    path = os.path.join(cert_dir(), KEY_FILE)
+KEY_BYTES = 32
+
+
+def key_path() -> str:
+    """The signing key of this machine's certificates."""
+    return os.path.join(cert_dir(), KEY_FILE)
+
+
+def _read_key(path: str) -> tuple[bytes | None, str]:
+    """The key and '', or None and why it cannot sign ('' when there is none yet). Never through a symlink."""
     try:
-        with open(path, "rb") as f:
-            key = f.read()
-        if len(key) >= 32:
-            return key
-    except OSError:
-        pass
-    if not create:
-        return None
-    os.makedirs(cert_dir(), exist_ok=True)
-    key = os.urandom(32)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None, ""
+    except OSError as e:  # ELOOP: a symlink planted at the key's name would let its target sign
+        return None, f"cannot be read ({e.strerror or e}; a symbolic link is refused)"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = f.read(4096)
+    if not stat.S_ISREG(st.st_mode):
+        return None, "is not a regular file"
+    if len(key) != KEY_BYTES:
+        return None, f"is {len(key)} bytes, not the {KEY_BYTES} random bytes envdoctor writes"
+    if os.name == "posix" and st.st_mode & 0o077:
+        return None, f"is readable or writable by other users (mode {st.st_mode & 0o777:o}, need 600)"
+    return key, ""
+
+
+def key_problem() -> str:
+    """Why the key on disk cannot sign or verify ('' when it can, or when there is none yet)."""
+    path = key_path()
+    _, why = _read_key(path)
+    return f"the certificate key {path} {why}: remove it and run envdoctor certify again" if why else ""
+
+
+def signing_key() -> bytes:
+    """The key to sign with, created on first use (32 random bytes, 0600); StateError when the file is unusable."""
+    path = key_path()
+    key, why = _read_key(path)
+    if key is not None:
+        return key
+    from .._paths import private_dir  # certify's job, not the guard's
+    from ..errors import StateError
+
+    if why:
+        raise StateError(key_problem())
+    private_dir(cert_dir())
+    key = os.urandom(KEY_BYTES)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:  # another process made it first: use theirs, if it is sound
+        key, why = _read_key(path)
+        if key is None:
+            raise StateError(key_problem()) from None
+        return key
     with os.fdopen(fd, "wb") as f:
         f.write(key)
     return key
@@ -105,7 +148,7 @@ def verify(raw: bytes, data: Mapping[str, Any]) -> bool:
     so checking it needs no re-serialisation (that alone cost a millisecond for a 200-package environment).
     """
     sig = data.get("signature")
-    key = _key(create=False)
+    key, _ = _read_key(key_path())
     if not isinstance(sig, str) or len(sig) != 64 or key is None:
         return False
     blanked = raw.replace(f'"signature": "{sig}"'.encode(), f'"signature": "{_BLANK}"'.encode(), 1)
@@ -113,22 +156,17 @@ def verify(raw: bytes, data: Mapping[str, Any]) -> bool:
 
 
 def write(body: Mapping[str, Any], path: str) -> str:
-    """Sign and write a certificate atomically; returns its path."""
+    """Sign and write a certificate atomically (0600 in a 0700 folder, never through a symlink); returns its path."""
     data = {k: v for k, v in body.items() if k != "signature"}
     data["signature"] = _BLANK
     import json  # writing is certify's job, not the guard's
 
+    from .._paths import private_write
+
     text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=True)
-    key = _key(create=True)
-    assert key is not None
-    sig = hmac_sha256(key, text.encode())
+    sig = hmac_sha256(signing_key(), text.encode())
     text = text.replace(f'"signature": "{_BLANK}"', f'"signature": "{sig}"', 1)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return private_write(path, text)
 
 
 # ---------------------------------------------------------------- judging a certificate
@@ -205,7 +243,7 @@ def read(path: str) -> tuple[Certificate | None, str]:
     if not isinstance(data, dict) or data.get("schema_version") != CERT_SCHEMA_VERSION:
         return None, f"certificate {path} has an unknown format"
     if not verify(raw, data):
-        return None, f"certificate {path} does not verify: it was edited, or copied from another machine"
+        return None, key_problem() or f"certificate {path} does not verify: it was edited, or copied from another machine"
     return Certificate.from_data(path, data), ""
 
 
@@ -217,6 +255,18 @@ def _changed_dists(recorded: Mapping[str, str], paths: tuple[str, ...]) -> str:
     parts = [f"{label} {', '.join(names[:4])}{' …' if len(names) > 4 else ''}"
              for label, names in (("installed", added), ("removed", removed), ("reinstalled", changed)) if names]
     return "; ".join(parts)
+
+
+def _shadowed(recorded: Any, paths: tuple[str, ...]) -> str:
+    """Why an import of a checked package resolves elsewhere than at certification ('' when none does)."""
+    if not isinstance(recorded, dict) or not recorded:
+        return ""
+    now = _fastpath.module_origins(recorded, paths)
+    for name, was in recorded.items():
+        if now.get(name) != was:
+            return (f"`import {name}` now finds {now.get(name) or 'nothing'}, not {was or 'nothing'} as certified "
+                    "(a PYTHONPATH entry or a planted file shadows it)")
+    return ""
 
 
 def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
@@ -239,6 +289,9 @@ def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
             return f"the certificate is for Python {env_rec.get('python')}, this is {env.python}"
         diff = _changed_dists(env_rec.get("tokens") or {}, env.paths)
         return f"the environment changed since certification ({diff or 'its package set differs'})"
+    shadow = _shadowed(env_rec.get("imports"), env.paths)
+    if shadow:
+        return shadow
     needs_gpu = cert.device == "cuda" or device is None or device == "cuda"
     ident = env.gpu() if needs_gpu else None
     if ident is not None and ident.source == "declared":
@@ -259,18 +312,55 @@ def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
     return ""
 
 
-def status(matrix_file: str, tier: int = 0, device: str | None = None, env: Here | None = None) -> CertificateStatus:
-    """Look up and judge the certificate for a matrix file in an environment (this one by default)."""
+def status(matrix_file: str, tier: int = 0, device: str | None = None, env: Here | None = None,
+           deep: bool = False) -> CertificateStatus:
+    """Look up and judge the certificates for a matrix file in an environment (this one by default).
+
+    The certificates of `tier` and above on the device (the one asked for, else the detected one) are judged
+    in that order; the first that holds wins. `deep` also checks the certified distributions' files against
+    their RECORD hashes (seconds, not milliseconds: `guard(deep=True)`, `certify --status --verify-files`).
+    """
     env = env if env is not None else here()
-    path = cert_path(matrix_file, env.prefix)
-    cert, why = read(path)
-    if cert is None:
-        return CertificateStatus(False, why if why != "no certificate" else f"no certificate for this environment ({path})",
-                                 None if why == "no certificate" else path)
-    reason = judge(cert, tier, device, env)
-    common = dict(path=path, tier=cert.tier, created=cert.created, matrix=cert.matrix, device=cert.device,
-                  certificate=cert)
-    if reason:
-        return CertificateStatus(False, reason, **common)  # type: ignore[arg-type]
-    gpu = f" on {(cert.gpu or {}).get('name')}" if cert.device == "cuda" else " on CPU"
-    return CertificateStatus(True, f"certified {cert.matrix} tier {cert.tier}{gpu} ({cert.created})", **common)  # type: ignore[arg-type]
+    want = device if device is not None else ("cuda" if env.gpu().present else "cpu")
+    first: tuple[str, str | None, Certificate | None] | None = None
+    for t in range(max(tier, 0), 4):
+        path = cert_path(matrix_file, env.prefix, t, want)
+        cert, why = read(path)
+        if cert is None:
+            if why != "no certificate" and first is None:
+                first = (why, path, None)
+            continue
+        reason = judge(cert, tier, device, env)
+        if not reason and deep:
+            from .verify import changed_files  # hashing files: never on the fast path
+
+            reason = changed_files(cert)
+        if not reason:
+            gpu = f" on {(cert.gpu or {}).get('name')}" if cert.device == "cuda" else " on CPU"
+            return CertificateStatus(True, f"certified {cert.matrix} tier {cert.tier}{gpu} ({cert.created})",
+                                     **_common(path, cert))
+        if first is None:
+            first = (reason, path, cert)
+    if first is None:
+        return _none_for(matrix_file, tier, device, want, env)
+    why, where, found = first
+    return CertificateStatus(False, why, **(_common(where, found) if found is not None else {"path": where}))
+
+
+def _common(path: str | None, cert: Certificate) -> dict[str, Any]:
+    return dict(path=path, tier=cert.tier, created=cert.created, matrix=cert.matrix, device=cert.device,
+                certificate=cert)
+
+
+def _none_for(matrix_file: str, tier: int, device: str | None, want: str, env: Here) -> CertificateStatus:
+    """No certificate at this tier or above on this device: say so, naming one for the other device if any."""
+    other = "cpu" if want == "cuda" else "cuda"
+    for t in range(max(tier, 0), 4):
+        path = cert_path(matrix_file, env.prefix, t, other)
+        cert, _ = read(path)
+        if cert is not None:
+            reason = judge(cert, tier, device, env) or f"the certificate is for --device {other}, this run is for {want}"
+            return CertificateStatus(False, reason, **_common(path, cert))
+    here_path = cert_path(matrix_file, env.prefix, tier, want)
+    return CertificateStatus(False, f"no certificate for this environment at tier {tier} or above on {want} "
+                                    f"({here_path})")

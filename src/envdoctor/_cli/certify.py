@@ -13,17 +13,20 @@ tiers:
   1  imports of torch, transformers, peft, trl, bitsandbytes, galore_torch, in a fresh interpreter
   2  smoke tests on the device: CUDA, compute capability in torch's arch list, bf16 matmul, bitsandbytes
      NF4 matmul and 8-bit optimizer step, LlamaConfig with the Llama-3.1 rope dict, training keywords
-  3  two QLoRA steps on a tiny random Llama (LoRA in fp32 with --device cpu)
+  3  two QLoRA steps on a tiny random model of the matrix's family (LoRA in fp32 with --device cpu)
 
 examples:
   envdoctor certify --tier 3                   certify for the detected GPU, up to the tiny training run
   envdoctor certify --tier 3 --device cpu      what a machine without a GPU can certify
   envdoctor certify --tier 3 --probe tiny-galore   also run a probe the matrix does not name
   envdoctor certify --status                   is there a valid certificate for this environment?
+  envdoctor certify --status --verify-files    ... and are the certified packages' files as installed?
   envdoctor certify --format json | jq .probes  the result for machines (with --status too)
   envdoctor certify --list-probes              every registered probe, built-in and from plugins
 
 Each probe runs in its own subprocess with a timeout; GPU probes report "skipped: no GPU" without one.
+A certificate needs every check rule to pass; a CPU certificate (--device cpu) needs a matrix that
+declares a CPU workload (no [gpu.cuda] rule, or required = false). Certificates of each tier coexist.
 Exit status: 0 certified (or --status valid), 1 not certified.
 """
 
@@ -41,6 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--verbose", "-v", action="store_true", help="show the probes' output tails")
     p.add_argument("--status", action="store_true", help="only say whether a valid certificate exists (no probes)")
+    p.add_argument("--verify-files", action="store_true",
+                   help="also check the matrix's installed packages' files against their RECORD hashes (in-place "
+                        "edits; with --status too)")
     p.add_argument("--list-probes", action="store_true", help="list the registered probes and exit")
     p.set_defaults(func=run)
 
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.status:
         from envdoctor._certify import certificate_status
 
-        st = certificate_status(args.matrix, tier=args.tier, device=args.device)
+        st = certificate_status(args.matrix, tier=args.tier, device=args.device, deep=args.verify_files)
         sys.stdout.write(render_status_json(st) if json_out else render_status(st))
         return 0 if st.valid else 1
 
@@ -77,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
 
     result = certify_environment(args.matrix, tier=args.tier, device=args.device, timeout=args.timeout,
                                  reporter=None if json_out else progress, keep_going=args.keep_going,
-                                 extra_probes=tuple(args.probe))
+                                 extra_probes=tuple(args.probe), verify_files=args.verify_files)
     sys.stdout.write(render_json(result) if json_out else render_text(result, verbose=args.verbose))
     return 0 if result.certified else 1

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
+from ..params import Identifier, MatrixFacts, PlainScalar, PlainValue, ProbeParams, plain_keywords
 from ..registry import Outcome, ProbeContext, register_probe
-
-# config.json of meta-llama/Llama-3.1-8B(-Instruct): the dict that transformers < 4.43 rejects
-LLAMA31_ROPE = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                "original_max_position_embeddings": 8192, "rope_type": "llama3"}
+from .family import LLAMA31_ROPE, tiny_config
 
 
 def tiny_llama_config(rope: dict[str, Any] | None = None, **overrides: Any) -> Any:
     """A tiny random Llama config (2 layers, hidden 64) with the Llama-3.1 rope dict by default."""
-    from transformers import LlamaConfig
-
-    kw: dict[str, Any] = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=131072,
-                              rope_theta=500000.0, rope_scaling=dict(rope or LLAMA31_ROPE), tie_word_embeddings=False)
-    kw.update(overrides)
-    return LlamaConfig(**kw)
+    return tiny_config("llama", rope_scaling=dict(rope or LLAMA31_ROPE), **overrides)
 
 
-@register_probe("llama31-rope", 2, gpu="optional", timeout=240.0)
+class RopeParams(ProbeParams):
+    """Params of llama31-rope."""
+
+    rope_scaling: dict[Identifier, PlainScalar] | None = Field(
+        None, description="The rope_scaling dict of the model's config.json (default: Llama-3.1's).")
+
+
+@register_probe("llama31-rope", 2, gpu="optional", timeout=240.0, params=RopeParams)
 def llama31_rope(ctx: ProbeContext) -> Outcome:
     """LlamaConfig accepts the Llama-3.1 rope_scaling dict and a tiny model runs a forward pass with it."""
     import torch
     from transformers import LlamaForCausalLM
 
-    rope = dict(ctx.params.get("rope_scaling") or LLAMA31_ROPE)
+    rope = dict(RopeParams.model_validate(ctx.params).rope_scaling or LLAMA31_ROPE)
     cfg = tiny_llama_config(rope)  # transformers 4.41 raises ValueError here ("two fields, type and factor")
     torch.manual_seed(0)
     model: Any = LlamaForCausalLM(cfg)
@@ -65,12 +66,61 @@ def _training_kwargs(ctx: ProbeContext, workdir: str) -> dict[str, Any]:
 _COMPAT = {"TrainingArguments": "training_arguments", "SFTConfig": "sft_config"}
 _PRECISION = ("fp16", "bf16", "tf32", "fp16_full_eval", "bf16_full_eval")
 
+# The classes this probe constructs, and the one module each comes from: the allow-list that a matrix picks
+# from (issue 15: a matrix once named `logging.basicConfig` here, and truncated a file as root).
+CLASSES: dict[str, str] = {
+    "TrainingArguments": "transformers", "Seq2SeqTrainingArguments": "transformers",
+    "SFTConfig": "trl", "DPOConfig": "trl", "ORPOConfig": "trl", "KTOConfig": "trl", "CPOConfig": "trl",
+    "GRPOConfig": "trl", "RewardConfig": "trl", "PPOConfig": "trl",
+}
+TrainingClass = Literal["TrainingArguments", "Seq2SeqTrainingArguments", "SFTConfig", "DPOConfig", "ORPOConfig",
+                        "KTOConfig", "CPOConfig", "GRPOConfig", "RewardConfig", "PPOConfig"]
+# Keywords that name files, folders, the Hub or another config file: the probe writes only to its own folder
+# and reads nothing a matrix names.
+REFUSED_KEYWORDS = frozenset({
+    "output_dir", "logging_dir", "deepspeed", "fsdp_config", "accelerator_config", "resume_from_checkpoint",
+    "push_to_hub", "hub_model_id", "hub_token", "hub_strategy", "hub_private_repo", "push_to_hub_model_id",
+    "push_to_hub_organization", "push_to_hub_token", "model_init_kwargs", "ref_model_init_kwargs",
+    "trust_remote_code", "chat_template_path", "dataset_kwargs",
+})
+Keywords = dict[Identifier, PlainValue]
 
-def _class(dotted: str) -> Any:
+
+class TrainingArgsParams(ProbeParams):
+    """Params of training-args: one class from the probe's allow-list and its keywords (plain values only)."""
+
+    class_: TrainingClass | None = Field(None, alias="class", description=(
+        "The class to construct: TrainingArguments, SFTConfig, ... ('transformers.TrainingArguments' and "
+        "'trl.SFTConfig' are read as those names)."))
+    keywords: Keywords = Field(default_factory=dict, description="Keywords for `class`.")
+    training_args: Keywords | None = Field(None, description="Keywords for TrainingArguments.")
+    sft_config: Keywords | None = Field(None, description="Keywords for trl's SFTConfig.")
+
+    @field_validator("class_", mode="before")
+    @classmethod
+    def _dotted(cls, value: Any) -> Any:
+        """The spelling of today's matrices, 'transformers.TrainingArguments', names the same allowed class."""
+        if isinstance(value, str) and "." in value:
+            module, _, name = value.rpartition(".")
+            if CLASSES.get(name) == module:
+                return name
+        return value
+
+    def problems(self, facts: MatrixFacts) -> list[str]:
+        out = []
+        for label, kw in (("keywords", self.keywords), ("training_args", self.training_args or {}),
+                          ("sft_config", self.sft_config or {})):
+            out += plain_keywords(kw, f"params.{label}")
+            out += [f"params.{label}.{k}: refused (it names a file, a folder or the Hub; the probe writes only to "
+                    "its own folder)" for k in sorted(REFUSED_KEYWORDS & set(kw))]
+        return out
+
+
+def _class(name: str) -> Any:
+    """An allowed class by name, from its own module (never a name the matrix wrote as a module path)."""
     import importlib
 
-    module, _, attr = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+    return getattr(importlib.import_module(CLASSES[name]), name)
 
 
 def _construct(cls: Any, kw: dict[str, Any]) -> tuple[Any, str]:
@@ -89,27 +139,30 @@ def _construct(cls: Any, kw: dict[str, Any]) -> tuple[Any, str]:
         return fn(**kw), str(e)
 
 
-def _requests(ctx: ProbeContext) -> list[tuple[str, dict[str, Any]]]:
-    """(class, keywords) pairs: the matrix's params {class, keywords}, or training_args/sft_config, else defaults."""
-    p = ctx.params
+def _requests(ctx: ProbeContext, p: TrainingArgsParams) -> list[tuple[str, dict[str, Any]]]:
+    """(class, keywords) pairs: the params {class, keywords}, or training_args/sft_config, else defaults."""
     out: list[tuple[str, dict[str, Any]]] = []
-    if "class" in p:
-        out.append((str(p["class"]), dict(p.get("keywords") or {})))
-    if "training_args" in p:
-        out.append(("transformers.TrainingArguments", dict(p["training_args"])))
-    if "sft_config" in p:
-        out.append(("trl.SFTConfig", dict(p["sft_config"])))
+    if p.class_ is not None:
+        out.append((p.class_, dict(p.keywords)))
+    if p.training_args is not None:
+        out.append(("TrainingArguments", dict(p.training_args)))
+    if p.sft_config is not None:
+        out.append(("SFTConfig", dict(p.sft_config)))
     if not out:
-        out.append(("transformers.TrainingArguments", {}))
+        out.append(("TrainingArguments", {}))
         packages = {k.lower() for k in ctx.matrix.get("packages", {})}
         if "trl" in packages or not packages:
-            out.append(("trl.SFTConfig", {"max_length": 512, "packing": False, "dataset_text_field": "text"}))
+            out.append(("SFTConfig", {"max_length": 512, "packing": False, "dataset_text_field": "text"}))
     return out
 
 
-@register_probe("training-args", 2, gpu="optional", timeout=240.0)
+@register_probe("training-args", 2, gpu="optional", timeout=240.0, params=TrainingArgsParams)
 def training_args(ctx: ProbeContext) -> Outcome:
     """The matrix's TrainingArguments / SFTConfig keywords construct for real (params: class + keywords)."""
+    params = TrainingArgsParams.model_validate(ctx.params)  # again here: a hand-made context gets no further
+    refused = params.problems(MatrixFacts(frozenset(), frozenset()))
+    if refused:
+        return Outcome.failed("refused: " + "; ".join(refused))
     from transformers import TrainingArguments
 
     base = _training_kwargs(ctx, ctx.workdir)
@@ -118,17 +171,16 @@ def training_args(ctx: ProbeContext) -> Outcome:
         base["use_cpu" if "use_cpu" in fields else "no_cuda"] = True
     done: list[str] = []
     notes: list[str] = []
-    for dotted, given in _requests(ctx):
+    for name, given in _requests(ctx, params):
         kw = {**base, **given, "output_dir": ctx.workdir}  # a probe writes only to its own folder
         if ctx.device != "cuda":
             dropped = sorted(k for k in _PRECISION if kw.pop(k, None))
             if dropped:
                 notes.append(f"{', '.join(dropped)} dropped on the CPU")
         try:
-            cls = _class(dotted)
-            obj, via_compat = _construct(cls, kw)
+            obj, via_compat = _construct(_class(name), kw)
         except (TypeError, ValueError, ImportError, AttributeError) as e:
-            return Outcome.failed(f"{dotted.rpartition('.')[2]}(...): {type(e).__name__}: {e}",
+            return Outcome.failed(f"{name}(...): {type(e).__name__}: {e}",
                                   keywords=sorted(kw), given=sorted(given))
         done.append(f"{type(obj).__name__}({len(kw)} keywords)")
         if via_compat:

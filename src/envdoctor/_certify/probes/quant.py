@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from ..params import ProbeParams
 from ..registry import Outcome, ProbeContext, register_probe
+
+Optimizer8bit = Literal["PagedAdamW8bit", "AdamW8bit", "Adam8bit", "PagedAdam8bit", "Lion8bit", "PagedLion8bit",
+                        "SGD8bit", "RMSprop8bit"]
+
+
+class Optim8bitParams(ProbeParams):
+    """Params of bnb-8bit-optim: which of bitsandbytes' 8-bit optimizers to step (an allow-list, not a name to look up)."""
+
+    optimizer: Optimizer8bit = Field("PagedAdamW8bit", description="The bitsandbytes.optim class.")
 
 
 def _native(bnb: object) -> str | None:
@@ -52,7 +64,7 @@ def nf4_matmul(ctx: ProbeContext) -> Outcome:
                           bitsandbytes=bnb.__version__)
 
 
-@register_probe("bnb-8bit-optim", 2, gpu="required", timeout=240.0)
+@register_probe("bnb-8bit-optim", 2, gpu="required", timeout=240.0, params=Optim8bitParams)
 def adam8bit_step(ctx: ProbeContext) -> Outcome:
     """One bitsandbytes 8-bit AdamW step (paged, as optim='paged_adamw_8bit' uses) changes the weights, finitely."""
     import bitsandbytes as bnb
@@ -63,7 +75,7 @@ def adam8bit_step(ctx: ProbeContext) -> Outcome:
         return Outcome.failed(why)
     torch.manual_seed(0)
     model = torch.nn.Linear(128, 64).cuda()  # 8192 weights: above bnb's min_8bit_size (4096), so 8-bit state
-    name = str(ctx.params.get("optimizer", "PagedAdamW8bit"))
+    name = Optim8bitParams.model_validate(ctx.params).optimizer
     opt_cls = getattr(bnb.optim, name, None)
     if opt_cls is None:
         return Outcome.failed(f"bitsandbytes {bnb.__version__} has no optimizer {name}")

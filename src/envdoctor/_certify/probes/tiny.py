@@ -1,4 +1,7 @@
-"""Tier 3: two optimizer steps of QLoRA (or GaLore) on a tiny random Llama on the device, with a finite loss.
+"""Tier 3: two optimizer steps of QLoRA (or GaLore) on a tiny random model of the matrix's family, with a finite loss.
+
+The family (`params.family`: llama, qwen2, qwen3, gemma3, mistral, phi3) picks the config and architecture
+class from transformers (`family.py`), so a Qwen matrix certifies a Qwen.
 
 On the GPU, QLoRA loads the tiny model in 4-bit NF4 through BitsAndBytesConfig, as a real run does. On the CPU
 (`--device cpu`, where the matrix allows it) bitsandbytes' 4-bit path needs CUDA, so it is LoRA in fp32 and
@@ -11,8 +14,24 @@ import math
 import time
 from typing import Any
 
+from pydantic import Field
+
+from ..params import ProbeParams
 from ..registry import Outcome, ProbeContext, register_probe
-from .hf import tiny_llama_config
+from .family import FAMILIES, Family, model_class, tiny_config
+
+
+class TinyParams(ProbeParams):
+    """Params of the tiny training probes."""
+
+    family: Family = Field("llama", description="The model family whose tiny model trains: " + ", ".join(FAMILIES))
+    steps: int = Field(2, ge=1, le=20, description="Optimizer steps.")
+
+
+class GaloreParams(TinyParams):
+    """Params of tiny-galore."""
+
+    rank: int = Field(8, ge=1, le=64, description="GaLore's projection rank.")
 
 
 def _allowed_on(ctx: ProbeContext) -> Outcome | None:
@@ -57,51 +76,52 @@ def _peak(ctx: ProbeContext) -> dict[str, Any]:
     return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
 
 
-def _begin(ctx: ProbeContext) -> tuple[float, Any, int]:
-    """Seed torch, build the tiny Llama config and read `steps`; the probe's clock starts here."""
+def _begin(p: TinyParams) -> tuple[float, Any, Any]:
+    """Seed torch, build the family's tiny config and pick its class; the probe's clock starts here."""
     import torch
 
     start = time.monotonic()
     torch.manual_seed(0)
-    return start, tiny_llama_config(), int(ctx.params.get("steps", 2))
+    return start, tiny_config(p.family), model_class(p.family)
 
 
-@register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0)
+@register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0, params=TinyParams)
 def tiny_qlora(ctx: ProbeContext) -> Outcome:
-    """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random Llama-3.1-shaped model."""
+    """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random model of the matrix's family."""
     skip = _allowed_on(ctx)
     if skip:
         return skip
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
 
-    start, cfg, steps = _begin(ctx)
+    p = TinyParams.model_validate(ctx.params)
+    start, cfg, cls = _begin(p)
+    steps = p.steps
     if ctx.device == "cuda":
         import bitsandbytes as bnb
         from peft import prepare_model_for_kbit_training
         from transformers import BitsAndBytesConfig
 
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        LlamaForCausalLM(cfg).save_pretrained(ctx.workdir)  # from_pretrained is the path that quantizes
+        cls(cfg).save_pretrained(ctx.workdir)  # from_pretrained is the path that quantizes
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
                                    bnb_4bit_use_double_quant=True)
         from envdoctor import (
             compat,  # torch_dtype/dtype for the installed transformers, from the drift matrix
         )
 
-        model: Any = compat.call(LlamaForCausalLM.from_pretrained, ctx.workdir, quantization_config=quant,
+        model: Any = compat.call(cls.from_pretrained, ctx.workdir, quantization_config=quant,
                                  device_map={"": 0}, dtype=dtype)
         n4 = sum(1 for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
         if n4 == 0:
             return Outcome.failed("from_pretrained with load_in_4bit produced no 4-bit layers")
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-        mode = f"QLoRA: {n4} NF4 layers, compute {str(dtype).replace('torch.', '')}, paged 8-bit AdamW"
+        mode = f"{cls.__name__} QLoRA: {n4} NF4 layers, compute {str(dtype).replace('torch.', '')}, paged 8-bit AdamW"
     else:
-        model = LlamaForCausalLM(cfg)
-        mode = "LoRA in fp32 on CPU (bitsandbytes 4-bit needs CUDA)"
+        model = cls(cfg)
+        mode = f"{cls.__name__} LoRA in fp32 on CPU (bitsandbytes 4-bit needs CUDA)"
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+                      target_modules=list(FAMILIES[p.family].lora_targets))
     model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if ctx.device == "cuda":
@@ -114,27 +134,28 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
     moved = any(not torch.equal(b, p.detach()) for b, p in zip(before, trainable, strict=True))
     took = round(time.monotonic() - start, 2)
-    details = {"losses": losses, "mode": mode, "trainable_params": sum(p.numel() for p in trainable),
+    details = {"losses": losses, "mode": mode, "family": p.family, "architecture": cls.__name__,
+               "model_type": cfg.model_type, "trainable_params": sum(p.numel() for p in trainable),
                "seconds": took, **_peak(ctx)}
     return _finish(mode, losses, details, None if moved else "the LoRA weights did not change")
 
 
-@register_probe("tiny-galore", 3, gpu="optional", timeout=420.0)
+@register_probe("tiny-galore", 3, gpu="optional", timeout=420.0, params=GaloreParams)
 def tiny_galore(ctx: ProbeContext) -> Outcome:
-    """Two GaLore steps (GaLoreAdamW8bit on the GPU, GaLoreAdamW on the CPU) on a tiny random Llama."""
+    """Two GaLore steps (GaLoreAdamW8bit on the GPU, GaLoreAdamW on the CPU) on a tiny random model of the family."""
     skip = _allowed_on(ctx)
     if skip:
         return skip
-    from transformers import LlamaForCausalLM
-
-    start, cfg, steps = _begin(ctx)
-    model: Any = LlamaForCausalLM(cfg)
+    p = GaloreParams.model_validate(ctx.params)
+    start, cfg, cls = _begin(p)
+    steps = p.steps
+    model: Any = cls(cfg)
     model = model.to(ctx.device)
     galore: list[Any] = []
     rest: list[Any] = []
     for name, p in model.named_parameters():
         (galore if p.dim() == 2 and any(k in name for k in ("self_attn", "mlp")) else rest).append(p)
-    rank = int(ctx.params.get("rank", 8))
+    rank = p.rank
     groups = [{"params": rest},
               {"params": galore, "rank": rank, "update_proj_gap": 1, "scale": 0.25, "proj_type": "std"}]
     import galore_torch
@@ -142,6 +163,6 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     opt_name = "GaLoreAdamW8bit" if ctx.device == "cuda" else "GaLoreAdamW"
     opt = getattr(galore_torch, opt_name)(groups, lr=1e-3)
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
-    details = {"losses": losses, "optimizer": opt_name, "galore_tensors": len(galore),
+    details = {"losses": losses, "optimizer": opt_name, "family": p.family, "architecture": cls.__name__, "galore_tensors": len(galore),
                "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
-    return _finish(f"{opt_name} rank {rank}", losses, details)
+    return _finish(f"{cls.__name__} {opt_name} rank {rank}", losses, details)
