@@ -536,7 +536,7 @@ def cli_gpu() -> None:
     _dataset("/tmp/data.jsonl", 600, words)
     for method in ("qlora", "galore"):
         emit(cli_run(method, tiny, "/tmp/data.jsonl", f"/tmp/run-{method}", "--max-steps", "20", "--seq-len", "256",
-                     "--save-steps", "10"))
+                     "--save-steps", "10", "--eval-split", "0.05", "--eval-steps", "10"))  # masked by default
     subprocess.run([sys.executable, str(baseline_script()), "make"], check=True)
     tok.save_pretrained(PATH)
     emit(cli_run("qlora", PATH, "/tmp/data.jsonl", "/tmp/run-8b", "--max-steps", "6", "--save-steps", "0",

@@ -108,7 +108,21 @@ def test_masked_run_trains_responses_only_and_reports_tokens(tiny, tmp_path, ski
     assert every["seen_tokens"] == masked["seen_tokens"] and every["trained_tokens"] == 4 * 11
 
 
-def test_eval_split_reports_eval_loss(tiny, tmp_path, skip_guard, capsys):
+class FakeWriter:
+    """Stands in for TensorBoard's SummaryWriter (tensorboard is not a test dependency)."""
+
+    scalars: list[tuple[str, float, int]] = []
+
+    def add_scalar(self, tag, value, step):  # type: ignore[no-untyped-def]
+        self.scalars.append((tag, value, step))
+
+    def close(self) -> None: ...
+
+
+def test_eval_split_reports_eval_loss(tiny, tmp_path, skip_guard, capsys, monkeypatch):
+    from envdoctor.training import logs
+
+    monkeypatch.setattr(logs, "_writer", lambda out: FakeWriter())
     out = tmp_path / "eval"
     assert _train(tiny, "qlora", out, "--max-steps", "3", "--lora-r", "4", "--save-steps", "0", "--eval-split",
                   "0.2", "--eval-steps", "2") == 0
@@ -116,6 +130,7 @@ def test_eval_split_reports_eval_loss(tiny, tmp_path, skip_guard, capsys):
     evals = [r for r in _metrics(out) if "eval_loss" in r]
     assert [r["step"] for r in evals] == [2, 3] and all(math.isfinite(r["eval_loss"]) for r in evals)
     assert result["eval_loss"] == evals[-1]["eval_loss"] and result["stalls_s"]["eval"] > 0
+    assert [(t, s) for t, _, s in FakeWriter.scalars if t == "eval/loss"] == [("eval/loss", 2), ("eval/loss", 3)]
 
 
 def test_eval_dataset_and_split_together_is_an_error(tiny, tmp_path, skip_guard, capsys):

@@ -44,7 +44,8 @@ def render_plan(plan: Plan) -> str:
     if plan.world_size > 1:
         lines.append(f"  data parallel: {plan.world_size} processes, batch {plan.batch} x accumulation "
                      f"{plan.grad_accum} on each (effective {plan.batch * plan.grad_accum * plan.world_size})")
-    lines.append(f"  loss on: {plan.loss_on}")
+    if plan.loss_on:
+        lines.append(f"  loss on: {plan.loss_on}")
     lines += [f"  note: {n}" for n in plan.notes]
     return "\n".join(lines)
 

@@ -97,11 +97,17 @@ def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = F
                 return Rendered(full, ((0, len(full)),), "everything", special=False)
             if _GENERATION.search(template):
                 # the template marks what the assistant generates; transformers turns that into a token mask
-                out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
-                                                    return_assistant_tokens_mask=True)
-                ids = tuple(int(x) for x in out["input_ids"])
-                mask = tuple(bool(x) for x in out["assistant_masks"])
-                return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask)
+                # (fast tokenizers only: https://huggingface.co/docs/transformers/chat_templating_writing)
+                try:
+                    out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                                        return_assistant_tokens_mask=True)
+                    ids = tuple(int(x) for x in out["input_ids"])
+                    mask = tuple(bool(x) for x in out["assistant_masks"])
+                except (ValueError, KeyError, TypeError, NotImplementedError):
+                    pass  # a slow tokenizer: the turn boundaries below
+                else:
+                    if len(ids) == len(mask) and any(mask):
+                        return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask)
             spans, how = _assistant_spans(tokenizer, msgs, full)
             return Rendered(full, tuple(spans), how, special=False)
         parts: list[str] = []

@@ -42,7 +42,7 @@ class Plan:
     reserve_factor: float
     notes: tuple[str, ...] = ()
     world_size: int = 1  # data-parallel processes; the effective batch is batch x grad_accum x world_size
-    loss_on: str = "every token"  # what carries loss (the data's masking), said in the plan
+    loss_on: str = ""  # what carries loss (the data's masking), said in the plan
     run: RunShape | None = None  # what was estimated (benchmarks/calibrate_plans.py varies it and re-estimates)
 
     @property
