@@ -25,6 +25,7 @@ from envdoctor._matrix.trust import (
 )
 from envdoctor._resolver import Requested
 from envdoctor._resolver._conflict import from_pip, from_uv
+from envdoctor.errors import MatrixError
 
 SEED_000 = """\
 # seed 000_558999b393560a17.txt, STEP 2-6, as written (its 'VERIFIED' LLAMA-3.1 matrix)
@@ -122,11 +123,12 @@ def test_other_index_and_vcs_packages_are_listed_as_unchecked() -> None:
     assert problems == []
 
 
-def test_a_malformed_index_hint_is_a_problem(write_matrix) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_index_hint_is_refused_when_the_matrix_loads(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    # one set of rules: check and validate both load the matrix, so both refuse it (issue 15, finding 6)
     path = write_matrix('[[packages]]\nname = "torch"\nspecifier = "==2.4.0"\nindex_url = "cu118"\n'
                         'reason = "r"\nevidence = ["e"]\n')
-    _, _, problems = matrix_lines(load_matrix(path))
-    assert problems and problems[0].kind == "index" and "packages.torch" in problems[0].message
+    with pytest.raises(MatrixError, match=r"packages\[0\]\.index_url: index 'cu118' is neither"):
+        load_matrix(path)
 
 
 def test_requirements_are_read_with_their_line_numbers(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Imported only when a matrix is (re)validated and by `matrix schema`: the warm path loads the compiled cache.
 Every model forbids unknown keys and is frozen; packaging types are strings that must parse; each field's
 help text, constraints, alias and check come from its `doc()`; each class's `invariants` become one
-after-validator.
+after-validator, with the value rules of `checks.py` (names, labels, indexes, patterns) beside them. Values
+are strict: a boolean is `true`/`false`, never "yes" or 1; a number is a number, never a string; no inf or nan.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from .checks import FIELD_CHECKS, MATRIX_CHECKS, MAX_INT
 from .model import Matrix as _Matrix
 from .record import Record, hints, optional_arms, plain
 
@@ -69,7 +71,18 @@ def _marker(value: str) -> str:
 _TEXT: dict[type, Callable[[str], str]] = {
     SpecifierSet: _specifier, Requirement: _requirement, Version: _version, Marker: _marker,
 }
-_CONFIG = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+# strict: TOML has real booleans and numbers, so "yes" for a bool or "3" for an int is a mistake to report.
+_CONFIG = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False)
+
+
+def _int(value: int) -> int:
+    if abs(value) > MAX_INT:
+        raise ValueError(f"integer out of range (at most {MAX_INT})")
+    return value
+
+
+# A validator, not Field(ge=, le=): a field's own constraints (tier le=3) must stay its own.
+_INT = Annotated[int, AfterValidator(_int)]
 
 
 def _file_type(tp: Any) -> Any:
@@ -86,13 +99,16 @@ def _file_type(tp: Any) -> Any:
         return model_for(inner)
     if inner in _TEXT:
         return Annotated[str, AfterValidator(_TEXT[inner])]
+    if inner is int:
+        return _INT
     return inner
 
 
-def _checker(check: Callable[[Any], None]) -> Any:
+def _checker(checks: tuple[Callable[[Any], None], ...]) -> Any:
     def validate(cls: Any, value: Any) -> Any:
         if value is not None:
-            check(value)
+            for check in checks:
+                check(value)
         return value
 
     return validate
@@ -136,10 +152,12 @@ def model_for(cls: Any) -> type[BaseModel]:
         else:
             info = Field(plain(f.default), **kw)
         definitions[f.name] = (_file_type(types_[f.name]), info)
-        if meta["check"] is not None:
-            validators[f"_check_{f.name}"] = field_validator(f.name)(_checker(meta["check"]))
-    if cls.invariants:
-        validators["_invariants"] = model_validator(mode="after")(_invariants(cls.invariants))
+        checks = ((meta["check"],) if meta["check"] is not None else ()) + FIELD_CHECKS.get((cls, f.name), ())
+        if checks:
+            validators[f"_check_{f.name}"] = field_validator(f.name)(_checker(checks))
+    invariants = tuple(cls.invariants) + MATRIX_CHECKS.get(cls, ())
+    if invariants:
+        validators["_invariants"] = model_validator(mode="after")(_invariants(invariants))
     model = create_model(cls.__name__, __config__=_CONFIG, __doc__=cls.__doc__, __validators__=validators,
                          **definitions)
     _MODELS[cls] = model

@@ -25,6 +25,7 @@ from .._env.satisfy import Ask, unmet
 from .._resolver import Conflict, ConflictKind
 from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
+from .checks import index_problem as check_index  # the load refuses a bad one; kept for a built Matrix
 from .model import KnownBadRule, Matrix
 
 PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
@@ -36,9 +37,6 @@ PLATFORM_MARKERS = {
 }
 # The targets `--platform` takes; the resolver maps each to uv's --python-platform or pip's --platform tags.
 PLATFORMS = ("linux", "linux-aarch64", "windows", "macos", "macos-x86_64")
-# `pytorch:<tag>` names the PyTorch index of one build; the fixer maps it to a URL from configuration.
-_SYMBOLIC_INDEX = re.compile(r"^pytorch:(cu\d{2,3}|cpu|rocm\d+(\.\d+)*|xpu)$")
-_URL_INDEX = re.compile(r"^(https?|file)://\S+$")
 
 
 @dataclass(frozen=True)
@@ -113,13 +111,6 @@ def rules_without_evidence(matrix: Matrix) -> list[str]:
         if rule is not None and not rule.evidence:
             out.append(f"gpu.{part}")
     return out
-
-
-def check_index(value: str) -> str | None:
-    """None when an index hint is well formed ('pytorch:cu118' or a URL), else what is wrong with it."""
-    if _SYMBOLIC_INDEX.match(value) or _URL_INDEX.match(value):
-        return None
-    return f"index {value!r} is neither 'pytorch:<cuXYZ|cpu|rocmX.Y|xpu>' nor an http(s)/file URL"
 
 
 def _public_spec(spec: SpecifierSet) -> tuple[SpecifierSet, bool]:

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import difflib
+import types
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_origin
 
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ValidationError
 
 from ..errors import MatrixError
 from . import schema
+from .checks import depth_problem
+from .checks import where as _loc
 from .kinds import KINDS, RuleKind
 from .model import Matrix
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -48,10 +41,29 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _union_arm(loc: tuple[Any, ...]) -> bool:
+    """Whether the last part of `loc` is pydantic's tag for one arm of a union field (`extends.str`)."""
+    if len(loc) < 2 or isinstance(loc[-2], int):
+        return False
+    owner = _model_at(loc[:-1])
+    field = owner.model_fields.get(str(loc[-2])) if owner is not None else None
+    if field is None:
+        return False
+    arms = [a for a in getattr(field.annotation, "__args__", ()) if a is not type(None)]
+    return get_origin(field.annotation) in (Union, types.UnionType) and len(arms) > 1
+
+
 def _problems(path: Path, error: ValidationError) -> list[str]:
-    out = []
+    out: list[str | tuple[Any, ...]] = []  # a tuple: a union field, worded once all its arms are seen
+    unions: dict[tuple[Any, ...], list[str]] = {}
     for err in error.errors():
         loc = tuple(err["loc"])
+        if _union_arm(loc):
+            if loc[:-1] not in unions:
+                unions[loc[:-1]] = []
+                out.append(loc[:-1])
+            unions[loc[:-1]].append(err["msg"].removeprefix("Input should be ").removeprefix("Value error, "))
+            continue
         where = _loc(loc)
         if err["type"] == "extra_forbidden":
             owner = _model_at(loc)
@@ -64,7 +76,8 @@ def _problems(path: Path, error: ValidationError) -> list[str]:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             out.append(f"{path}: {where}: {msg}")
-    return out
+    return [p if isinstance(p, str) else f"{path}: {_loc(p)}: input should be one of: {'; '.join(unions[p])}"
+            for p in out]
 
 
 def _key(entry: dict[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
@@ -138,6 +151,10 @@ def compile_chain(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> Matrix:
     dumped: list[dict[str, Any]] = []
     file_model = schema.matrix_model()
     for path, _, data in chain:
+        deep = depth_problem(data)
+        if deep is not None:  # before pydantic: a deep enough file exhausts the recursive parts
+            problems.append(f"{path}: {deep[0]}: {deep[1]}")
+            continue
         try:
             model = file_model.model_validate(data)
         except ValidationError as e:
