@@ -88,6 +88,8 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
         raise MatrixError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except tomllib.TOMLDecodeError as e:
         raise MatrixError(f"{path}: malformed TOML: {e}") from e
+    except RecursionError as e:  # tomllib recurses per nested inline table or array (issue 15, finding 6)
+        raise MatrixError(f"{path}: malformed TOML: tables or arrays nested too deeply") from e
     return raw, data
 
 
