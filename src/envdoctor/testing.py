@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +15,13 @@ from ._env.gpu import GPU_TARGETS, GpuInfo
 
 
 def make_dist(site: Path, name: str, version: str, requires: Iterable[str] = (),
-              requires_python: str | None = None, metadata: str | None = None) -> Path:
-    """Write a real `name-version.dist-info` folder (METADATA, INSTALLER) into `site` and return it."""
+              requires_python: str | None = None, metadata: str | None = None,
+              files: Mapping[str, str] | None = None) -> Path:
+    """Write a real `name-version.dist-info` folder (METADATA, INSTALLER) into `site` and return it.
+
+    `files` (relative path -> text) are written into `site` too, with a RECORD that holds their sha256 hashes
+    as pip writes them (so `certify --verify-files` has something to check).
+    """
     folder = site / f"{name.replace('-', '_')}-{version}.dist-info"
     folder.mkdir(parents=True, exist_ok=True)
     if metadata is None:
@@ -25,6 +32,17 @@ def make_dist(site: Path, name: str, version: str, requires: Iterable[str] = (),
         metadata = "\n".join(lines) + "\n\nLong description that the reader must not need.\n"
     (folder / "METADATA").write_text(metadata, encoding="utf-8")
     (folder / "INSTALLER").write_text("pip\n", encoding="utf-8")
+    if files is not None:
+        rows = []
+        for rel, text in files.items():
+            target = site / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = text.encode("utf-8")
+            target.write_bytes(data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{rel},sha256={digest},{len(data)}")
+        rows.append(f"{folder.name}/RECORD,,")
+        (folder / "RECORD").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
 
 

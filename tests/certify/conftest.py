@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor._certify import registry
+from envdoctor._certify import gpuid, registry
+from envdoctor._certify.gpuid import GpuIdentity
+from envdoctor._env import gpu as _gpu
+
+
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine as CI sees it: no GPU, whatever the developer's machine has."""
+    monkeypatch.setattr(_gpu, "detect", lambda *a, **k: _gpu.GpuInfo(False, reason="no NVIDIA driver loaded"))
+    monkeypatch.setattr(gpuid, "current", lambda *a, **k: GpuIdentity((), (), "", "proc", "no NVIDIA driver loaded"))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import envdoctor
 from envdoctor._certify import certificate_status, gpuid
 from envdoctor._certify.certify import certify_environment
 from envdoctor._certify.gpuid import GpuIdentity
@@ -31,13 +32,6 @@ tier = 2
 name = "demo-tier3"
 tier = 3
 """
-
-
-@pytest.fixture
-def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This machine as CI sees it: no GPU, whatever the developer's machine has."""
-    monkeypatch.setattr(_gpu, "detect", lambda *a, **k: _gpu.GpuInfo(False, reason="no NVIDIA driver loaded"))
-    monkeypatch.setattr(gpuid, "current", lambda *a, **k: GpuIdentity((), (), "", "proc", "no NVIDIA driver loaded"))
 
 
 def _by_name(result):  # type: ignore[no-untyped-def]
@@ -134,7 +128,7 @@ def test_cli_format_json_status_and_list(write_matrix, demo_probes, no_gpu, caps
     assert "certificate valid: certified test@1.0 tier 3 on CPU" in capsys.readouterr().out
     assert main(["certify", "--matrix", path, "--tier", "1"]) == 0
     out = capsys.readouterr().out
-    assert "CERTIFIED: 3 passed" in out and "demo-pass" in out
+    assert "CERTIFIED (CPU only): 3 passed" in out and "demo-pass" in out
     assert main(["certify", "--list-probes"]) == 0
     assert "tiny-qlora" in capsys.readouterr().out
 
@@ -170,3 +164,40 @@ def test_check_with_a_declared_gpu_says_certificates_need_a_real_one(write_matri
     report = check(path, gpu="t4")
     assert report.certificate is not None and report.certificate.valid is False
     assert "declared GPU (Tesla T4)" in report.certificate.reason
+
+
+CUDA_RULE = '[gpu.cuda]\nrequired = {}\npackages = ["bitsandbytes"]\nreason = "4-bit kernels need CUDA"\n\n'
+
+
+def test_a_cpu_certificate_needs_a_matrix_that_declares_a_cpu_workload(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: certify on a CPU machine said CERTIFIED for a matrix that check fails ("needs a CUDA GPU")."""
+    path = str(write_matrix(CUDA_RULE.format("true") + PROBES))
+    result = certify_environment(path, tier=3)
+    got = _by_name(result)
+    assert not result.certified and got["check"].status == "pass"
+    assert got["device"].status == "fail" and "needs a CUDA GPU" in got["device"].reason
+    assert "declares a CPU workload" in got["device"].reason
+    assert got["demo-pass"].status == "pass" and got["demo-tier3"].status == "pass"  # they still show what runs
+    assert not certificate_status(path, tier=1).valid
+
+
+def test_a_cpu_workload_is_certified_and_says_so(write_matrix, demo_probes, no_gpu, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_matrix(CUDA_RULE.format("false") + PROBES))
+    result = certify_environment(path, tier=3)
+    device = _by_name(result)["device"]
+    assert result.certified and device.status == "pass"
+    assert device.reason == ("CPU only: the matrix declares a CPU workload (its [gpu.cuda] rule has required = "
+                             "false); not run on the CPU: demo-gpu")
+    data = json.loads(Path(result.path).read_text())
+    assert data["scope"] == {"device": "cpu", "cpu_only": True, "not_run": ["demo-gpu"]}
+    assert main(["certify", "--matrix", path, "--tier", "1"]) == 0
+    assert "CERTIFIED (CPU only)" in capsys.readouterr().out
+
+
+def test_a_later_lower_tier_certification_keeps_the_higher_one(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_matrix(PROBES))
+    assert certify_environment(path, tier=3).certified
+    assert certify_environment(path, tier=0).certified
+    st = certificate_status(path, tier=2)
+    assert st.valid and st.tier == 3, st.reason
+    assert envdoctor.guard(path, tier=3, device="cpu").tier == 3  # type: ignore[union-attr]

@@ -34,7 +34,7 @@ def render_text(result: Any, verbose: bool = False) -> str:
             if tail:
                 lines += [f"  {'':4}  {'':{width}}    | {t}" for t in str(tail).splitlines()[-6:]]
     lines.append("")
-    verdict = "CERTIFIED" if result.certified else "NOT CERTIFIED"
+    verdict = ("CERTIFIED" + (" (CPU only)" if result.device == "cpu" else "")) if result.certified else "NOT CERTIFIED"
     lines.append(f"{verdict}: {result.summary} ({result.duration_s:.1f} s in all)")
     if result.path:
         lines.append(f"certificate: {result.path}")
