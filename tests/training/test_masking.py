@@ -83,3 +83,14 @@ class SlowTok:
 def test_slow_tokenizer_falls_back_to_pieces():
     d = tokenize_rendered(render({"prompt": "aa bbb ", "completion": "cccc"}, None), SlowTok())
     assert d.ids == (2, 3, 4, 0) and d.trained == (False, False, True, True)
+
+
+def test_template_rows_end_on_the_templates_end_of_turn(make_tok):
+    """Gemma-like: a turn ends with its own marker ("<| user |>" here), trained, and no EOS is appended."""
+    template = ("{% for m in messages %}<| {{ m.role }} |> {{ m.content }} <| user |> {% endfor %}"
+                "{% if add_generation_prompt %}<| assistant |> {% endif %}")
+    tok = make_tok(chat_template=template)
+    docs, stats = docs_from([{"messages": CHAT}], tok, train_on_prompt=False)
+    words = tok.convert_ids_to_tokens(list(docs[0].ids))
+    assert words[-3:] == ["<|", "user", "|>"] and "</s>" not in words
+    assert stats.eos_trained == 1

@@ -30,6 +30,9 @@ class Rendered:
     special: bool = True  # add the tokenizer's special tokens (a chat template writes its own BOS)
     ids: tuple[int, ...] | None = None  # already tokenised (the template's generation markers)
     mask: tuple[bool, ...] | None = None
+    # a chat template ends each turn with its own end-of-turn token (Gemma's <end_of_turn>, Llama 3's <|eot_id|>):
+    # that is the stop token the model must learn; an EOS appended after it would be a format the template lacks
+    append_eos: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = F
         if template:
             full = _chat(tokenizer, msgs)
             if train_on_prompt:
-                return Rendered(full, ((0, len(full)),), "everything", special=False)
+                return Rendered(full, ((0, len(full)),), "everything", special=False, append_eos=False)
             if _GENERATION.search(template):
                 # the template marks what the assistant generates; transformers turns that into a token mask
                 # (fast tokenizers only: https://huggingface.co/docs/transformers/chat_templating_writing)
@@ -107,9 +110,10 @@ def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = F
                     pass  # a slow tokenizer: the turn boundaries below
                 else:
                     if len(ids) == len(mask) and any(mask):
-                        return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask)
+                        return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask,
+                                        append_eos=False)
             spans, how = _assistant_spans(tokenizer, msgs, full)
-            return Rendered(full, tuple(spans), how, special=False)
+            return Rendered(full, tuple(spans), how, special=False, append_eos=False)
         parts: list[str] = []
         spans_: list[tuple[int, int]] = []
         pos = 0
@@ -167,7 +171,7 @@ def tokenize_rendered(r: Rendered, tokenizer: Any) -> Doc:
                 ids += got
                 trained += [on] * len(got)
     eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is not None:
+    if eos is not None and r.append_eos:
         if not ids or ids[-1] != eos:
             ids.append(eos)
             trained.append(bool(trained) and trained[-1])  # the EOS ends the response it follows
@@ -184,7 +188,7 @@ class MaskStats:
     seen_tokens: int
     trained_tokens: int
     rows_without_loss: int
-    eos_trained: int  # rows whose final EOS is a loss target
+    eos_trained: int  # rows whose final EOS (or the template's end of turn) is a loss target
     how: tuple[str, ...]
 
     def describe(self) -> str:
@@ -212,6 +216,7 @@ def docs_from(rows: Sequence[dict[str, Any]], tokenizer: Any, train_on_prompt: b
         except ValueError as e:
             raise ConfigError(f"{source}: row {n}: {e}") from e
         d = tokenize_rendered(r, tokenizer)
+        ends = bool(d.ids) and d.trained[-1] and (not r.append_eos or d.ids[-1] == eos)
         if r.how not in how:
             how.append(r.how)
         n_trained = sum(d.trained[1:])  # the first token is never a target
@@ -220,6 +225,6 @@ def docs_from(rows: Sequence[dict[str, Any]], tokenizer: Any, train_on_prompt: b
             continue
         seen += len(d.ids)
         trained += n_trained
-        eos_ok += int(bool(d.ids) and d.ids[-1] == eos and d.trained[-1])
+        eos_ok += int(ends)
         docs.append(d)
     return docs, MaskStats(len(rows), seen, trained, empty, eos_ok, tuple(how))
