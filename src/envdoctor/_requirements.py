@@ -3,6 +3,8 @@
 Markers are kept, not evaluated: they belong to the environment being fixed (`--python`), not to the
 interpreter envdoctor runs in. Index options (`-i`, `--extra-index-url`, `-f`, `--no-index`) and `-c`
 constraint files are honoured; an option envdoctor cannot honour is refused by name, never dropped.
+`--hash` options are kept on their line and switch on pip's hash-checking mode for the whole file, as pip
+does: then every requirement line needs a hash and an exact pin (`==`), or the file is refused naming them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)\}")  # pip expands only ${UPPER_CASE} names
 _EGG = re.compile(r"[#&]egg=(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)")
 _WHEEL = re.compile(r"^(?P<name>[^-/\\]+)-(?P<version>[^-]+)-.+\.whl$")
+# pip's hash-checking mode accepts these algorithms (pip/_internal/utils/hashes.py, STRONG_HASHES)
+_HASH = re.compile(r"^(?P<algo>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)$")
+_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 # option -> the field it fills; the value is the next word or after '='
 _VALUED = {"-r": "requirement", "--requirement": "requirement", "-c": "constraint", "--constraint": "constraint",
            "-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url",
@@ -36,14 +41,35 @@ class RequirementsFile:
     lines: tuple[Line, ...]
     constraints: tuple[Line, ...]
     sources: Sources
+    require_hashes: bool = False  # a line carries --hash (or the file says --require-hashes): all lines do
 
 
 def read_requirements(path: str | os.PathLike[str]) -> RequirementsFile:
     """Parse `path` (following -r and -c), or raise UsageError naming the file and line."""
     reader = _Reader()
     reader.read(Path(path), constraint=False, via=f"-r {path}")
+    require = reader.require_hashes or any(ln.hashes for ln in reader.lines)
+    if require:
+        _check_hash_mode(reader.lines, reader.require_hashes)
     return RequirementsFile(tuple(reader.lines), tuple(reader.constraints), Sources(
-        reader.index_url, tuple(reader.extra), tuple(reader.links), reader.no_index))
+        reader.index_url, tuple(reader.extra), tuple(reader.links), reader.no_index), require)
+
+
+def _check_hash_mode(lines: list[Line], asked: bool) -> None:
+    """pip's hash-checking mode: every line hashed and pinned exactly (or a URL); all offenders named at once."""
+    hashed = next((ln for ln in lines if ln.hashes), None)
+    why = "the file says --require-hashes" if asked or hashed is None else f"{hashed.origin} has a --hash"
+    problems: list[str] = []
+    for ln in lines:
+        req = Requirement(ln.requirement)
+        if not ln.hashes:
+            problems.append(f"{ln.origin}: {req.name} has no --hash")
+        elif req.url is None and not (len(req.specifier) == 1 and next(iter(req.specifier)).operator in ("==", "===")
+                                      and "*" not in str(req.specifier)):
+            problems.append(f"{ln.origin}: {ln.requirement} is not pinned with ==")
+    if problems:
+        raise UsageError(f"{'; '.join(problems)}: {why}, so pip checks hashes for every line (--require-hashes); "
+                         "give each line an exact pin and its --hash (pip-compile --generate-hashes writes them)")
 
 
 class _Reader:
@@ -56,6 +82,7 @@ class _Reader:
         self.extra: list[str] = []
         self.links: list[str] = []
         self.no_index = False
+        self.require_hashes = False
 
     def read(self, path: Path, *, constraint: bool, via: str) -> None:
         if not path.is_file():
@@ -77,26 +104,30 @@ class _Reader:
         if words[0].startswith("-"):
             self._option(words, path, origin, constraint)
             return
-        text = _strip_hashes(line)
+        text, hashes = _split_hashes(line, origin)
         req = _requirement(text, path, origin)
         key = canonicalize_name(Requirement(req).name)
         if not constraint:
             if key in self.seen:
                 raise UsageError(f"{origin}: {key} is already required at {self.seen[key]}; keep one line")
             self.seen[key] = origin
-        (self.constraints if constraint else self.lines).append(Line(req, origin))
+        (self.constraints if constraint else self.lines).append(Line(req, origin, hashes))
 
     def _option(self, words: list[str], path: Path, origin: str, constraint: bool) -> None:
         opt, _, value = words[0].partition("=")
         if opt == "--no-index":
             self.no_index = True
             return
+        if opt == "--require-hashes":
+            self.require_hashes = True
+            return
         if opt not in _VALUED:
             if opt[:2] in _VALUED and len(opt) > 2:  # -rbase.txt, -ihttp://...
                 opt, value = opt[:2], opt[2:]
             else:
                 raise UsageError(f"{origin}: envdoctor fix cannot honour the option {opt} in a requirements "
-                                 f"file; remove it (-i, --extra-index-url, -f, --no-index, -r and -c are read)")
+                                 f"file; remove it (-i, --extra-index-url, -f, --no-index, --require-hashes, -r and -c "
+                                 f"are read)")
         if not value:
             if len(words) < 2:
                 raise UsageError(f"{origin}: {opt} needs a value")
@@ -137,12 +168,26 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _strip_hashes(line: str) -> str:
-    """`name==1.0 --hash=sha256:...`: the hashes pin artifacts, which the resolver does not need."""
+def _split_hashes(line: str, origin: str) -> tuple[str, tuple[str, ...]]:
+    """`name==1.0 --hash=sha256:...`: the requirement text, and its hashes (kept: fix enforces them)."""
     words = line.split()
-    keep = [w for i, w in enumerate(words) if not w.startswith("--hash") and
-            not (i > 0 and words[i - 1] == "--hash")]
-    return " ".join(keep)
+    keep: list[str] = []
+    hashes: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--hash" or word.startswith("--hash="):
+            value = word.partition("=")[2] if "=" in word else (words[i + 1] if i + 1 < len(words) else "")
+            i += 1 if "=" in word else 2
+            m = _HASH.match(value)
+            if m is None or len(m.group("hex")) != _HEX_LENGTH[m.group("algo")]:
+                raise UsageError(f"{origin}: --hash {value!r} is not ALGO:HEXDIGEST with sha256, sha384 or sha512 "
+                                 f"(as pip hash prints it)")
+            hashes.append(f"{m.group('algo')}:{m.group('hex').lower()}")
+            continue
+        keep.append(word)
+        i += 1
+    return " ".join(keep), tuple(dict.fromkeys(hashes))
 
 
 def _requirement(text: str, path: Path, origin: str) -> str:

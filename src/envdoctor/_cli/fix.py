@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--extra-index-url", action="append", default=[], metavar="URL", help="extra index (repeatable)")
     p.add_argument("--find-links", action="append", default=[], metavar="DIR", help="a folder of wheels (repeatable)")
     p.add_argument("--no-index", action="store_true", help="use only --find-links folders")
+    p.add_argument("--trust-sources", action="store_true",
+                   help="use the https indexes and URLs a matrix that is not bundled names (others: list them in "
+                        "~/.config/envdoctor/trusted-sources.txt); without it they are previewed from wheels only")
     p.add_argument("--no-import-check", action="store_true",
                    help="do not import the changed packages to verify the fix (they are imported by default)")
     p.add_argument("--restart", action="store_true",
@@ -71,6 +74,7 @@ def fix_request(args: argparse.Namespace) -> FixRequest:
         allow=tuple(args.allow), allow_broken=args.allow_broken,
         sources=sources_from(args.index_url, args.extra_index_url, args.find_links, args.no_index),
         dry_run=args.dry_run, verify_imports=not args.no_import_check, restart=args.restart,
+        trust_sources=getattr(args, "trust_sources", False),
     )
 
 

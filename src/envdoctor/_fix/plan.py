@@ -16,10 +16,10 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Environment, facts_of, from_facts
-from .._resolver import Backend, Conflict, Install, Requested, Resolution, Sources, resolve, select_backend
+from .._resolver import Backend, Conflict, Install, Resolution, Sources, hashed_requirements, select_backend
 from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
-from .targets import Removal, Target, TargetKind, TargetPackage
+from .targets import Removal, Target, TargetKind, TargetPackage, resolve_target
 from .workdir import workdir_for
 
 
@@ -41,6 +41,8 @@ class Step:
     reason: str = ""
     index_url: str | None = None
     no_deps: bool = False
+    hashed: str = ""  # hash-checking mode: the file the command reads its pins and hashes from (-r)
+    hashed_text: str = ""  # that file's text, written when the plan is applied (`write_constraints`)
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,6 @@ def _merged(given: Sources, named: Sources) -> Sources:
                    given.no_index or named.no_index, given.extra_args)
 
 
-def _sources_for(target: Target, sources: Sources) -> Sources:
-    """Resolution sources: the caller's, plus every group's own index (torch's build index) as an extra."""
-    extra = [p.index_url for p in target.packages if p.index_url]
-    if not extra:
-        return sources
-    urls = tuple(dict.fromkeys([*sources.extra_index_urls, *extra]))
-    return Sources(sources.index_url, urls, sources.find_links, sources.no_index, sources.extra_args)
-
-
 def _check_python(target: Target, env: Environment, verdict: _Verdict) -> None:
     """The matrix's Python rule: fix does not change the interpreter, so a mismatch refuses the plan."""
     rule = target.matrix.python if target.matrix is not None else None
@@ -130,20 +123,9 @@ def _check_python(target: Target, env: Environment, verdict: _Verdict) -> None:
 
 def _resolve(target: Target, backend: Backend, env: Environment, sources: Sources,
              verdict: _Verdict) -> list[Resolution]:
-    """The target's packages resolved against the environment: the regular ones, then the --no-deps ones."""
-    regular = [p for p in target.packages if not p.no_deps]
-    nodeps = [p for p in target.packages if p.no_deps]
-    out: list[Resolution] = []
-    if regular:
-        # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip.
-        direct = any(" @ " in p.requirement for p in regular)
-        out.append(resolve([Requested(p.requirement, p.cited) for p in regular], python=env.executable,
-                           backend="pip" if direct else backend, sources=sources, constraints=target.constraints))
-    if nodeps:
-        # pip even under --backend uv: only pip's report carries the requirements that --no-deps skips,
-        # and those are what the plan must show (the seed's axolotl --no-deps hid its stale pins).
-        out.append(resolve([Requested(p.requirement, p.cited) for p in nodeps], python=env.executable,
-                           backend="pip", sources=sources, no_deps=True))
+    """The target resolved against the environment, one run per own index and --no-deps (`resolve_target`)."""
+    out, problems = resolve_target(target, backend, env.executable, sources)
+    verdict.problems.extend(problems)
     for res in out:
         if not res.ok and res.conflict is not None:
             verdict.problems.append(f"the resolver ({res.backend}) refuses the target: {refusal(res.conflict)}")
@@ -223,7 +205,7 @@ def plan_fix(
     verdict = _Verdict()
     _check_python(target, env, verdict)
     removals = [r for r in target.removals if env.get(r.name) is not None]
-    resolutions = _resolve(target, chosen, env, _sources_for(target, src), verdict)
+    resolutions = _resolve(target, chosen, env, src, verdict)
     installs = {i.key: i for res in resolutions if res.ok for i in res.installs}
     changes = _changes(env, removals, installs)
     # Protected names: what the matrix says, envdoctor's own dependencies, Colab's preinstalled stack.
@@ -233,7 +215,8 @@ def plan_fix(
     _check_after_state(env, resolutions, installs, removals, nodeps_keys, allow_broken, verdict)
     cfile = str(workdir_for(env.prefix) / "constraints.txt")
     pins = _pins(target, installs, nodeps_keys)
-    steps = _steps(target, chosen, env.executable, removals, installs, src, cfile if pins else None)
+    steps = _steps(target, chosen, env.executable, removals, installs, src, cfile if pins else None,
+                   workdir=workdir_for(env.prefix))
     return Plan(
         target=target.ref, kind=target.kind, python=env.executable, prefix=env.prefix, backend=chosen.name,
         steps=tuple(steps), changes=tuple(sorted(changes, key=lambda c: c.key)), constraints=pins,
@@ -244,7 +227,8 @@ def plan_fix(
 
 
 def _steps(target: Target, backend: Backend, exe: str, removals: Sequence[Removal],
-           installs: Mapping[NormalizedName, Install], sources: Sources, constraints: str | None) -> list[Step]:
+           installs: Mapping[NormalizedName, Install], sources: Sources, constraints: str | None, *,
+           workdir: Path) -> list[Step]:
     """Removals first, then one install call per group and (index, --no-deps) split, in the matrix's order."""
     steps: list[Step] = []
     if removals:
@@ -263,10 +247,14 @@ def _steps(target: Target, backend: Backend, exe: str, removals: Sequence[Remova
                 title += " from its own index"
             if no_deps:
                 title += " with --no-deps"
+            hashed, text = "", ""
+            if target.require_hashes:  # pip's --require-hashes: the hashes a user wrote are enforced by the step
+                hashed = str(workdir / f"hashed-{len(steps) + 1}.txt")
+                text = hashed_requirements(specs, target.hashes)
             command = backend.install_command(exe, specs, sources=sources, index_url=index_url, no_deps=no_deps,
-                                              constraints=None if no_deps else constraints)
+                                              constraints=None if no_deps else constraints, hashed=hashed or None)
             steps.append(Step(StepKind.INSTALL, title, specs, command, reason="; ".join(p.origin for p in members),
-                              index_url=index_url, no_deps=no_deps))
+                              index_url=index_url, no_deps=no_deps, hashed=hashed, hashed_text=text))
     return steps
 
 
@@ -278,7 +266,12 @@ def _split(pkgs: Sequence[TargetPackage]) -> dict[tuple[str | None, bool], list[
 
 
 def write_constraints(plan: Plan) -> Path | None:
-    """Write the plan's pins where its commands expect them (every install step passes `-c` this file)."""
+    """Write the plan's pins where its commands expect them (every install step passes `-c` this file), and
+    each hash-checked step's pins with their hashes (its `-r` file)."""
+    for step in plan.steps:
+        if step.hashed:
+            Path(step.hashed).parent.mkdir(parents=True, exist_ok=True)
+            Path(step.hashed).write_text(step.hashed_text, encoding="utf-8")
     if not plan.constraints_file:
         return None
     path = Path(plan.constraints_file)

@@ -32,6 +32,7 @@ class FixRequest:
     dry_run: bool = False
     verify_imports: bool = True
     restart: bool = False  # restart the notebook kernel when the fix changed modules it has loaded
+    trust_sources: bool = False  # --trust-sources: use the https indexes and URLs a shared matrix names
 
 
 def sources_from(index_url: str | None, extra_index_urls: Iterable[str] = (), find_links: Iterable[str] = (),
@@ -113,7 +114,7 @@ class FixSession:
     def plan(self) -> tuple[Target, Plan]:
         """The target and the plan (resolved with a real resolver); changes nothing."""
         r = self.request
-        target = load_target(r.matrix, r.requirements)
+        target = load_target(r.matrix, r.requirements, trust_sources=r.trust_sources)
         plan = plan_fix(target, python=r.python, backend=r.backend, allow=r.allow, allow_broken=r.allow_broken,
                         sources=r.sources)
         return target, plan

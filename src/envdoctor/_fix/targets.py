@@ -1,4 +1,9 @@
-"""What a fix aims at: a matrix's packages, groups, removals and protections, or a plain requirements file."""
+"""What a fix aims at: a matrix's packages, groups, removals and protections, or a plain requirements file.
+
+A target also says where each package may come from and whether it may be built: a source that a shared matrix
+names and the user has not trusted is resolved wheels only, and the plan refuses to install from it
+(`resolve_target`); hashes a requirements file carries go with their lines into every resolution.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.satisfy import applies
 from .._matrix.model import Matrix
-from .._resolver import Sources
+from .._resolver import Backend, Requested, Resolution, Sources, resolve
+from .._resolver.sources import SourceTrust
 from ..errors import MatrixError, UsageError
 
 # `index_url = "pytorch:cu118"` in a matrix names torch's build index symbolically; the URL comes from
@@ -36,10 +42,17 @@ class TargetPackage:
     no_deps: bool = False
     protected: bool = False
     reason: str = ""
+    hashes: tuple[str, ...] = ()  # 'sha256:<hex>' the artifact must have (a requirements file's --hash)
+    untrusted: str = ""  # why its index or URL may not be used (a shared matrix's source the user did not trust)
 
     @property
     def key(self) -> NormalizedName:
         return canonicalize_name(self.name)
+
+    @property
+    def requested(self) -> Requested:
+        """The line for the resolver: the requirement, where it is written, its hashes."""
+        return Requested(self.requirement, self.cited, self.hashes)
 
     def applies(self, markers: Mapping[str, str]) -> bool:
         """False when the line's marker (`; python_version < "3.12"`) is false for that environment."""
@@ -87,6 +100,21 @@ class Target:
     source: str = ""  # what load_target reads again on --resume: the matrix file or the requirements file
     sources: Sources = Sources()  # indexes the target itself names (a requirements file's -i/-f lines)
     constraints: tuple[str, ...] = ()  # a requirements file's -c lines: they bound the resolution only
+    require_hashes: bool = False  # hash-checking mode: every install step runs with --require-hashes
+
+    @property
+    def hashes(self) -> dict[NormalizedName, tuple[str, ...]]:
+        """Each hashed package's allowed hashes, by name (for the install steps' requirement files)."""
+        return {p.key: p.hashes for p in self.packages if p.hashes}
+
+    def trust_problems(self) -> list[str]:
+        """One refusal per source the target names that the user has not trusted, with the packages it serves."""
+        by_why: dict[str, list[str]] = {}
+        for p in self.packages:
+            if p.untrusted:
+                by_why.setdefault(p.untrusted, []).append(p.name)
+        return [f"{self.ref} names a source you have not trusted, {why} (for {', '.join(names)}); it was "
+                f"previewed from wheels only and nothing is installed from it" for why, names in by_why.items()]
 
     def for_environment(self, markers: Mapping[str, str]) -> Target:
         """The target without the lines whose markers are false in the environment being fixed."""
@@ -119,9 +147,39 @@ def expand_index(url: str | None, origin: str) -> str | None:
     return template.replace("{tag}", m.group("tag")) if "{tag}" in template else template.rstrip("/") + "/" + m.group("tag")
 
 
-def from_matrix(matrix: Matrix) -> Target:
-    """The target of a matrix: its packages by install group, its `absent` list, its protected names."""
+def is_bundled(matrix: Matrix) -> bool:
+    """Whether the matrix file ships inside envdoctor (its sources are envdoctor's, reviewed with it)."""
+    from .._paths import bundled_matrix_dir
+
+    if not matrix.source:
+        return False
+    try:
+        Path(matrix.source).resolve().relative_to(bundled_matrix_dir().resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _untrusted(rule_index: str | None, expanded: str | None, source: str | None, trust: SourceTrust | None) -> str:
+    """Why the package's index or direct URL may not be used ('' when it may): symbolic indexes are the user's."""
+    if trust is None:
+        return ""
+    written_url = rule_index is not None and expanded == rule_index  # a URL in the file, not `pytorch:<tag>`
+    if written_url and expanded is not None and (why := trust.problem(expanded)) is not None:
+        return why
+    if source is not None and (why := trust.problem(source)) is not None:
+        return why
+    return ""
+
+
+def from_matrix(matrix: Matrix, *, trust: SourceTrust | None = None) -> Target:
+    """The target of a matrix: its packages by install group, its `absent` list, its protected names.
+
+    trust: the user's trust in the sources a matrix names (default: `SourceTrust.load()`, the config's list);
+    a bundled matrix's sources are always used.
+    """
     src = matrix.source or matrix.ref
+    checked = None if is_bundled(matrix) else (trust or SourceTrust.load())
     orders = {g.name: g.order for g in matrix.install_groups}
     group_index = {g.name: g.index_url for g in matrix.install_groups}
     packages: list[TargetPackage] = []
@@ -132,15 +190,20 @@ def from_matrix(matrix: Matrix) -> Target:
             requirement = rule.requirement
             if rule.local and rule.source is None and "==" in str(rule.specifier) and "+" not in requirement:
                 requirement = f"{rule.name}{rule.specifier}+{rule.local}"
+            written = rule.index_url or group_index.get(gname)
+            index = expand_index(written, f"{src}: {origin}")
             packages.append(TargetPackage(
                 name=rule.name, requirement=requirement, origin=origin, group=gname,
-                order=orders.get(gname, 1 << 30),
-                index_url=expand_index(rule.index_url or group_index.get(gname), f"{src}: {origin}"),
+                order=orders.get(gname, 1 << 30), index_url=index,
                 no_deps=rule.no_deps, protected=rule.protected, reason=rule.reason,
+                # A hash on a package rule (`hashes = ["sha256:..."]`) once the matrix format has the field.
+                hashes=tuple(getattr(rule, "hashes", ()) or ()),
+                untrusted=_untrusted(written, index, rule.source, checked),
             ))
     removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)
     protected = tuple(sorted({r.key for r in matrix.protected} | {p.key for p in matrix.packages if p.protected}))
-    return Target(matrix.ref, TargetKind.MATRIX, tuple(packages), removals, protected, matrix, matrix.source or matrix.ref)
+    return Target(matrix.ref, TargetKind.MATRIX, tuple(packages), removals, protected, matrix, matrix.source or matrix.ref,
+                  require_hashes=any(p.hashes for p in packages))
 
 
 def from_requirements(path: str | os.PathLike[str]) -> Target:
@@ -151,18 +214,77 @@ def from_requirements(path: str | os.PathLike[str]) -> Target:
     parsed = read_requirements(file)
     if not parsed.lines:
         raise UsageError(f"-r {path}: no requirements in it")
-    packages = tuple(TargetPackage(name=Requirement(ln.requirement).name, requirement=ln.requirement, origin=ln.origin)
-                     for ln in parsed.lines)
+    # The user's own file: its -i/-f lines and URLs are the user's choice, trusted as pip trusts them.
+    packages = tuple(TargetPackage(name=Requirement(ln.requirement).name, requirement=ln.requirement, origin=ln.origin,
+                                   hashes=ln.hashes) for ln in parsed.lines)
     return Target(str(file), TargetKind.REQUIREMENTS, packages, source=str(file.resolve()), sources=parsed.sources,
-                  constraints=tuple(c.requirement for c in parsed.constraints))
+                  constraints=tuple(c.requirement for c in parsed.constraints), require_hashes=parsed.require_hashes)
 
 
-def load_target(matrix: str | None = None, requirements: str | None = None) -> Target:
-    """The target named on the command line: `--matrix REF` or `-r FILE` (not both)."""
+def load_target(matrix: str | None = None, requirements: str | None = None, *, trust_sources: bool = False) -> Target:
+    """The target named on the command line: `--matrix REF` or `-r FILE` (not both).
+
+    trust_sources: `--trust-sources`, trust the https sources the matrix names (see `_resolver.sources`).
+    """
     if matrix and requirements:
         raise UsageError("give either --matrix or -r, not both")
     if requirements:
         return from_requirements(requirements)
     from .._matrix.loader import DEFAULT_MATRIX, load_matrix
 
-    return from_matrix(load_matrix(matrix or DEFAULT_MATRIX))
+    return from_matrix(load_matrix(matrix or DEFAULT_MATRIX), trust=SourceTrust.load(trust_sources))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One resolver run of a target: packages that share an index (and --no-deps), with the sources they read."""
+
+    packages: tuple[TargetPackage, ...]
+    sources: Sources
+    no_deps: bool = False
+    only_binary: bool = False  # a source of the run is not trusted: wheels only, no build backend runs
+    index_url: str | None = None
+
+
+def resolution_runs(target: Target, sources: Sources) -> list[Run]:
+    """The runs that resolve a target: its packages split by their own index and --no-deps.
+
+    A group's index serves only that group's packages (and their dependencies), as in its install step: it
+    replaces the main index for that run and is never an extra index for the rest (a planted `six 99.0` there
+    must not reach a package without an index of its own).
+    """
+    runs: dict[tuple[str | None, bool], list[TargetPackage]] = {}
+    for p in target.packages:
+        runs.setdefault((p.index_url, p.no_deps), []).append(p)
+    out = []
+    for (index_url, no_deps), pkgs in sorted(runs.items(), key=lambda kv: (kv[0][0] is not None, kv[0][0] or "",
+                                                                             kv[0][1])):
+        src = sources if index_url is None else Sources(index_url, sources.extra_index_urls, sources.find_links,
+                                                        False, sources.extra_args)
+        out.append(Run(tuple(pkgs), src, no_deps, any(p.untrusted for p in pkgs), index_url))
+    return out
+
+
+def resolve_target(target: Target, backend: Backend, python: str, sources: Sources) -> tuple[list[Resolution], list[str]]:
+    """The target's runs resolved against the environment at `python`, and the refusals to add to the plan.
+
+    Untrusted sources are refused (`trust_problems`) and resolved wheels only; a run that could not be
+    resolved that way names its packages as not evaluated without building.
+    """
+    problems = target.trust_problems()
+    out: list[Resolution] = []
+    for run in resolution_runs(target, sources):
+        # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip; and
+        # only pip's report carries the requirements that --no-deps skips, which the plan must show (the seed's
+        # axolotl --no-deps hid its stale pins).
+        direct = any(" @ " in p.requirement for p in run.packages)
+        res = resolve([p.requested for p in run.packages], python=python,
+                      backend="pip" if direct or run.no_deps else backend, sources=run.sources,
+                      constraints=() if run.no_deps else target.constraints, no_deps=run.no_deps,
+                      only_binary=run.only_binary)
+        out.append(res)
+        if not res.ok and run.only_binary:
+            names = ", ".join(p.name for p in run.packages if p.untrusted)
+            problems.append(f"could not be evaluated without building: {names} (its source is not trusted, so "
+                            f"the preview used wheels only and ran no build backend)")
+    return out, problems

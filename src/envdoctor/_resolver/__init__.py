@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..errors import ResolutionError, UsageError
+from ._common import hashed_requirements
 from ._uv import find_uv
 from .backend import BACKENDS, Backend, BackendName, Query, backend_environment, select_backend
 from .model import Conflict, ConflictKind, Install, Requested, Resolution, Side, Sources
@@ -50,6 +51,7 @@ def resolve(
     constraints: Sequence[str] = (),
     no_deps: bool = False,
     timeout: float = 600.0,
+    only_binary: bool = False,
 ) -> Resolution:
     """Resolve `requirements` with a real resolver and return what it would install; never installs.
 
@@ -59,6 +61,9 @@ def resolve(
     backend: 'auto' | 'pip' | 'uv', or a backend already chosen with `select_backend`.
     against_installed: keep what is installed when it satisfies the set (pip/uv `install --dry-run`);
       False resolves from scratch (pip `--ignore-installed`, uv `pip compile`).
+    only_binary: wheels only, never a build backend (pip --only-binary :all:, uv --no-build); a preview of
+      sources the user has not trusted resolves this way.
+    A line with `hashes` switches on hash-checking mode (--require-hashes) for the whole set.
     """
     reqs = as_requested(requirements)
     if python_version is not None or platform is not None:
@@ -67,7 +72,7 @@ def resolve(
     return chosen.resolve(Query(
         reqs, python=None if python is None else os.fspath(python), python_version=python_version,
         platform=platform, against_installed=against_installed, sources=sources or Sources(),
-        constraints=tuple(constraints), no_deps=no_deps, timeout=timeout,
+        constraints=tuple(constraints), no_deps=no_deps, timeout=timeout, only_binary=only_binary,
     ))
 
 
@@ -87,6 +92,7 @@ __all__ = [
     "as_requested",
     "backend_environment",
     "find_uv",
+    "hashed_requirements",
     "resolve",
     "select_backend",
 ]

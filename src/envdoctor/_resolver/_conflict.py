@@ -21,6 +21,12 @@ _PIP_NOTFOUND = re.compile(
     r"No matching distribution found for (?P<req2>\S+))"
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# pip's hash-checking refusals: "THESE PACKAGES DO NOT MATCH THE HASHES ..." then "    beta==1.0 from file:///...
+# (from -r req.txt (line 2)):", "Expected sha256 ...", "Got ..."; or "Hashes are required in --require-hashes
+# mode, but they are missing from some requirements" then "    alpha==1.0 --hash=sha256:..."
+_PIP_HASH_HEADS = ("DO NOT MATCH THE HASHES", "Hashes are required in --require-hashes mode",
+                   "all requirements must have their versions pinned")
+_PIP_HASH_ITEM = re.compile(r"^\s+(?P<req>[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?(==|===)?\S*)( from | --hash=|$)")
 _SPEC = r"(?P<spec>(?:\s*(?:and\s+|,\s*)?[<>=!~]=?[^\s,]+)+)"
 _PKG = r"(?P<b>[A-Za-z0-9][A-Za-z0-9._-]*?)"
 # "transformers==4.46.3 depends on tokenizers>=0.20,<0.21" (uv), "all versions of gamma depend on beta==1.0"
@@ -92,6 +98,10 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
         said = "; ".join(c.replace("The user requested", "requested") for c in chain)
         summary = f"{head.split(' because ')[0] or 'cannot install the set'}: {said}"
         return _conflict(ConflictKind.UNSATISFIABLE, summary, chain, requested, output)
+    hashes = _pip_hash_refusal(lines)
+    if hashes is not None:
+        summary, items = hashes
+        return _conflict(ConflictKind.FAILED, summary, items, requested, output)
     for ln in lines:
         m = _PIP_NOTFOUND.search(ln)
         if m:
@@ -106,6 +116,22 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
     tail = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(("note:", "│", "╰"))]
     summary = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
     return _conflict(ConflictKind.FAILED, summary, errors, requested, output)
+
+
+def _pip_hash_refusal(lines: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
+    """pip's hash-checking refusal: its first sentence and the requirements it lists, or None."""
+    for i, ln in enumerate(lines):
+        if ln.startswith("ERROR: ") and any(h in ln for h in _PIP_HASH_HEADS):
+            items = []
+            for item in lines[i + 1:]:
+                if not item.startswith(" "):
+                    break
+                m = _PIP_HASH_ITEM.match(item)
+                if m and not item.strip().startswith(("Expected", "Got")):
+                    items.append(m.group("req"))
+            head = ln[len("ERROR: "):].split(". ")[0].rstrip(".")
+            return f"{head}: {', '.join(items)}" if items else head, tuple(items)
+    return None
 
 
 def from_uv(output: str, requested: Sequence[Requested]) -> Conflict:

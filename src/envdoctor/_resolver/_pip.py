@@ -15,7 +15,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
-from ._common import constraints_args, run_tool
+from ._common import constraints_args, requested_args, run_tool
 from ._conflict import from_pip
 from .backend import Query
 from .model import Install, Resolution, Sources
@@ -88,7 +88,7 @@ class PipBackend:
             cmd += _target_args(query, tmp)
             cmd += constraints_args(tmp, query.constraints)
             cmd += source_args(query.sources)
-            cmd += [r.requirement for r in query.requested]
+            cmd += requested_args(tmp, query.requested)
             proc, seconds = run_tool("pip", cmd, timeout=query.timeout, env=self.environment())
             raw = proc.stdout + proc.stderr
             if proc.returncode != 0 or not os.path.exists(report):
@@ -102,7 +102,8 @@ class PipBackend:
         return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
 
     def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
-                        no_deps: bool = False, constraints: str | None = None) -> tuple[str, ...]:
+                        no_deps: bool = False, constraints: str | None = None,
+                        hashed: str | None = None) -> tuple[str, ...]:
         """`<python> -m pip install` of exact pins; a group's own index replaces the main one, extras stay."""
         cmd = [*pip_command(python), "install", "--no-input", "--progress-bar", "off"]
         cmd += source_args(sources if index_url is None else Sources(
@@ -112,7 +113,7 @@ class PipBackend:
             cmd.append("--no-deps")
         if constraints:
             cmd += ["-c", constraints]
-        return tuple(cmd + list(specs))
+        return tuple(cmd + (["--require-hashes", "-r", hashed] if hashed else list(specs)))
 
     def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
         """`<python> -m pip uninstall -y NAMES`."""
@@ -128,6 +129,8 @@ def _target_args(query: Query, tmp: str) -> list[str]:
     args: list[str] = []
     if not query.against_installed:
         args.append("--ignore-installed")
+    if query.only_binary and query.python_version is None and query.platform is None:
+        args.append("--only-binary=:all:")
     if query.python_version is not None or query.platform is not None:
         args += ["--only-binary=:all:", "--target", os.path.join(tmp, "target")]
         if query.python_version is not None:

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._env.probe import find_uv
-from ._common import constraints_args, run_tool
+from ._common import constraints_args, requested_args, run_tool
 from ._conflict import from_uv
 from ._pipconf import pip_sources, uv_has_own_sources
 from .backend import Query
@@ -49,8 +49,8 @@ def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
         args += ["--extra-index-url", url]
     for link in sources.find_links:
         args += ["--find-links", link]
-    # pip takes the best match across all indexes; uv's default takes the first index that has the name.
-    args += ["--index-strategy", "unsafe-best-match"]
+    # uv's default index strategy (the first index that has a name serves all its versions) stays: a best
+    # match across indexes lets any extra index shadow a name (dependency confusion; issue 15, finding 3).
     return args + list(sources.extra_args)
 
 
@@ -71,16 +71,21 @@ class UvBackend:
 
     def resolve(self, query: Query) -> Resolution:
         """Resolve with uv; `install --dry-run` keeps what is installed, `compile` resolves from scratch."""
+        if query.require_hashes and query.against_installed:
+            # uv's dry run downloads nothing, so it never compares a hash (uv 0.13.9 said "Would install" with a
+            # wrong one); pip's dry run fetches each artifact and refuses a mismatch. The install step is uv's.
+            from ._pip import PipBackend
+
+            return PipBackend().resolve(query)
         with tempfile.TemporaryDirectory(prefix="envdoctor-uv-") as tmp:
             cmd = self._resolve_command(query)
             cmd += constraints_args(tmp, query.constraints)
             cmd += uv_sources_args(query.sources, query.python)
-            lines = [r.requirement for r in query.requested]
             stdin = None
             if query.against_installed:
-                cmd += lines
+                cmd += requested_args(tmp, query.requested)
             else:
-                stdin = "\n".join(lines) + "\n"
+                stdin = "".join(r.requirement + "\n" for r in query.requested)
             proc, seconds = run_tool("uv", cmd, timeout=query.timeout, env=self.environment(), stdin=stdin)
         raw = proc.stdout + proc.stderr
         if proc.returncode != 0:
@@ -105,12 +110,15 @@ class UvBackend:
                 cmd += ["--python-platform", UV_PLATFORMS.get(query.platform, query.platform)]
             if query.python_version is not None or query.platform is not None:
                 cmd += ["--only-binary", ":all:"]
+        if query.only_binary:
+            cmd.append("--no-build")
         if query.no_deps:
             cmd.append("--no-deps")
         return cmd
 
     def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
-                        no_deps: bool = False, constraints: str | None = None) -> tuple[str, ...]:
+                        no_deps: bool = False, constraints: str | None = None,
+                        hashed: str | None = None) -> tuple[str, ...]:
         """`uv pip install --python PYTHON` of exact pins; a group's own index replaces all others."""
         cmd = [self.executable, "pip", "install", "--python", python]
         src = sources if index_url is None else Sources(index_url=index_url, find_links=sources.find_links,
@@ -120,7 +128,7 @@ class UvBackend:
             cmd.append("--no-deps")
         if constraints:
             cmd += ["-c", constraints]
-        return tuple(cmd + list(specs))
+        return tuple(cmd + (["--require-hashes", "-r", hashed] if hashed else list(specs)))
 
     def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
         """`uv pip uninstall --python PYTHON NAMES`."""

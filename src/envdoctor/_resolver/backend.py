@@ -31,6 +31,13 @@ class Query:
     constraints: tuple[str, ...] = ()
     no_deps: bool = False
     timeout: float = 600.0
+    # Wheels only: a preview of sources the user has not trusted never runs a build backend (issue 15).
+    only_binary: bool = False
+
+    @property
+    def require_hashes(self) -> bool:
+        """pip's hash-checking mode: one hashed line makes every line need a hash (as in a requirements file)."""
+        return any(r.hashes for r in self.requested)
 
 
 class Backend(Protocol):
@@ -44,8 +51,13 @@ class Backend(Protocol):
         ...
 
     def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
-                        no_deps: bool = False, constraints: str | None = None) -> tuple[str, ...]:
-        """One install step: exact pins, an optional index for this group only, --no-deps, a constraints file."""
+                        no_deps: bool = False, constraints: str | None = None,
+                        hashed: str | None = None) -> tuple[str, ...]:
+        """One install step: exact pins, an optional index for this group only, --no-deps, a constraints file.
+
+        hashed: a requirements file holding `specs` with their `--hash` options (`hashed_requirements`); the
+        step then reads it with --require-hashes instead of taking the specs as arguments.
+        """
         ...
 
     def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:

@@ -16,10 +16,16 @@ class Requested:
 
     requirement: str
     origin: str = ""
+    hashes: tuple[str, ...] = ()  # 'sha256:<hex>' of the artifacts allowed (pip's --hash); any: hash-checking mode
 
     @property
     def key(self) -> NormalizedName:
         return canonicalize_name(Requirement(self.requirement).name)
+
+    @property
+    def hashed(self) -> str:
+        """The line as a requirements file holds it, with its `--hash` options."""
+        return " ".join([self.requirement, *(f"--hash={h}" for h in self.hashes)])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Hashes a requirements file carries are kept and enforced (pip's --require-hashes), with pip and with uv."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from fixtools import build_wheel, freeze
+
+from envdoctor._cli import main
+from envdoctor._fix import FixRequest, FixSession, Outcome
+from envdoctor._fix.plan import Plan
+from envdoctor._resolver import Sources
+
+WRONG = "sha256:" + "0" * 64
+
+
+def _sha(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _house(tmp_path: Path, wheelhouse: Path) -> Path:
+    """A private copy of alpha and beta's wheels (a test below tampers with it)."""
+    house = tmp_path / "house"
+    house.mkdir()
+    for whl in wheelhouse.glob("*.whl"):
+        if whl.name.startswith(("alpha-", "beta-")):
+            shutil.copy2(whl, house / whl.name)
+    return house
+
+
+def _req(tmp_path: Path, house: Path, beta_hash: str | None = None) -> str:
+    alpha, beta = house / "alpha-1.0-py3-none-any.whl", house / "beta-1.0-py3-none-any.whl"
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"alpha==1.0 --hash={_sha(alpha)}\nbeta==1.0 \\\n    --hash={beta_hash or _sha(beta)}\n",
+                    encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+def test_a_wrong_hash_makes_fix_refuse_and_change_nothing(backend, tmp_path, make_venv, wheelhouse, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Issue 15, finding 2: this file installed with exit 0 (the reader dropped --hash; uv's dry run never compares).
+    house = _house(tmp_path, wheelhouse)
+    python = make_venv()
+    before = freeze(python)
+    rc = main(["fix", "-r", _req(tmp_path, house, WRONG), "--python", python, "--no-index", "--find-links", str(house),
+               "--yes", "--backend", backend])
+    out = capsys.readouterr()
+    assert rc == 1, out
+    assert "DO NOT MATCH THE HASHES" in out.out + out.err and "requirements.txt:2" in out.out + out.err
+    assert freeze(python) == before
+
+
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+def test_each_install_step_enforces_the_hashes(backend, tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    # The dry run checked the artifacts; the install step checks them again (a swap between the two is caught).
+    house = _house(tmp_path, wheelhouse)
+    python = make_venv()
+    before = freeze(python)
+    request = FixRequest(requirements=_req(tmp_path, house), python=python, backend=backend,
+                         sources=Sources(no_index=True, find_links=(str(house),)), verify_imports=False)
+
+    def tamper(plan: Plan) -> bool:
+        (step,) = [s for s in plan.steps if s.kind == "install"]
+        assert step.command[-3:] == ("--require-hashes", "-r", step.hashed)
+        assert f"--hash={_sha(house / 'alpha-1.0-py3-none-any.whl')}" in step.hashed_text
+        build_wheel(house, "beta", "1.0", files={"beta/__init__.py": "print('swapped')\n"})
+        return True
+
+    done = FixSession(request, confirm=tamper).run()
+    assert done.outcome is Outcome.FAILED and done.result is not None and done.result.rollback is not None
+    assert freeze(python) == before
+
+
+def test_correct_hashes_install(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    house = _house(tmp_path, wheelhouse)
+    python = make_venv()
+    request = FixRequest(requirements=_req(tmp_path, house), python=python, backend="uv",
+                         sources=Sources(no_index=True, find_links=(str(house),)), verify_imports=False)
+    done = FixSession(request).run()
+    assert done.outcome is Outcome.APPLIED, done.plan.problems
+    assert {"alpha==1.0", "beta==1.0"} <= set(freeze(python).splitlines())
+    assert Path(done.plan.steps[0].hashed).read_text(encoding="utf-8") == done.plan.steps[0].hashed_text
