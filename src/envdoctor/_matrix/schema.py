@@ -35,6 +35,11 @@ from .record import Record, hints, optional_arms, plain
 SCHEMA_VERSION = 1
 
 
+def _first_line(e: Exception) -> str:
+    """packaging's message without the echoed text and caret lines under it: a problem is one line."""
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _specifier(value: str) -> str:
     try:
         SpecifierSet(value)
@@ -47,7 +52,7 @@ def _requirement(value: str) -> str:
     try:
         Requirement(value)
     except InvalidRequirement as e:
-        raise ValueError(f"invalid requirement {value!r}: {e}") from e
+        raise ValueError(f"invalid requirement {value!r}: {_first_line(e)}") from e
     return value
 
 
@@ -63,7 +68,7 @@ def _marker(value: str) -> str:
     try:
         Marker(value)
     except InvalidMarker as e:
-        raise ValueError(f"invalid marker {value!r}: {e}") from e
+        raise ValueError(f"invalid marker {value!r}: {_first_line(e)}") from e
     return value
 
 
