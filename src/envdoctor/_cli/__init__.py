@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("lint", "find (and --fix) stale transformers/TRL keywords in scripts and notebooks"),
     "explain": ("explain", "explain an error message, traceback or log"),
     "certify": ("certify", "run the probes in tiers and write a certificate that envdoctor.guard() accepts"),
+    "lock": ("lock", "write this environment as a PEP 751 pylock.toml (or a hashed requirements file)"),
     "train": ("train", "fine-tune with the bundled QLoRA/GaLore trainer (certified environments only)"),
     "plan-memory": ("train", "estimate peak GPU memory of a QLoRA/GaLore run and the plan that fits"),
 }
@@ -39,6 +40,7 @@ examples:
   envdoctor fix --matrix llama31 --dry-run the plan, with the exact pip commands, changing nothing
   envdoctor explain error.log              what a traceback means and how to fix it
   envdoctor certify --tier 2               run the GPU probes and write a certificate
+  envdoctor lock                           this environment as pylock.toml, with hashes
 
 exit codes: 0 all good, 1 problems found, 2 bad input or usage, 3 restart required
 """
