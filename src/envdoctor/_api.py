@@ -12,7 +12,6 @@ from ._check import check as _check
 from ._check.findings import CertificateSummary, Report
 from ._env.environment import Environment
 from ._env.gpu import GpuInfo
-from ._matrix.loader import DEFAULT_MATRIX
 from ._matrix.model import Matrix
 
 __all__ = ["certificate_summary", "check"]
@@ -29,9 +28,12 @@ def certificate_summary(matrix: Matrix, env: Environment) -> CertificateSummary:
     return CertificateSummary(bool(status.valid), status.reason)
 
 
-def check(matrix: str | Matrix = DEFAULT_MATRIX, *, model: str | os.PathLike[str] | None = None,
+def check(matrix: str | Matrix | None = None, *, model: str | os.PathLike[str] | None = None,
           gpu: str | GpuInfo | None = None, python: str | os.PathLike[str] | None = None,
           environment: Environment | None = None) -> Report:
-    """Check an environment (this one, `python=` another interpreter) against a matrix, with its certificate status."""
+    """Check an environment (this one, `python=` another interpreter) against a matrix, with its certificate status.
+
+    Without a matrix: the family matrix of `model`'s config.json (`matrix list` shows their model types), else
+    the default matrix."""
     return _check(matrix, model=model, gpu=gpu, python=python, environment=environment,
                   certificate=certificate_summary)

@@ -42,7 +42,7 @@ def test_literal_vocabularies_are_typed() -> None:
 
     from envdoctor._matrix.model import MatrixStatus, RenameKind
 
-    assert set(get_args(MatrixStatus)) == {"current", "history", "broken"}
+    assert set(get_args(MatrixStatus)) == {"current", "history", "broken", "fragment"}
     assert set(get_args(RenameKind)) == {"rename", "moved", "removed", "default_changed"}
 
 

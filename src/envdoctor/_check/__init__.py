@@ -7,43 +7,33 @@ is listed in `registry.ELSEWHERE` with the command that reads it; the installed 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from .._env.environment import Environment, inspect_environment
 from .._env.gpu import GpuInfo
 from .._matrix.kinds import KINDS
-from .._matrix.loader import DEFAULT_MATRIX, load_matrix
+from .._matrix.loader import DEFAULT_MATRIX, load_matrix, matrix_for_model
 from .._matrix.model import Matrix
-from ..errors import InspectionError
 from . import gpu as _gpu
+from . import model as _model
 from . import rules as _rules
 from .findings import CertificateSummary, Finding, Kind, Report, Status
 from .installed import consistency, metadata
+from .model import load_model_config, model_types
 from .registry import CHECKERS, Context
 
-_REGISTERED = (_rules, _gpu)  # importing them registers their checkers
+_REGISTERED = (_rules, _gpu, _model)  # importing them registers their checkers
 
-__all__ = ["CertificateSummary", "Finding", "Report", "Status", "check", "check_environment", "load_model_config"]
+__all__ = ["CertificateSummary", "Finding", "Report", "Status", "check", "check_environment", "load_model_config",
+           "matrix_for_config"]
 
 
-def load_model_config(model: str | os.PathLike[str]) -> dict[str, Any]:
-    """config.json of a model: a file, or a folder that holds one."""
-    path = Path(model)
-    if path.is_dir():
-        path = path / "config.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InspectionError(f"--model {model}: cannot read {path}: {e.strerror or e}") from e
-    except ValueError as e:
-        raise InspectionError(f"--model {model}: {path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise InspectionError(f"--model {model}: {path} is not a JSON object")
-    return data
+def matrix_for_config(config: dict[str, Any]) -> str:
+    """The matrix `check --model` uses without --matrix: the family matrix of the config's model types, else the
+    default one."""
+    return matrix_for_model([t.name for t in model_types(config)]) or DEFAULT_MATRIX
 
 
 def _matrix_status(matrix: Matrix) -> Iterator[Finding]:
@@ -82,17 +72,20 @@ def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, 
     )
 
 
-def check(matrix: str | Matrix = DEFAULT_MATRIX, *, model: str | os.PathLike[str] | None = None,
+def check(matrix: str | Matrix | None = None, *, model: str | os.PathLike[str] | None = None,
           gpu: str | GpuInfo | None = None, python: str | os.PathLike[str] | None = None,
           environment: Environment | None = None,
           certificate: Callable[[Matrix, Environment], CertificateSummary | None] | None = None) -> Report:
     """Check an environment (this one, `python=` another interpreter) against a matrix reference.
 
-    `certificate(matrix, env)` looks up the certificate status to show; `envdoctor.check` passes the store's.
+    Without a matrix: the family matrix of `model`'s config.json, else the default one. `certificate(matrix, env)`
+    looks up the certificate status to show; `envdoctor.check` passes the store's.
     """
+    config = load_model_config(model) if model is not None else None
+    if matrix is None:
+        matrix = matrix_for_config(config) if config is not None else DEFAULT_MATRIX
     m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix)
     env = environment if environment is not None else inspect_environment(python=python, gpu=gpu)
-    config = load_model_config(model) if model is not None else None
     return check_environment(m, env, config, certificate(m, env) if certificate is not None else None)
 
 

@@ -1,4 +1,4 @@
-"""The checkers of the package, Python, platform and model rules of a matrix: one function per rule kind."""
+"""The checkers of the package, Python and platform rules of a matrix: one function per rule kind (models: model.py)."""
 
 from __future__ import annotations
 
@@ -116,37 +116,3 @@ def known_bad(ctx: Context) -> Iterator[Finding]:
                       f"{bad.name} {dist.version} is a known-bad version ({bad.specifier}){together}",
                       reason=bad.reason, evidence=bad.evidence, expected=f"not {bad.specifier}",
                       found=str(dist.version), fix=f"envdoctor fix --matrix {matrix.ref}")
-
-
-def _lookup(config: dict[str, Any], dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-@checks("model_features")
-def model_features(ctx: Context) -> Iterator[Finding]:
-    """Each [[model_features]] rule the given config.json uses, against the installed versions."""
-    config, env = ctx.model_config, ctx.env
-    if config is None:
-        return
-    for rule in ctx.matrix.model_features:
-        value = _lookup(config, rule.key)
-        if value is None:
-            continue
-        if rule.contains is not None:
-            if not (isinstance(value, list) and rule.contains in value):
-                continue
-        elif rule.equals is not None and value != rule.equals:
-            continue
-        found = env.version_of(rule.requires.name)
-        ok = found is not None and met(rule.requires, env)
-        yield Finding(Kind.MODEL, Status.OK if ok else Status.FAIL, rule.requires.name,
-                      f"the model uses {rule.feature}: needs {rule.requires}"
-                      + (f", found {found}" if found is not None else ", not installed"),
-                      reason=rule.reason, evidence=rule.evidence, expected=str(rule.requires.specifier),
-                      found=str(found) if found is not None else None,
-                      fix=None if ok else f"pip install '{rule.requires}'")

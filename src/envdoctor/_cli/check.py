@@ -16,7 +16,9 @@ examples:
   envdoctor check --matrix llama31@2024.12     one version of a matrix
   envdoctor check --matrix ./mystack.toml      your own matrix (it may `extends = "llama31"`)
   envdoctor check --gpu t4                     check GPU rules against a declared T4 instead of this machine's GPU
-  envdoctor check --model ./Llama-3.1-8B/config.json   requirements the model's config implies
+  envdoctor check --model ./Llama-3.1-8B/config.json   the transformers release its model type needs,
+                                               its features (rope, quantization, attention, bf16),
+                                               against its family matrix (qwen, gemma, ...)
   envdoctor check --python .venv/bin/python    another interpreter, e.g. a project venv
   envdoctor check --format json | jq .findings
 
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("check", help="check the environment and GPU against a matrix",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--matrix", "-m", default=None, metavar="M",
-                   help="matrix: name (newest version), name@version, or a path to a .toml (default: llama31)")
+                   help="matrix: name (newest version), name@version, or a path to a .toml (default: the --model's family "
+                        "matrix, else llama31)")
     p.add_argument("--model", metavar="CONFIG", help="a model's config.json (or its folder): check what it needs")
     p.add_argument("--gpu", metavar="TARGET",
                    help="check against a declared GPU: none, t4, a10g, l4, a100-40gb, a100-80gb, h100-80gb, h200, mps, ...")
@@ -40,9 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from .._api import check
-    from .._matrix.loader import DEFAULT_MATRIX
 
-    report = check(args.matrix or DEFAULT_MATRIX, model=args.model, gpu=args.gpu, python=args.python)
+    report = check(args.matrix, model=args.model, gpu=args.gpu, python=args.python)
     if args.format == "json":
         from .._render.check_json import render as render_json
 

@@ -119,6 +119,10 @@ def _show_text(m: Any, evidence: bool) -> str:
     out = [f"{m.ref}  [{m.status}]  {m.title}", f"  source: {m.source}", f"  chain: {' -> '.join(m.chain)}"]
     if m.status_reason:
         out.append(f"  status: {m.status_reason}")
+    if m.model_types:
+        out.append(f"  model types: {', '.join(m.model_types)} (check --model picks this matrix for them)")
+    if m.remove:
+        out.append(f"  removes: {', '.join(m.remove)}")
     if m.description:
         out += ["", *("  " + ln for ln in m.description.splitlines())]
 

@@ -93,29 +93,64 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     return raw, data
 
 
+def parents(data: dict[str, Any], path: Path) -> list[str]:
+    """The references a matrix file's `extends` names, in order (a string is a list of one)."""
+    parent = data.get("extends")
+    if parent is None:
+        return []
+    if isinstance(parent, str):
+        return [parent]
+    if isinstance(parent, list) and all(isinstance(p, str) for p in parent):
+        return list(parent)
+    raise MatrixError(f"{path}: 'extends' must be a matrix reference or a list of them")
+
+
 def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
-    """The file and its `extends` ancestors, root ancestor first; detects cycles."""
-    chain: list[tuple[Path, bytes, dict[str, Any]]] = []
-    seen: list[Path] = []
-    current: Path | None = path
-    while current is not None:
-        if current in seen:
-            cycle = " -> ".join(str(p) for p in [*seen, current])
+    """The file and its `extends` ancestors in merge order: each parent before its children, the parents of a
+    list left to right, each file once (where it is first needed), the leaf last; detects cycles."""
+    out: dict[Path, tuple[Path, bytes, dict[str, Any]]] = {}
+
+    def visit(current: Path, trail: list[Path]) -> None:
+        if current in trail:
+            cycle = " -> ".join(str(p) for p in [*trail, current])
             raise MatrixError(f"cyclic 'extends': {cycle}")
-        seen.append(current)
+        if current in out:
+            return
         raw, data = _read(current)
-        chain.append((current, raw, data))
-        parent = data.get("extends")
-        if parent is None:
-            current = None
-        elif not isinstance(parent, str):
-            raise MatrixError(f"{current}: 'extends' must be a matrix reference string")
-        else:
+        for parent in parents(data, current):
             try:
-                current = resolve_ref(parent, relative_to=current.parent)
+                found = resolve_ref(parent, relative_to=current.parent)
             except MatrixError as e:
                 raise MatrixError(f"{current}: extends {parent!r}: {e}") from e
-    return list(reversed(chain))
+            visit(found, [*trail, current])
+        out[current] = (current, raw, data)
+
+    visit(path, [])
+    return list(out.values())
+
+
+def matrix_for_model(model_types: list[str]) -> str | None:
+    """The newest current matrix whose own `model_types` names one of these (the first type winning), or None.
+
+    Reads only each name's newest file (a family matrix is small), not its chain, so `check --model` stays fast.
+    """
+    newest: dict[str, MatrixEntry] = {}
+    for entry in available():
+        newest[entry.name] = entry  # sorted by version: the last one wins
+    claims: dict[str, str] = {}
+    for entry in newest.values():
+        try:
+            if b"model_types" not in entry.path.read_bytes():
+                continue  # most matrices name no model type: not worth parsing
+            _, data = _read(entry.path)
+        except (OSError, MatrixError):
+            continue  # a broken matrix is reported when it is asked for, not here
+        if data.get("status", "current") != "current":
+            continue
+        for t in data.get("model_types", ()):
+            if isinstance(t, str):
+                claims.setdefault(t, entry.name)
+    return next((claims[t] for t in model_types if t in claims), None)
 
 
 def load_matrix(ref: str | Path = DEFAULT_MATRIX, *, use_cache: bool = True) -> Matrix:

@@ -28,7 +28,7 @@ __all__ = [
     "PythonRule", "RenameKind", "RenameRule", "SymptomRule", "WorkloadRule",
 ]
 
-MatrixStatus = Literal["current", "history", "broken"]
+MatrixStatus = Literal["current", "history", "broken", "fragment"]
 RenameKind = Literal["rename", "moved", "removed", "default_changed"]
 GpuKind = Literal["cuda", "mps", "none"]
 # A config.json value a model feature compares with.
@@ -193,17 +193,31 @@ class SymptomRule(Record):
     gpu: GpuKind | None = doc("The environment has the cause when the GPU is of this kind.", None)
 
 
+def _feature_shape(r: Any) -> str | None:
+    if r.requires is None and not r.bf16:
+        return f"model feature {r.key!r} needs `requires` or `bf16 = true`"
+    if r.equals is not None and r.contains is not None:
+        return f"model feature {r.key!r}: give `equals` or `contains`, not both"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelFeatureRule(Record):
-    """A feature a model's config.json uses, and the requirement it implies."""
+    """A feature a model's config.json uses, and the requirement (or GPU capability) it implies."""
 
-    key: str = doc("Dotted key in config.json, e.g. 'rope_scaling.rope_type'.")
-    requires: Requirement = doc("The requirement the feature implies, e.g. 'transformers>=4.43.0'.")
+    key: str = doc("Dotted key in config.json, e.g. 'rope_scaling.rope_type'; alternatives separated by '|' "
+                   "('rope_scaling.rope_type|rope_scaling.type'). Also looked up under `text_config` (multimodal).")
     feature: str = doc("What the model uses, in words.")
     reason: str = reason()
     evidence: tuple[str, ...] = evidence()
+    requires: Requirement | None = doc("The requirement the feature implies, e.g. 'transformers>=4.43.0'.", None)
     equals: ConfigValue = doc("The feature is used when the key has this value.", None)
-    contains: str | None = doc("For list values such as 'architectures'.", None)
+    contains: str | None = doc("For list values such as 'architectures': the feature is used when the list has it.",
+                               None)
+    optional: bool = doc("A missing `requires` only costs speed or memory: a warning, not a failure.", False)
+    bf16: bool = doc("The feature needs bf16 compute: checked against [gpu.bf16] and the GPU.", False)
+
+    invariants = (_feature_shape,)
 
 
 @dataclass(frozen=True)
@@ -225,12 +239,16 @@ def _unique_packages(m: Any) -> str | None:
     return None
 
 
+def _feature_needs(r: ModelFeatureRule) -> str:
+    return str(r.requires) if r.requires is not None else "a GPU with bf16"
+
+
 def _feature_key(r: ModelFeatureRule) -> str:
-    return f"{r.key}={r.equals if r.contains is None else r.contains}"
+    return f"{r.key}={r.equals if r.contains is None else r.contains}->{_feature_needs(r)}"
 
 
 def _feature_head(r: ModelFeatureRule) -> str:
-    return f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {r.requires}"
+    return f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {_feature_needs(r)}"
 
 
 @dataclass(frozen=True)
@@ -242,8 +260,17 @@ class Matrix(Record):
     schema_version: Literal[1] = doc("The version of this file format.", 1, required=True)
     title: str = doc("One line that says what the stack is.", "")
     description: str = doc("What the stack is for, and what changed.", "")
-    extends: str | None = doc("A matrix reference: name, name@version or a path.", None)
-    status: MatrixStatus = doc("current, history (kept for diffs) or broken (kept as a warning).", "current")
+    extends: str | tuple[str, ...] | None = doc(
+        "The matrices this one builds on: a reference (name, name@version or a path) or a list of them, merged "
+        "left to right, this file last. A history matrix pins each one (`drift@2026.11`).", None)
+    remove: tuple[str, ...] = doc(
+        "Inherited rules this matrix drops, as 'section:label' ('probes:llama31-rope', 'gpu.cuda', "
+        "'gpu.workloads:qlora-8b'); `matrix show` lists the labels.", ())
+    model_types: tuple[str, ...] = doc(
+        "The config.json `model_type`s this matrix is for: `check --model` without --matrix picks it. Not inherited.",
+        ())
+    status: MatrixStatus = doc("current, history (kept for diffs), broken (kept as a warning) or fragment (shared "
+                               "rules for `extends` only).", "current")
     status_reason: str | None = doc("Why the matrix has its status.", None)
     source: str = doc("The file the matrix was loaded from.", "", compiled=True)
     chain: tuple[str, ...] = doc("The extends chain, root first, as name@version.", (), compiled=True)
@@ -267,8 +294,8 @@ class Matrix(Record):
         head=_known_bad_text, title="known bad")
     gpu: GpuRules = doc("The GPU rules.", factory=GpuRules)
     model_features: tuple[ModelFeatureRule, ...] = section(
-        "What a model's config.json implies.", key=("key", "equals", "contains"), label=_feature_key,
-        show=lambda r: str(r.requires), head=_feature_head, title="model features")
+        "What a model's config.json implies.", key=("key", "equals", "contains", "requires", "bf16"),
+        label=_feature_key, show=_feature_needs, head=_feature_head, title="model features")
     renames: tuple[RenameRule, ...] = section(
         "API renames (lint, compat, explain).", key=("callable", "old"), label=lambda r: f"{r.callable}({r.old})",
         show=lambda r: f"{r.kind} -> {r.new}" + (f" removed in {r.removed}" if r.removed else ""),

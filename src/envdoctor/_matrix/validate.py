@@ -15,7 +15,7 @@ from ..errors import MatrixError
 from . import schema
 from .checks import depth_problem
 from .checks import where as _loc
-from .kinds import KINDS, RuleKind
+from .kinds import BY_SECTION, KINDS, RuleKind
 from .model import Matrix
 
 
@@ -122,6 +122,51 @@ def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _holder(data: dict[str, Any], kind: RuleKind) -> dict[str, Any]:
+    for part in kind.path[:-1]:
+        data = data.setdefault(part, {})
+    return data
+
+
+def _label(kind: RuleKind, entry: dict[str, Any]) -> str:
+    """A rule's label (the registry's, as `matrix show` and `matrix diff` name it) from its dumped dict."""
+    try:
+        return kind.label(kind.rule.from_dict(entry))
+    except (MatrixError, TypeError, ValueError):
+        return ""
+
+
+def drop(merged: dict[str, Any], removes: list[str], path: Path) -> list[str]:
+    """Remove inherited rules named 'section:label' (or 'section' for a one-table kind) from `merged`, in place;
+    returns a problem for each name that matches no inherited rule, listing what there is."""
+    problems = []
+    for target in removes:
+        section, _, label = target.partition(":")
+        kind = BY_SECTION.get(section)
+        if kind is None:
+            hint = difflib.get_close_matches(section, list(BY_SECTION), n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{path}: remove {target!r}: no rule kind {section!r}{did}")
+            continue
+        holder = _holder(merged, kind)
+        name = kind.path[-1]
+        if not kind.many:
+            if label or holder.get(name) is None:
+                problems.append(f"{path}: remove {target!r}: write {section!r} alone, for an inherited [{section}]")
+            else:
+                holder.pop(name)
+            continue
+        entries = holder.get(name) or []
+        kept = [e for e in entries if _label(kind, e) != label]
+        if len(kept) == len(entries):
+            labels = ", ".join(sorted(_label(kind, e) for e in entries)) or "none inherited"
+            hint = difflib.get_close_matches(label, [_label(kind, e) for e in entries], n=1)
+            did = f" (did you mean {section}:{hint[0]}?)" if hint else ""
+            problems.append(f"{path}: remove {target!r}: no inherited {section} rule {label!r}{did}; {labels}")
+        holder[name] = kept
+    return problems
+
+
 def _check_merged(path: Path, data: dict[str, Any]) -> list[str]:
     problems = []
     groups = {g["name"] for g in data.get("install_groups", [])}
@@ -165,16 +210,17 @@ def compile_chain(chain: list[tuple[Path, bytes, dict[str, Any]]]) -> Matrix:
     if problems:
         raise MatrixError(problems[0], tuple(problems))
     merged: dict[str, Any] = {}
-    for d in dumped:
+    for (path, _, _), d in zip(chain, dumped, strict=True):
+        problems.extend(drop(merged, list(d.get("remove", ())), path))
         merged = merge(merged, d)
     leaf = chain[-1][0]
-    problems = _check_merged(leaf, merged)
+    problems.extend(_check_merged(leaf, merged))
     if problems:
         raise MatrixError(problems[0], tuple(problems))
     merged["source"] = str(leaf)
     merged["chain"] = [f"{d['name']}@{d['version']}" for d in dumped]
-    merged["extends"] = dumped[-1].get("extends")
+    merged["extends"] = dumped[-1].get("extends")  # as written: a reference or a list of them
     defaults = {f.name: f.default for f in fields(Matrix)}
-    for k in ("status", "status_reason", "title", "description"):
+    for k in ("status", "status_reason", "title", "description", "remove", "model_types"):
         merged[k] = dumped[-1].get(k, defaults[k])  # the leaf's own, never inherited
     return Matrix.from_dict(merged)
