@@ -67,3 +67,70 @@ def test_matrix_name_and_version_are_checked(write_matrix) -> None:  # type: ign
         load_matrix(str(write_matrix("", name="Bad Name", version="not-a-version")))
     text = str(e.value)
     assert "matrix name 'Bad Name' must be lower-case" in text and "invalid version 'not-a-version'" in text
+
+
+def test_every_value_rule_guards_a_field_that_exists() -> None:
+    # a rule keyed by a field that was renamed or removed would silently guard nothing
+    from dataclasses import fields
+
+    from envdoctor._matrix.checks import FIELD_CHECKS, MATRIX_CHECKS
+    from envdoctor._matrix.record import Record
+
+    missing = [f"{cls.__name__}.{name}" for cls, name in FIELD_CHECKS if name not in {f.name for f in fields(cls)}]
+    assert missing == []
+    assert all(issubclass(cls, Record) for cls in MATRIX_CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("check", "good", "bad"),
+    [
+        pytest.param("dist_name", ["torch", "Flash_Attn", "a.b-c", "x", "bitsandbytes", "0x"],
+                     ["--index-url=x", "-e", "a b", "a;b", "$(id)", "tørch", "", "a.", "_a", "a>=1"], id="pep508-names"),
+        pytest.param("local_label", ["cu118", "rocm6.2", "cpu", "cu121_sm90", "a-b"],
+                     ["+cu118", "cu 118", "cu118;id", "", ".cu", "cu..1"], id="pep440-local-labels"),
+        pytest.param("index_ref", ["pytorch:cu118", "pytorch:cpu", "pytorch:rocm6.2", "https://download.pytorch.org/whl/cu118",
+                                   "http://localhost:8080/simple", "file:///srv/wheels"],
+                     ["cu118", "pytorch:cuda11", "ftp://x/simple", "https://", "https://x/simple --trusted-host x",
+                      "javascript:alert(1)", ""], id="index-refs"),
+        pytest.param("direct_source", ["git+https://github.com/axolotl-ai-cloud/axolotl@v0.4.0", "https://h/p-1.0-py3-none-any.whl",
+                                       "file:///srv/p.tar.gz", "git+ssh://git@github.com/x/y"],
+                     ["not a url", "javascript:alert(1)", "ftp://h/p.tar.gz", "git+https://h/x y", "x; rm"], id="sources"),
+    ],
+)
+def test_the_value_rules(check: str, good: list[str], bad: list[str]) -> None:
+    from envdoctor._matrix import checks
+
+    fn = getattr(checks, check)
+    for value in good:
+        fn(value)
+    refused = []
+    for value in bad:
+        with pytest.raises(ValueError) as e:
+            fn(value)
+        refused.append(str(e.value))
+    assert all("\n" not in r for r in refused)
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    from envdoctor._matrix.checks import MAX_DEPTH, depth_problem
+
+    deep: dict = {}  # type: ignore[type-arg]
+    node = deep
+    for _ in range(100_000):  # far past Python's recursion limit
+        node["a"] = {}
+        node = node["a"]
+    where, message = depth_problem(deep)  # type: ignore[misc]
+    assert where.startswith("a.a.") and f"deeper than {MAX_DEPTH}" in message
+    assert depth_problem({"probes": [{"params": {"a": {"b": [1, 2.5, True]}}}]}) is None
+    assert depth_problem({"x": 2**64}) == ("x", "integer out of range (at most 9223372036854775807)")
+
+
+def test_booleans_and_numbers_are_strict(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix(f'[[packages]]\nname = "a"\nno_deps = "yes"\noptional = 1\n{R}'
+                        f'[[gpu.workloads]]\nname = "w"\nmin_vram_gib = 24\n{R}')  # an integer is a fine float
+    with pytest.raises(MatrixError) as e:
+        load_matrix(str(path))
+    assert [p.split(": ", 1)[1] for p in e.value.problems] == [
+        "packages[0].no_deps: Input should be a valid boolean",
+        "packages[0].optional: Input should be a valid boolean",
+    ]
