@@ -63,7 +63,7 @@ def test_certify_tier3_on_cpu_runs_the_real_probes(write_matrix, capsys) -> None
     assert "rope_type 'llama3'" in got["llama31-rope"]["reason"]
     assert got["training-args"]["reason"].startswith("SFTConfig(") and "bf16 dropped on the CPU" in got["training-args"]["reason"]
     qlora = got["tiny-qlora"]["details"]
-    assert got["tiny-qlora"]["status"] == "pass" and qlora["mode"].startswith("LoRA in fp32 on CPU")
+    assert got["tiny-qlora"]["status"] == "pass" and "LoRA in fp32 on CPU" in qlora["mode"]
     assert len(qlora["losses"]) == 2 and qlora["trainable_params"] > 0
     assert got["tiny-galore"]["details"]["optimizer"] == "GaLoreAdamW"
 

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from ..params import Identifier, MatrixFacts, PlainScalar, PlainValue, ProbeParams, plain_keywords
 from ..registry import Outcome, ProbeContext, register_probe
-from .family import LLAMA31_ROPE, tiny_config
+from .family import FAMILIES, LLAMA31_ROPE, Family, model_class, tiny_config
 
 
 def tiny_llama_config(rope: dict[str, Any] | None = None, **overrides: Any) -> Any:
@@ -45,6 +45,33 @@ def llama31_rope(ctx: ProbeContext) -> Outcome:
         return Outcome.failed("a forward pass with the llama3 rope produced non-finite logits")
     return Outcome.passed(f"LlamaConfig takes rope_type {rope.get('rope_type')!r} (factor {rope.get('factor')}); "
                           f"forward pass on {ctx.device} is finite", rope_type=rope_type)
+
+
+class FamilyParams(ProbeParams):
+    """Params of family-forward."""
+
+    family: Family = Field("llama", description="The model family: " + ", ".join(FAMILIES))
+
+
+@register_probe("family-forward", 2, gpu="optional", timeout=240.0, params=FamilyParams)
+def family_forward(ctx: ProbeContext) -> Outcome:
+    """The family's config and architecture class exist in this transformers and a tiny model's forward is finite."""
+    import torch
+
+    family = FamilyParams.model_validate(ctx.params).family
+    try:
+        cfg, cls = tiny_config(family), model_class(family)
+    except AttributeError as e:  # a transformers older than the family: "KeyError: 'qwen3'" in users' threads
+        return Outcome.failed(f"this transformers has no {family} model: {e}")
+    torch.manual_seed(0)
+    model: Any = cls(cfg).to(ctx.device).eval()
+    ids = torch.randint(0, cfg.vocab_size, (1, 32), device=ctx.device)
+    with torch.no_grad():
+        logits = model(ids).logits
+    if not torch.isfinite(logits).all():
+        return Outcome.failed(f"a forward pass of a tiny {cls.__name__} produced non-finite logits")
+    return Outcome.passed(f"{cls.__name__} (model_type {cfg.model_type!r}): forward pass on {ctx.device} is finite",
+                          architecture=cls.__name__, model_type=cfg.model_type)
 
 
 def _training_kwargs(ctx: ProbeContext, workdir: str) -> dict[str, Any]:

@@ -146,16 +146,16 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     skip = _allowed_on(ctx)
     if skip:
         return skip
-    p = GaloreParams.model_validate(ctx.params)
-    start, cfg, cls = _begin(p)
-    steps = p.steps
+    params = GaloreParams.model_validate(ctx.params)
+    start, cfg, cls = _begin(params)
+    steps = params.steps
     model: Any = cls(cfg)
     model = model.to(ctx.device)
     galore: list[Any] = []
     rest: list[Any] = []
     for name, p in model.named_parameters():
         (galore if p.dim() == 2 and any(k in name for k in ("self_attn", "mlp")) else rest).append(p)
-    rank = p.rank
+    rank = params.rank
     groups = [{"params": rest},
               {"params": galore, "rank": rank, "update_proj_gap": 1, "scale": 0.25, "proj_type": "std"}]
     import galore_torch
@@ -163,6 +163,6 @@ def tiny_galore(ctx: ProbeContext) -> Outcome:
     opt_name = "GaLoreAdamW8bit" if ctx.device == "cuda" else "GaLoreAdamW"
     opt = getattr(galore_torch, opt_name)(groups, lr=1e-3)
     losses = _steps(model, opt, _batch(cfg.vocab_size, ctx.device), steps)
-    details = {"losses": losses, "optimizer": opt_name, "family": p.family, "architecture": cls.__name__, "galore_tensors": len(galore),
+    details = {"losses": losses, "optimizer": opt_name, "family": params.family, "architecture": cls.__name__, "galore_tensors": len(galore),
                "seconds": round(time.monotonic() - start, 2), **_peak(ctx)}
     return _finish(f"{cls.__name__} {opt_name} rank {rank}", losses, details)
