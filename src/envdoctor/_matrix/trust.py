@@ -4,7 +4,8 @@
 pip's `--dry-run --report`) for the matrix's declared Python and platform, explains a conflict as
 "A v requires B spec; the matrix pins B==x", then checks the runtime rules that metadata does not declare
 (`known_bad` with `with`, `absent`) against the resolved set. What cannot be checked here (a build on
-another index, a VCS source, `--no-deps`) is listed as `Unchecked`, never passed silently.
+another index, a VCS source, `--no-deps`, a package with no wheel) is listed as `Unchecked`, never passed silently.
+Validation resolves from wheels only: it never runs a build backend, whoever wrote the matrix (issue 15).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class TargetResult:
     seconds: float
     installs: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()
+    unbuilt: tuple[str, ...] = ()  # requested names with no wheel for the target: not evaluated without a build
 
 
 @dataclass(frozen=True)
@@ -256,15 +258,34 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
     from .._resolver import Requested, resolve
 
     res = resolve([Requested(ln.requirement, ln.origin) for ln in lines], python_version=python_version,
-                  platform=platform, backend=backend, against_installed=False, timeout=timeout)
+                  platform=platform, backend=backend, against_installed=False, timeout=timeout, only_binary=True)
     if not res.ok:
         conflict = res.conflict or Conflict(ConflictKind.FAILED, res.raw[-500:])
         problem = explain_conflict(conflict, lines, subject)
-        return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,))
+        return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,),
+                            _unbuilt(conflict))
     installs = {i.key: i.version for i in res.installs}
     problems = runtime_problems(installs, known_bad, absent)
     pairs = tuple(sorted((i.name, str(i.version)) for i in res.installs))
     return TargetResult(python_version, platform, not problems, res.backend, res.seconds, pairs, tuple(problems))
+
+
+def _unbuilt(conflict: Conflict) -> tuple[str, ...]:
+    """The requested names a wheels-only refusal names: uv says 'no usable wheels', pip finds no version."""
+    words = conflict.summary + " " + " ".join(conflict.chain)
+    if conflict.kind is ConflictKind.NOT_FOUND or "no usable wheels" in words or "building from source" in words:
+        return tuple(r.key for r in conflict.requested)
+    return ()
+
+
+def _unbuilt_unchecked(targets: Sequence[TargetResult]) -> list[Unchecked]:
+    out: dict[str, Unchecked] = {}
+    for t in targets:
+        for name in t.unbuilt:
+            out.setdefault(name, Unchecked(name, f"{name}: could not be evaluated without building: no wheel for "
+                                                 f"Python {t.python_version} / {t.platform}, and validate runs no "
+                                                 "build backend (it resolves from wheels only)"))
+    return list(out.values())
 
 
 Progress = Callable[[str], None]
@@ -295,6 +316,7 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
     for py in pythons:
         progress(f"resolving {matrix.ref} ({len(lines)} requirements) for Python {py} / {plat}")
         targets.append(_resolve_target(lines, py, plat, backend, "the matrix", matrix.known_bad, absent, timeout))
+    unchecked += _unbuilt_unchecked(targets)
     return Validation(matrix.ref, tuple(targets), tuple(problems), tuple(unchecked), tuple(lines))
 
 
@@ -312,6 +334,7 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
     py = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     progress(f"resolving {path} ({len(lines)} requirements) for Python {py} / {platform or 'linux'}")
     target = _resolve_target(lines, py, platform or "linux", backend, "the file", list(seen.values()), (), timeout)
+    unchecked += _unbuilt_unchecked([target])
     return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
 
 

@@ -110,7 +110,7 @@ class UvBackend:
                 cmd += ["--python-platform", UV_PLATFORMS.get(query.platform, query.platform)]
             if query.python_version is not None or query.platform is not None:
                 cmd += ["--only-binary", ":all:"]
-        if query.only_binary:
+        if query.only_binary and "--only-binary" not in cmd:  # uv refuses the two together
             cmd.append("--no-build")
         if query.no_deps:
             cmd.append("--no-deps")
