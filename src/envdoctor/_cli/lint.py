@@ -18,6 +18,7 @@ examples:
   envdoctor lint --matrix llama31@2024.12 train.py     judge against the versions the matrix pins
   envdoctor lint --fix train.py                         needs `pip install 'envdoctor[lint]'`
   envdoctor lint --format json train.py
+  envdoctor lint --format sarif . > lint.sarif          for GitHub code scanning (docs/ci.md)
 
 exit codes: 0 clean, 1 stale keywords found (or left unfixed), 2 bad input or usage
 """
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--fix", action="store_true", help="rewrite the files in place (LibCST)")
     p.add_argument("--matrix", "-m", default=None, metavar="M",
                    help="judge against the versions this matrix pins instead of the installed ones")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                   help="output format: text, json, or SARIF 2.1.0 for code scanning (default: text)")
     p.set_defaults(func=run)
 
 
@@ -40,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from .._lint.engine import lint
     from .._matrix.loader import DEFAULT_MATRIX, load_matrix
     from .._render.lint import render_json, render_text
+    from .._render.sarif import render_sarif
 
     matrix = load_matrix(args.matrix or DEFAULT_MATRIX)
     result = lint(args.paths, matrix, use_pins=args.matrix is not None, fix=args.fix)
-    sys.stdout.write(render_json(result) if args.format == "json" else render_text(result))
+    render = {"json": render_json, "sarif": render_sarif}.get(args.format, render_text)
+    sys.stdout.write(render(result))
     return result.exit_code
