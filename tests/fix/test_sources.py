@@ -170,3 +170,24 @@ def test_matrix_validate_never_runs_a_build_backend(backend, planted, write_matr
     assert not planted["marker"].exists()
     assert rc == 1
     assert any("evil: could not be evaluated without building" in u["reason"] for u in result["unchecked"]), result
+
+
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+def test_an_untrusted_direct_url_is_never_built_in_a_preview(backend, planted, make_venv, write_matrix, capsys) -> None:  # type: ignore[no-untyped-def]
+    sdist = planted["index"] / "evil" / "evil-1.0.tar.gz"
+    ref = write_matrix(f'[[packages]]\nname = "evil"\nsource = "{sdist.as_uri()}"\nreason = "a URL"\n', name="url")
+    rc = main(_fix(planted, make_venv(), ref, backend, "--dry-run"))
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert not planted["marker"].exists()
+    assert rc == 1 and "could not be evaluated without building: evil" in "\n".join(plan["problems"])
+
+
+def test_trust_sources_reaches_the_fix_request() -> None:
+    import argparse
+
+    from envdoctor._cli import fix as cli_fix
+
+    parser = argparse.ArgumentParser()
+    cli_fix.register(parser.add_subparsers())
+    assert cli_fix.fix_request(parser.parse_args(["fix", "--trust-sources"])).trust_sources
+    assert not cli_fix.fix_request(parser.parse_args(["fix"])).trust_sources

@@ -50,6 +50,13 @@ class TargetPackage:
         return canonicalize_name(self.name)
 
     @property
+    def unbuildable_preview(self) -> bool:
+        """An untrusted direct URL that is not a wheel: only a build backend could read it, so it is never fetched
+        (pip builds a direct URL even under --only-binary :all:)."""
+        url = Requirement(self.requirement).url
+        return bool(self.untrusted) and url is not None and not url.split("#")[0].split("?")[0].endswith(".whl")
+
+    @property
     def requested(self) -> Requested:
         """The line for the resolver: the requirement, where it is written, its hashes."""
         return Requested(self.requirement, self.cited, self.hashes)
@@ -255,6 +262,8 @@ def resolution_runs(target: Target, sources: Sources) -> list[Run]:
     """
     runs: dict[tuple[str | None, bool], list[TargetPackage]] = {}
     for p in target.packages:
+        if p.unbuildable_preview:
+            continue  # `resolve_target` names it as not evaluated
         runs.setdefault((p.index_url, p.no_deps), []).append(p)
     out = []
     for (index_url, no_deps), pkgs in sorted(runs.items(), key=lambda kv: (kv[0][0] is not None, kv[0][0] or "",
@@ -272,6 +281,10 @@ def resolve_target(target: Target, backend: Backend, python: str, sources: Sourc
     resolved that way names its packages as not evaluated without building.
     """
     problems = target.trust_problems()
+    skipped = [p.name for p in target.packages if p.unbuildable_preview]
+    if skipped:
+        problems.append(f"could not be evaluated without building: {', '.join(skipped)} (a direct URL you have not "
+                        f"trusted that is not a wheel; it was not fetched)")
     out: list[Resolution] = []
     for run in resolution_runs(target, sources):
         # uv's dry run prints `+ name @ url` without a version, so direct references are resolved by pip; and
