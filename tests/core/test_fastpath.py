@@ -98,3 +98,31 @@ def test_no_driver_reason_and_identity_without_any_sign_of_a_driver(tmp_path: Pa
     monkeypatch.setattr(gpuid, "from_nvml", lambda: pytest.fail("NVML must not be asked without a driver"))
     ident = gpuid.current(str(tmp_path / "nvidia"))
     assert not ident.present and ident.source == "proc" and "no NVIDIA driver loaded" in ident.reason
+
+
+def test_module_origins_follow_the_path_finder(tmp_path: Path) -> None:
+    first, second, third = (tmp_path / n for n in ("first", "second", "third"))
+    for d in (first, second, third):
+        d.mkdir()
+    (first / "ns").mkdir()  # a folder without __init__: a namespace portion, used only when nothing else has it
+    (second / "ns").mkdir()
+    (second / "ns" / "__init__.py").write_text("")
+    (second / "mod.py").write_text("")
+    (third / "mod").mkdir()
+    (third / "mod" / "__init__.py").write_text("")
+    (first / "only_ns").mkdir()
+    paths = [str(first), str(second), str(third), str(tmp_path / "missing")]
+    got = _fastpath.module_origins(["ns", "mod", "only_ns", "absent"], paths)
+    assert got == {"ns": str(second / "ns") + os.sep, "mod": str(second / "mod.py"),
+                   "only_ns": str(first / "only_ns") + os.sep + " (namespace)", "absent": ""}
+    (first / "mod.py").write_text("")  # a planted module before the real one wins, as `import mod` would
+    assert _fastpath.module_origins(["mod"], paths) == {"mod": str(first / "mod.py")}
+
+
+def test_module_origins_agree_with_importlib_for_installed_packages() -> None:
+    import importlib.util
+
+    for name in ("packaging", "pydantic", "pytest"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        assert _fastpath.module_origins([name], sys.path)[name] == os.path.dirname(spec.origin) + os.sep

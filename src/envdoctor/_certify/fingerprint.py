@@ -65,7 +65,8 @@ def distribution_tokens(paths: Iterable[str] | None = None) -> dict[str, str]:
     return {os.path.join(root, name): token for root, name, token in entries(sys.path if paths is None else paths)}
 
 
-def _dir_token(entry: str) -> str:
+def dir_token(entry: str) -> str:
+    """A path entry's folder token: mtime, inode, link count and size ('-' when it cannot be read)."""
     try:
         st = os.stat(entry or ".")
     except OSError:
@@ -85,7 +86,7 @@ def _has_dists(entry: str) -> bool:
 
 def dir_tokens(paths: Iterable[str] | None = None) -> dict[str, list[Any]]:
     """Path entry -> [mtime/inode token, holds distributions?], recorded in the certificate for `same_dirs`."""
-    return {e: [_dir_token(e), _has_dists(e)] for e in dict.fromkeys(sys.path if paths is None else paths)}
+    return {e: [dir_token(e), _has_dists(e)] for e in dict.fromkeys(sys.path if paths is None else paths)}
 
 
 def same_dirs(recorded: dict[str, list[Any]], paths: Iterable[str]) -> bool:
@@ -103,6 +104,6 @@ def same_dirs(recorded: dict[str, list[Any]], paths: Iterable[str]) -> bool:
         if rec is None:
             if _has_dists(entry):  # a new path entry that holds distributions
                 return False
-        elif rec[0] != _dir_token(entry):
+        elif rec[0] != dir_token(entry):
             return False
     return not any(has and entry not in current for entry, (_, has) in recorded.items())

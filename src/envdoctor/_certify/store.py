@@ -257,9 +257,18 @@ def _changed_dists(recorded: Mapping[str, str], paths: tuple[str, ...]) -> str:
     return "; ".join(parts)
 
 
-def _shadowed(recorded: Any, paths: tuple[str, ...]) -> str:
-    """Why an import of a checked package resolves elsewhere than at certification ('' when none does)."""
+def _shadowed(recorded: Any, dirs: Any, paths: tuple[str, ...]) -> str:
+    """Why an import of a checked package resolves elsewhere than at certification ('' when none does).
+
+    Only path entries that are new or changed since certification (their folder token, as `same_dirs` reads
+    it) can hold a new shadow, so only those are listed; the whole path is resolved again only when one of
+    them holds a checked name. Usually that is one listdir: of the script's folder, sys.path[0].
+    """
     if not isinstance(recorded, dict) or not recorded:
+        return ""
+    known = dirs if isinstance(dirs, dict) else {}
+    changed = [e for e in dict.fromkeys(paths) if (known.get(e) or ("",))[0] != fp.dir_token(e)]
+    if not changed or not any(_fastpath.module_origins(recorded, changed).values()):
         return ""
     now = _fastpath.module_origins(recorded, paths)
     for name, was in recorded.items():
@@ -289,7 +298,7 @@ def judge(cert: Certificate, tier: int, device: str | None, env: Here) -> str:
             return f"the certificate is for Python {env_rec.get('python')}, this is {env.python}"
         diff = _changed_dists(env_rec.get("tokens") or {}, env.paths)
         return f"the environment changed since certification ({diff or 'its package set differs'})"
-    shadow = _shadowed(env_rec.get("imports"), env.paths)
+    shadow = _shadowed(env_rec.get("imports"), env_rec.get("dirs"), env.paths)
     if shadow:
         return shadow
     needs_gpu = cert.device == "cuda" or device is None or device == "cuda"
