@@ -80,3 +80,34 @@ def test_the_environment_probe_and_the_resolver_find_the_same_uv() -> None:
     from envdoctor._env.probe import collect
 
     assert collect()["uv"] == find_uv()
+
+
+def test_hashed_steps_read_a_file_with_require_hashes_and_no_index_is_a_best_match() -> None:
+    from envdoctor._resolver import Requested, hashed_requirements
+    from envdoctor._resolver._uv import uv_sources_args
+    from envdoctor._resolver.backend import Query
+
+    src = Sources(index_url="https://a.example/simple", extra_index_urls=("https://b.example/simple",))
+    for backend in (PipBackend(), UvBackend("/opt/uv")):
+        cmd = backend.install_command("/venv/bin/python", ["alpha==1.0"], sources=src, hashed="/w/hashed-1.txt")
+        assert cmd[-3:] == ("--require-hashes", "-r", "/w/hashed-1.txt") and "alpha==1.0" not in cmd
+    # a best match across indexes lets any extra index shadow a name (issue 15, finding 3)
+    assert "--index-strategy" not in uv_sources_args(src) and "unsafe-best-match" not in uv_sources_args(src)
+    text = hashed_requirements(["Alpha==1.0", "beta==2.0"], {"alpha": ("sha256:" + "a" * 64,)})
+    assert text == f"Alpha==1.0 --hash=sha256:{'a' * 64}\nbeta==2.0\n"
+    assert Query((Requested("alpha==1.0", hashes=("sha256:" + "a" * 64,)), Requested("beta==2.0"))).require_hashes
+    assert not Query((Requested("alpha==1.0"),)).require_hashes
+
+
+def test_a_wheels_only_query_spells_it_once_for_each_tool() -> None:
+    from envdoctor._resolver import Requested
+    from envdoctor._resolver._pip import _target_args
+    from envdoctor._resolver.backend import Query
+
+    ask = (Requested("alpha==1.0"),)
+    assert "--only-binary=:all:" in _target_args(Query(ask, only_binary=True), "/tmp")
+    assert _target_args(Query(ask, python_version="3.12", only_binary=True), "/tmp").count("--only-binary=:all:") == 1
+    uv = UvBackend("/opt/uv")
+    assert "--no-build" in uv._resolve_command(Query(ask, only_binary=True))
+    declared = uv._resolve_command(Query(ask, python_version="3.12", against_installed=False, only_binary=True))
+    assert "--only-binary" in declared and "--no-build" not in declared  # uv refuses the two together
