@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("lock", "write this environment as a PEP 751 pylock.toml (or a hashed requirements file)"),
     "train": ("train", "fine-tune with the bundled QLoRA/GaLore trainer (certified environments only)"),
     "plan-memory": ("train", "estimate peak GPU memory of a QLoRA/GaLore run and the plan that fits"),
+    "mcp": ("mcp", "serve the read-only commands to coding assistants over MCP (stdio)"),
 }
 MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
