@@ -54,4 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         sys.stdout.write(render_text(report, color=color, verbose=args.verbose))
-    return report.exit_code
+    # A killed fix's journal: say so, and never report "all good" over a half-changed environment.
+    from .._fix.recover import interrupted_notice
+
+    notice = interrupted_notice(report.executable)
+    if notice:
+        print(f"envdoctor: warning: {notice}", file=sys.stderr)
+    return max(report.exit_code, 1) if notice else report.exit_code

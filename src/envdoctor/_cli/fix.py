@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,14 @@ examples:
   envdoctor fix -r requirements.txt --python .venv/bin/python   fix a project venv from here
   envdoctor fix --dry-run --format json            the plan as JSON
   envdoctor fix --resume                           continue after a kernel restart
+  envdoctor fix --rollback --python .venv/bin/python   undo a fix that was killed midway (offline)
 
 torch's CUDA index: matrices name it `pytorch:<tag>`; set ENVDOCTOR_PYTORCH_INDEX to its URL with a
 {tag} placeholder. Other indexes come from pip's own configuration (or --index-url/--find-links).
+
+A fix keeps a journal (<prefix>/.envdoctor/fix-state.json) from before its first change to its end; SIGTERM
+and SIGHUP roll back like Ctrl-C. If a fix is killed outright, check and fix report it, and a new fix
+refuses to start until `envdoctor fix --rollback` (or --resume) has repaired the environment.
 
 exit codes: 0 done (or nothing to do), 1 refused or failed (rolled back), 2 bad input or usage,
 3 done but restart required (modules already imported were changed)
@@ -61,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="do not import the changed packages to verify the fix (they are imported by default)")
     p.add_argument("--restart", action="store_true",
                    help="in Jupyter/Colab: restart the kernel when the fix changed imported packages")
-    p.add_argument("--resume", action="store_true", help="continue a fix interrupted by a kernel restart")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted fix (after a kernel restart, or a fix that was killed)")
+    p.add_argument("--rollback", action="store_true",
+                   help="restore the state before the interrupted fix (or the last one) and verify it with pip freeze")
     p.set_defaults(func=run)
 
 
@@ -79,18 +88,39 @@ def fix_request(args: argparse.Namespace) -> FixRequest:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._fix.signals import interruptible
+
+    try:
+        with interruptible():  # SIGTERM/SIGHUP while planning stop the resolver too, like Ctrl-C
+            return _run(args)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        from ..errors import FixError
+
+        raise FixError(f"disk full: {e.filename or 'a write'} failed ({e.strerror}); free some space and run "
+                       f"envdoctor check") from e
+
+
+def _run(args: argparse.Namespace) -> int:
     from .._fix.session import FixSession, Outcome
     from .._render.fix import plan_json, plan_text, result_text
 
     if args.resume:
         return _resume(args)
+    if args.rollback:
+        return _rollback(args)
     json_out = args.format == "json"
 
     def confirm(plan: Plan) -> bool:
         if not json_out:
             print(plan_text(plan), file=sys.stderr)
-        if args.yes or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        if args.yes:
             return True
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            # No one can answer (a pipe, `!envdoctor fix` in a notebook, CI): asking is not agreeing.
+            print("no terminal to ask on: pass --yes to apply this plan", file=sys.stderr)
+            return False
         return input("apply this plan? [y/N] ").strip().lower() in ("y", "yes")
 
     session = FixSession(fix_request(args), confirm=confirm, reporter=lambda plan: _reporter(args))
@@ -117,6 +147,15 @@ def _resume(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(resumed_text(resumed) + "\n")
     return resumed.exit_code
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from .._fix.recover import roll_back
+    from .._render.fix import recovered_json, recovered_text
+
+    done = roll_back(python=args.python)
+    sys.stdout.write((recovered_json(done) if args.format == "json" else recovered_text(done)) + "\n")
+    return done.exit_code
 
 
 def _reporter(args: argparse.Namespace) -> ConsoleReporter:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
+import shutil
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -18,11 +19,21 @@ from .._env.environment import Environment, facts_of, from_facts
 from .._env.gpu import GpuInfo
 from .._resolver import backend_environment
 from ..errors import FixError
-from .lock import fix_lock
+from .lock import fix_lock, write_owner
 from .plan import Plan, Step, write_constraints
+from .recover import refuse_if_interrupted
 from .restart import StaleModule, stale_modules
 from .rollback import RollbackResult, rollback
-from .snapshot import Snapshot, changed_since, discard_copies, record_files, take_snapshot
+from .signals import describe, interruptible, shielded
+from .snapshot import (
+    Snapshot,
+    changed_since,
+    discard_copies,
+    new_snapshot_folder,
+    record_files,
+    take_snapshot,
+)
+from .space import disk_full, refuse_if_no_space
 from .state import Phase, clear_state, save_state
 from .targets import Target
 from .verify import verify
@@ -91,42 +102,48 @@ class FixResult:
 
 
 def run_command(cmd: Sequence[str], log: IO[str], on_line: Callable[[str], None], *,
-                env: Mapping[str, str] | None = None) -> int:
+                env: Mapping[str, str] | None = None, on_start: Callable[[int], None] | None = None) -> int:
     """Run one installer command, streaming its output into the log and to the reporter.
 
     env: the installer's subprocess environment (`backend_environment(plan.backend)`); None: this one's.
+    on_start: told the installer's pid when it starts and 0 when it has ended (the lock records it).
+    The installer gets its own process group, so that a terminal's Ctrl-C reaches envdoctor only, and
+    envdoctor stops the whole group (pip's build subprocesses too) before it rolls back.
     """
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=None if env is None else dict(env), bufsize=1)
+                            env=None if env is None else dict(env), bufsize=1, start_new_session=True)
     assert proc.stdout is not None
+    _told(on_start, proc.pid)
     try:
         for line in proc.stdout:
             log.write(line)
             on_line(line.rstrip("\n"))
         return proc.wait()
     except BaseException:
-        # Interrupted (a notebook's interrupt reaches only the kernel): stop the installer before the caller
-        # rolls back, or the two would write into site-packages at the same time.
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        # Interrupted (Ctrl-C, SIGTERM, SIGHUP, a kernel interrupt) or the log's disk is full: stop the installer
+        # before the caller rolls back, or the two would write into site-packages at the same time.
+        stop_group(proc)
         raise
-
-
-@contextmanager
-def _shielded() -> Iterator[None]:
-    """Ctrl-C is ignored while the snapshot is restored: a rollback cut short would leave the worst state."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _told(on_start, 0)
+
+
+def _told(on_start: Callable[[int], None] | None, pid: int) -> None:
+    if on_start is not None:
+        with contextlib.suppress(OSError):  # a full disk must not hide the installer's own failure
+            on_start(pid)
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float = 15.0) -> None:
+    """SIGTERM the installer's process group, then SIGKILL what is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _inspect(python: str) -> Environment:
@@ -186,35 +203,59 @@ def apply_plan(
     snapshot: Snapshot | None = None,
     verify_imports: bool = True,
 ) -> FixResult:
-    """Carry out `plan` on its environment; on any failure restore the snapshot and verify it."""
+    """Carry out `plan` on its environment; on any failure (a step, the verify, an interrupt, a full disk)
+    restore the snapshot and verify it. The journal records every phase, so a fix killed outright can be
+    rolled back by `envdoctor fix --rollback`."""
     if not plan.ok:
         raise FixError("the plan has problems and cannot be applied:\n  " + "\n  ".join(plan.problems))
     rep = reporter or NullReporter()
-    run = runner or functools.partial(run_command, env=backend_environment(plan.backend))
     work = workdir_for(plan.prefix)
+    run = runner or functools.partial(run_command, env=backend_environment(plan.backend),
+                                      on_start=functools.partial(write_owner, work))
     start = time.perf_counter()
-    with fix_lock(work, plan.prefix):
+    with interruptible(), fix_lock(work, plan.prefix):
+        if snapshot is None:
+            refuse_if_interrupted(work, plan.prefix)
+            refuse_if_no_space(plan.prefix, plan.disk_bytes)
         write_constraints(plan)
         if snapshot is None:
             snapshot = _snapshot_before(plan, work, rep)
         log_path = Path(snapshot.folder) / "fix.log"
-        done = _run_steps(plan, target, snapshot, work, log_path, rep, run, start_at, verify_imports)
+        try:
+            done = _run_steps(plan, target, snapshot, work, log_path, rep, run, start_at, verify_imports)
+        except BaseException:
+            # Interrupted before any step ran: nothing was changed, so the journal and copies go.
+            clear_state(work)
+            discard_copies(snapshot)
+            raise
         if done.failed is not None:
             return _roll_back(plan, snapshot, work, done, log_path, rep, start)
         return _finish(plan, snapshot, work, done, log_path, start)
 
 
 def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
-    """The installed set before the first step (refusing a plan the environment has moved away from)."""
+    """The installed set before the first step, journalled first (refusing a plan the environment moved away from)."""
     env = _inspect(plan.python)
     _refuse_if_changed(plan, env)
+    folder = new_snapshot_folder(work)
+    save_state(work, plan, str(folder), next_step=0, phase=Phase.SNAPSHOT)
     rep.note("snapshot of the installed set")
-    return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work)
+    try:
+        return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work, root=folder)
+    except BaseException as e:
+        clear_state(work)  # nothing was changed yet
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise FixError(f"disk full: cannot keep the snapshot in {work}; nothing was changed") from e
+        raise
 
 
 def _run_steps(plan: Plan, target: Target | None, snapshot: Snapshot, work: Path, log_path: Path, rep: Reporter,
                run: Runner, start_at: int, verify_imports: bool) -> _Run:
-    """Run the steps from `start_at`, recording progress for --resume, then verify; an interrupt is a failure."""
+    """Run the steps from `start_at`, journalling each, then verify; an interrupt or a full disk is a failure.
+
+    Raises (KeyboardInterrupt, Interrupted) only when no step had started: then there is nothing to undo.
+    """
     done = _Run()
     started = False
     try:
@@ -228,17 +269,23 @@ def _run_steps(plan: Plan, target: Target | None, snapshot: Snapshot, work: Path
                 if rc != 0:
                     return done
                 done.failed = None
+        save_state(work, plan, snapshot, next_step=len(plan.steps), phase=Phase.VERIFY)
         done.after = _inspect(plan.python)
         rep.note("verify: the target is met and its changed packages import")
         changed_keys = [str(k) for k in changed_since(snapshot, done.after)]
         problems, done.warnings = verify(target, done.after, changed_keys, snapshot.site_dirs, imports=verify_imports)
         if problems:
             done.failed, done.reason = len(plan.steps), "verify failed: " + "; ".join(problems)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not started:
-            raise  # no step ran: there is nothing to undo
+            raise
         done.failed = len(plan.steps) if done.failed is None else done.failed
-        done.reason = "interrupted (Ctrl-C or a kernel interrupt) before the fix finished"
+        done.reason = describe(e)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        done.failed = len(plan.steps) if done.failed is None else done.failed
+        done.reason = disk_full(plan.prefix)
     return done
 
 
@@ -252,22 +299,32 @@ def _run_step(i: int, total: int, step: Step, log: IO[str], log_path: Path, rep:
     try:
         rc = run(step.command, log, rep.line)
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise
         rc, reason = -1, f"cannot run {step.command[0]}: {e.strerror or e}"
-    log.flush()
+    with contextlib.suppress(OSError):
+        log.flush()
     rep.finish(i, rc == 0)
     if rc != 0:
-        reason = reason or f"exit status {rc}: {_tail(log_path)}"
+        tail = _tail(log_path)
+        reason = reason or (disk_full(str(log_path.parent)) if "No space left on device" in tail
+                            else f"exit status {rc}: {tail}")
     return rc, reason
 
 
 def _roll_back(plan: Plan, snapshot: Snapshot, work: Path, done: _Run, log_path: Path, rep: Reporter,
                start: float) -> FixResult:
-    """Restore the snapshot (Ctrl-C shielded) and report the failure with the rollback's verification."""
+    """Restore the snapshot (signals shielded, journalled) and report the failure with the rollback's verification.
+
+    The journal stays when the rollback cannot be verified: `check` keeps saying so and `fix --rollback` retries.
+    """
     rep.note("a step failed: restoring the snapshot")
-    with _shielded():
+    with shielded():
+        with contextlib.suppress(OSError):  # on a full disk the journal keeps saying STEPS, which is as true
+            save_state(work, plan, snapshot, next_step=done.failed or 0, phase=Phase.ROLLBACK)
         rb = rollback(snapshot)
-        clear_state(work)
         if rb.verified:
+            clear_state(work)
             discard_copies(snapshot)
     return FixResult(False, plan, failed_step=done.failed, reason=done.reason, rollback=rb, log=str(log_path),
                      snapshot=snapshot.folder, seconds=time.perf_counter() - start)

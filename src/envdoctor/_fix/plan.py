@@ -19,6 +19,7 @@ from .._env.environment import Environment, facts_of, from_facts
 from .._resolver import Backend, Conflict, Install, Resolution, Sources, hashed_requirements, select_backend
 from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
+from .space import estimate
 from .targets import Removal, Target, TargetKind, TargetPackage, resolve_target
 from .workdir import workdir_for
 
@@ -77,6 +78,8 @@ class Plan:
     resolutions: tuple[Resolution, ...] = field(default=(), repr=False)
     seconds: float = 0.0
     source: str = ""
+    sources: Sources = Sources()  # what the install steps read from; the journal re-derives them from it
+    disk_bytes: int = 0  # what the steps download and unpack, as far as is known (`space.estimate`)
 
     @property
     def ok(self) -> bool:
@@ -222,7 +225,8 @@ def plan_fix(
         steps=tuple(steps), changes=tuple(sorted(changes, key=lambda c: c.key)), constraints=pins,
         constraints_file=cfile if pins else "", problems=tuple(verdict.problems), warnings=tuple(verdict.warnings),
         protected=tuple(sorted(protected)), resolutions=tuple(resolutions), seconds=time.perf_counter() - start,
-        source=target.source,
+        source=target.source, sources=src,
+        disk_bytes=estimate(env, installs, [c.key for c in changes if c.after is not None]),
     )
 
 

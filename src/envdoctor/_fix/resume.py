@@ -10,6 +10,7 @@ from pathlib import Path
 from .._env.environment import facts_of, from_facts
 from .._env.gpu import GpuInfo
 from ..errors import UsageError
+from .derive import TamperedError, checked_snapshot, derived_steps
 from .execute import FixResult, Reporter, apply_plan
 from .plan import Plan
 from .state import Phase, clear_state, load_snapshot, load_state, save_state
@@ -63,12 +64,22 @@ class Resumed:
 
 
 def resume(python: str | None = None, reporter: Reporter | None = None) -> Resumed:
-    """Continue the fix recorded for this environment: the remaining steps, or the verify after a restart."""
+    """Continue the fix recorded for this environment: the remaining steps, or the verify after a restart.
+
+    Nothing is run as the journal spells it: the target is loaded again, every step's command is re-derived
+    from the plan's data (`derive.derived_steps`), and the snapshot is checked against the environment.
+    """
     env = from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
     work = workdir_for(env.prefix)
     state = load_state(work)
     if state is None:
         raise UsageError(f"--resume: no interrupted fix for {env.executable}")
+    if state.phase is Phase.SNAPSHOT:
+        raise UsageError(f"--resume: the fix of {env.executable} stopped before it changed anything; run "
+                         f"envdoctor fix --rollback to clear its journal, then fix again")
+    if state.phase is Phase.ROLLBACK:
+        raise UsageError(f"--resume: the fix of {env.executable} was rolling back when it stopped; finish that "
+                         f"with: envdoctor fix --rollback")
     ref = state.plan.source or state.plan.target
     target = load_target(ref if state.plan.kind is TargetKind.MATRIX else None,
                          ref if state.plan.kind is TargetKind.REQUIREMENTS else None)
@@ -78,7 +89,13 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> Resum
         if unmet:
             raise UsageError("after the restart the target is not met: " + "; ".join(unmet))
         return Resumed(state.plan, env.executable)
-    snapshot = load_snapshot(state.snapshot_folder)
-    plan = replace(state.plan, python=env.executable)
+    if os.path.realpath(state.plan.prefix) != os.path.realpath(env.prefix):
+        raise TamperedError(f"the fix journal in {work} is of {state.plan.prefix}, not {env.prefix}; nothing was run")
+    names = {p.key for p in target.packages} | {r.key for r in target.removals}
+    steps = derived_steps(state.plan, names, python=env.executable)
+    sites = sorted({d.location for d in env.distributions.values() if d.location})
+    snapshot = checked_snapshot(load_snapshot(state.snapshot_folder), env.executable, env.prefix,
+                                state.snapshot_folder, sites)
+    plan = replace(state.plan, steps=steps, python=env.executable)
     result = apply_plan(plan, target, reporter=reporter, start_at=state.next_step, snapshot=snapshot)
     return Resumed(plan, env.executable, result)

@@ -78,6 +78,32 @@ def _pip_leftovers(snapshot: Snapshot) -> None:
                     os.unlink(path)
 
 
+def _partial_folders(snapshot: Snapshot) -> None:
+    """Remove what an installer stopped midway (killed, a full disk) left in site-packages: new entries that
+    were not there before and that no installed distribution's RECORD owns (a half-unpacked package folder)."""
+    before = set(snapshot.site_entries)
+    new = [os.path.join(site, e) for site in snapshot.site_dirs if os.path.isdir(site) for e in os.listdir(site)
+           if os.path.join(site, e) not in before and e != "__pycache__"]
+    if not new:
+        return
+    env = _inspect(snapshot.python)
+    owned: set[str] = set()
+    for dist in env.distributions.values():
+        owned.add(os.path.normpath(dist.path))
+        for f in record_files(dist.path, dist.location) or ():
+            for site in snapshot.site_dirs:
+                if f.startswith(os.path.normpath(site) + os.sep):
+                    owned.add(os.path.join(os.path.normpath(site), f[len(os.path.normpath(site)) + 1:].split(os.sep)[0]))
+    for path in new:
+        if os.path.normpath(path) in owned:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def rollback(snapshot: Snapshot) -> RollbackResult:
     """Restore every distribution the snapshot holds, remove the ones added since, and verify."""
     env = _inspect(snapshot.python)
@@ -109,6 +135,7 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
         ok = _pip_install(snapshot.python, f"{key}=={before}")
         (restored if ok else failed).append(key)
     _pip_leftovers(snapshot)
+    _partial_folders(snapshot)
     difference: tuple[str, ...] = ()
     verified = False
     if snapshot.freeze:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .._resolver import Sources
-from ..errors import UsageError
+from ..errors import FixError, UsageError
 from .execute import FixResult, NullReporter, Reporter, apply_plan
 from .plan import Plan, plan_fix
 from .targets import Target, load_target
@@ -112,11 +112,22 @@ class FixSession:
                              "Python process yourself")
 
     def plan(self) -> tuple[Target, Plan]:
-        """The target and the plan (resolved with a real resolver); changes nothing."""
+        """The target and the plan (resolved with a real resolver, once); changes nothing.
+
+        An environment that an interrupted fix left half-changed is refused first: a plan made from the half
+        state would forget the snapshot that restores the state before it.
+        """
+        from .._env.environment import facts_of, from_facts
+        from .recover import interrupted_fix
+
         r = self.request
         target = load_target(r.matrix, r.requirements, trust_sources=r.trust_sources)
+        env = from_facts(facts_of(r.python))
+        found = interrupted_fix(env)
+        if found is not None:
+            raise FixError(found.describe() + "; nothing was planned")
         plan = plan_fix(target, python=r.python, backend=r.backend, allow=r.allow, allow_broken=r.allow_broken,
-                        sources=r.sources)
+                        sources=r.sources, environment=env)
         return target, plan
 
     def run(self) -> SessionResult:

@@ -20,6 +20,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Environment
+from .._paths import atomic_write
 from .._resolver._pip import pip_command, pip_env
 from ..errors import FixError
 
@@ -109,10 +110,18 @@ def _mirror(path: str, root: str) -> str:
     return os.path.join(root, os.path.splitdrive(path)[1].lstrip("\\/"))
 
 
-def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze: bool = True) -> Snapshot:
-    """Record every installed version and keep a copy of the distributions in `keep` (the ones the fix changes)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    root = folder / f"snapshot-{stamp}-{os.getpid()}"
+def new_snapshot_folder(work: Path) -> Path:
+    """Where the next snapshot of this environment goes (named before it is taken, so the journal can name it)."""
+    return work / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze: bool = True,
+                  root: Path | None = None) -> Snapshot:
+    """Record every installed version and keep a copy of the distributions in `keep` (the ones the fix changes).
+
+    `snapshot.json` is written last: one that exists is complete.
+    """
+    root = root or new_snapshot_folder(folder)
     root.mkdir(parents=True, exist_ok=True)
     saved: dict[str, Saved] = {}
     for name in keep:
@@ -136,7 +145,8 @@ def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze
         versions={str(k): d.raw_version for k, d in env.distributions.items()},
         freeze=pip_freeze(env.executable) if freeze else "", saved=saved, site_entries=entries, site_dirs=sites,
     )
-    (root / "snapshot.json").write_text(snap.to_json(), encoding="utf-8")
+    # Last, and atomically: a snapshot.json that exists is complete (the journal relies on it).
+    atomic_write(root / "snapshot.json", snap.to_json())
     return snap
 
 

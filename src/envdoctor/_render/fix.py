@@ -8,7 +8,9 @@ from typing import Any
 
 from .._fix.execute import FixResult
 from .._fix.plan import Plan, refusal
+from .._fix.recover import Recovered
 from .._fix.resume import Resumed
+from .._fix.rollback import RollbackResult
 from .._fix.state import plan_to_dict
 from .._resolver import Conflict
 
@@ -121,4 +123,36 @@ def plan_json(plan: Plan, result: FixResult | None = None) -> str:
                                                  "removed": list(rb.removed), "failed": list(rb.failed),
                                                  "difference": list(rb.difference)},
         }
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def _rollback_line(rb: RollbackResult) -> str:
+    state = "verified: pip freeze equals the one before" if rb.verified else "NOT verified"
+    return (f"rolled back ({state}); restored {', '.join(rb.restored) or 'nothing'}; "
+            f"removed {', '.join(rb.removed) or 'nothing'}")
+
+
+def recovered_text(done: Recovered) -> str:
+    """What `fix --rollback` did."""
+    if done.rollback is None:
+        return (f"the fix of {done.python} -> {done.target} stopped before its first change: nothing to restore; "
+                f"its journal was cleared")
+    lines = [f"{done.python}: the state before the fix -> {done.target} (snapshot {done.snapshot})",
+             _rollback_line(done.rollback)]
+    if not done.offline:
+        lines.append("(the fix had finished, so its copies were gone: versions came from pip's cache or index)")
+    if done.rollback.failed:
+        lines.append(f"could not restore: {', '.join(done.rollback.failed)}")
+    lines += [f"  {d}" for d in done.rollback.difference]
+    return "\n".join(lines)
+
+
+def recovered_json(done: Recovered) -> str:
+    """What `fix --rollback` did, as JSON."""
+    rb = done.rollback
+    data = {"schema_version": JSON_SCHEMA_VERSION, "python": done.python, "target": done.target,
+            "snapshot": done.snapshot, "offline": done.offline, "exit_code": done.exit_code,
+            "rollback": None if rb is None else {"verified": rb.verified, "restored": list(rb.restored),
+                                                 "removed": list(rb.removed), "failed": list(rb.failed),
+                                                 "difference": list(rb.difference)}}
     return json.dumps(data, indent=2, sort_keys=True)
