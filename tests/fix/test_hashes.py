@@ -71,13 +71,15 @@ def test_each_install_step_enforces_the_hashes(backend, tmp_path, make_venv, whe
 
     done = FixSession(request, confirm=tamper).run()
     assert done.outcome is Outcome.FAILED and done.result is not None and done.result.rollback is not None
+    assert "hash" in done.result.reason.lower() or "hash" in Path(done.result.log).read_text(encoding="utf-8").lower()
     assert freeze(python) == before
 
 
-def test_correct_hashes_install(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+def test_correct_hashes_install(backend, tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
     house = _house(tmp_path, wheelhouse)
     python = make_venv()
-    request = FixRequest(requirements=_req(tmp_path, house), python=python, backend="uv",
+    request = FixRequest(requirements=_req(tmp_path, house), python=python, backend=backend,
                          sources=Sources(no_index=True, find_links=(str(house),)), verify_imports=False)
     done = FixSession(request).run()
     assert done.outcome is Outcome.APPLIED, done.plan.problems
