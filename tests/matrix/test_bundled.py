@@ -16,7 +16,7 @@ MINE = ["llama31@2024.06", "llama31@2024.12", "llama31@2026.11", "colab-axolotl@
         "qwen@2026.11", "gemma@2026.11", "mistral@2026.11", "phi@2026.11"]
 FAMILIES = {"llama31": "llama", "qwen": "qwen2", "gemma": "gemma3", "mistral": "mistral", "phi": "phi3"}
 # Hosts an evidence URL may name: public pages anyone can read (never a package index: those stay symbolic).
-EVIDENCE_HOSTS = {"github.com", "huggingface.co", "docs.nvidia.com"}
+EVIDENCE_HOSTS = {"github.com", "huggingface.co", "docs.nvidia.com", "pytorch.org"}
 
 
 def test_the_bundled_matrices_are_all_there() -> None:

@@ -41,7 +41,7 @@ def test_a_list_merges_left_to_right_and_a_shared_parent_once(fragments: Path) -
 def test_a_child_removes_inherited_rules_by_the_registry_label(fragments: Path) -> None:
     leaf = _write(fragments, "leaf", 'extends = "./stack.toml"\nremove = ["probes:llama31-rope", "gpu.cuda", '
                                      '"model_features:rope_scaling.rope_type=llama3->transformers>=4.43.0"]\n'
-                                     f'[[probes]]\nname = "tiny-qlora"\ntier = 3\nparams = {{ family = "qwen2" }}\n')
+                                     '[[probes]]\nname = "tiny-qlora"\ntier = 3\nparams = { family = "qwen2" }\n')
     m = load_matrix(str(leaf))
     assert [p.name for p in m.probes] == ["imports", "tiny-qlora"]
     assert m.gpu.cuda is None and m.model_features == ()

@@ -35,7 +35,7 @@ def test_cli_diff_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "~ transformers ==4.41.0 -> ==4.46.3" in out
     assert "why: The upgrade from 4.41.0 that makes Llama-3.1 load" in out
-    assert "evidence: transformers-4.46.3.dist-info/METADATA L31" in out
+    assert "evidence: transformers==4.46.3:transformers-4.46.3.dist-info/METADATA:L31" in out
     assert main(["matrix", "diff", "llama31@2024.12", "llama31@2026.11", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["from"] == "llama31@2024.12" and data["to"] == "llama31@2026.11"
