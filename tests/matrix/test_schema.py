@@ -91,10 +91,11 @@ def test_every_value_rule_guards_a_field_that_exists() -> None:
         pytest.param("index_ref", ["pytorch:cu118", "pytorch:cpu", "pytorch:rocm6.2", "https://download.pytorch.org/whl/cu118",
                                    "http://localhost:8080/simple", "file:///srv/wheels"],
                      ["cu118", "pytorch:cuda11", "ftp://x/simple", "https://", "https://x/simple --trusted-host x",
-                      "javascript:alert(1)", ""], id="index-refs"),
+                      "javascript:alert(1)", "file:wheels", "https://[x", ""], id="index-refs"),
         pytest.param("direct_source", ["git+https://github.com/axolotl-ai-cloud/axolotl@v0.4.0", "https://h/p-1.0-py3-none-any.whl",
                                        "file:///srv/p.tar.gz", "git+ssh://git@github.com/x/y"],
-                     ["not a url", "javascript:alert(1)", "ftp://h/p.tar.gz", "git+https://h/x y", "x; rm"], id="sources"),
+                     ["not a url", "javascript:alert(1)", "ftp://h/p.tar.gz", "git+https://h/x y", "x; rm",
+                      "https://[x/p.whl"], id="sources"),
     ],
 )
 def test_the_value_rules(check: str, good: list[str], bad: list[str]) -> None:

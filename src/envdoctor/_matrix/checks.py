@@ -85,7 +85,7 @@ def index_problem(value: str) -> str | None:
         url = urlsplit(value)
     except ValueError:
         url = None
-    if url is not None and url.scheme in _URL_SCHEMES and (url.netloc or url.scheme == "file") \
+    if url is not None and url.scheme in _URL_SCHEMES and (url.netloc or value.startswith("file:///")) \
             and not any(ch.isspace() or ord(ch) < 32 for ch in value):
         return None
     return f"index {_shown(value)} is neither 'pytorch:<cuXYZ|cpu|rocmX.Y|xpu>' nor an http(s) or file URL"
@@ -104,7 +104,10 @@ def direct_source(value: str) -> None:
         url = Requirement(f"x @ {value}").url
     except InvalidRequirement:
         url = None
-    scheme = urlsplit(value).scheme if url == value else ""
+    try:
+        scheme = urlsplit(value).scheme if url == value else ""
+    except ValueError:  # 'https://[x': not a URL
+        scheme = ""
     if not _SOURCE_SCHEME.match(scheme) or any(ch.isspace() for ch in value):
         raise ValueError(f"invalid source {_shown(value)}: give a URL such as 'git+https://host/repo@tag', "
                          "'https://host/pkg.whl' or 'file:///path'")
