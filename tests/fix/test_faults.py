@@ -247,3 +247,38 @@ def test_a_hand_written_journal_runs_nothing(tmp_path, make_venv, wheelhouse, wr
     assert resumed.returncode == 2 and not marker.exists(), resumed.stderr
     assert freeze(python) == before
     assert os.path.exists(work / "fix-state.json")  # refused, not acted on: the user decides
+
+
+FULL_DISK = r"""
+import sys
+argv = getattr(sys, "orig_argv", [])
+if "pip" in argv and "install" in argv and "--dry-run" not in argv and "bulky==2.0" in argv:
+    import errno, shutil
+    real, written = shutil.copyfileobj, [0]
+
+    def full(src, dst, *args, **kw):  # pip writes each file of a wheel through copyfileobj
+        written[0] += 1
+        if written[0] > 300:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *args, **kw)
+
+    shutil.copyfileobj = full
+"""
+
+
+def test_a_full_disk_midway_rolls_back_and_says_disk_full(tmp_path, bulky_venv, wheelhouse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # ENOSPC injected into the real pip of the step (a sitecustomize on its PYTHONPATH), 300 files in.
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FULL_DISK)
+    monkeypatch.setenv("PYTHONPATH", str(inject))
+    python, ref, work, before = bulky_venv()
+    proc = subprocess.run(fix_args(ref, python, wheelhouse), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "fix failed at step 1: disk full" in proc.stdout and "Traceback" not in proc.stderr + proc.stdout
+    assert "rolled back (verified" in proc.stdout
+    assert freeze(python) == before
+    site = _site(python)
+    assert not list((site / "bulky").glob("new_*")), "the new version's half-written files stayed behind"
+    assert not [e for e in site.iterdir() if e.name.startswith("~")]
+    assert phase(work) is None

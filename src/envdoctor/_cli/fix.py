@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--allow", action="append", default=[], metavar="NAME",
                    help="allow replacing this protected package (repeatable)")
+    p.add_argument("--protect", action="append", default=[], metavar="NAME",
+                   help="never change this installed package, whatever the target says (repeatable)")
     p.add_argument("--allow-broken", action="store_true",
                    help="apply even if another installed package's requirement would break (listed as warnings)")
     p.add_argument("--index-url", metavar="URL", help="package index (default: pip's configuration)")
@@ -80,7 +82,7 @@ def fix_request(args: argparse.Namespace) -> FixRequest:
 
     return FixRequest(
         matrix=args.matrix, requirements=args.requirements, python=args.python, backend=args.backend,
-        allow=tuple(args.allow), allow_broken=args.allow_broken,
+        allow=tuple(args.allow), allow_broken=args.allow_broken, protect=tuple(args.protect),
         sources=sources_from(args.index_url, args.extra_index_url, args.find_links, args.no_index),
         dry_run=args.dry_run, verify_imports=not args.no_import_check, restart=args.restart,
         trust_sources=getattr(args, "trust_sources", False),

@@ -7,8 +7,9 @@ three refusals (protected names, after-state breakage), the constraint pins and 
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Environment, facts_of, from_facts
+from .._env.gpu import GpuInfo
 from .._resolver import Backend, Conflict, Install, Resolution, Sources, hashed_requirements, select_backend
 from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
@@ -183,6 +185,30 @@ def _check_after_state(env: Environment, resolutions: Sequence[Resolution], inst
             verdict.problems.append(f"{text}; add {b.dependent} to the target or remove it, or pass --allow-broken")
 
 
+_CUDA_LOCAL = re.compile(r"^cu[0-9]+$")
+_CUDA_INDEX = re.compile(r"/(whl/)?cu[0-9]+/?$")
+
+
+def _check_gpu(installs: Mapping[NormalizedName, Install], target: Target, gpu: Callable[[], GpuInfo] | None,
+               verdict: _Verdict) -> None:
+    """A CUDA build planned for a machine without a usable GPU is said (it installs, and runs on the CPU)."""
+    cuda = sorted(f"{i.name} {i.version}" for i in installs.values() if _CUDA_LOCAL.match(i.version.local or ""))
+    cuda += sorted(f"{p.name} (from {p.index_url})" for p in target.packages
+                   if p.index_url and _CUDA_INDEX.search(p.index_url) and p.key in installs
+                   and not _CUDA_LOCAL.match(installs[p.key].version.local or ""))
+    if not cuda:
+        return
+    from .._env.gpu import detect
+
+    info = (gpu or detect)()
+    if info.available and info.kind != "mps":
+        return
+    why = info.reason or ("Apple MPS, not CUDA" if info.available else "no GPU found")
+    verdict.warnings.append(f"the plan installs CUDA builds ({', '.join(cuda)}) but this machine has no NVIDIA GPU "
+                            f"({why}): they will install and run on the CPU only; for a CPU machine use a CPU "
+                            f"matrix (index_url = \"pytorch:cpu\")")
+
+
 def _pins(target: Target, installs: Mapping[NormalizedName, Install], nodeps_keys: set[NormalizedName]) -> tuple[str, ...]:
     """The resolved versions every install step is held to (-c), except --no-deps and direct references."""
     direct = {p.key for p in target.packages if " @ " in p.requirement}
@@ -198,8 +224,14 @@ def plan_fix(
     allow_broken: bool = False,
     sources: Sources | None = None,
     environment: Environment | None = None,
+    protect: Iterable[str] = (),
+    gpu: Callable[[], GpuInfo] | None = None,
 ) -> Plan:
-    """Resolve `target` with a real resolver against the environment and return the plan; changes nothing."""
+    """Resolve `target` with a real resolver against the environment and return the plan; changes nothing.
+
+    protect: the user's own protected names (--protect); gpu: how to learn whether this machine has a GPU
+    (default: `_env.gpu.detect`, asked only when the plan installs a CUDA build).
+    """
     start = time.perf_counter()
     chosen = select_backend(backend)
     env = environment or from_facts(facts_of(python))
@@ -212,10 +244,12 @@ def plan_fix(
     installs = {i.key: i for res in resolutions if res.ok for i in res.installs}
     changes = _changes(env, removals, installs)
     # Protected names: what the matrix says, envdoctor's own dependencies, Colab's preinstalled stack.
-    protected = protected_names(env, target, {p.key for p in target.packages} | {r.key for r in target.removals})
+    protected = protected_names(env, target, {p.key for p in target.packages} | {r.key for r in target.removals},
+                                backend=chosen.name, user=protect)
     _check_protected(changes, protected, allow, verdict)
     nodeps_keys = {p.key for p in target.packages if p.no_deps}
     _check_after_state(env, resolutions, installs, removals, nodeps_keys, allow_broken, verdict)
+    _check_gpu(installs, target, gpu, verdict)
     cfile = str(workdir_for(env.prefix) / "constraints.txt")
     pins = _pins(target, installs, nodeps_keys)
     steps = _steps(target, chosen, env.executable, removals, installs, src, cfile if pins else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +21,7 @@ class ProtectedBy(str, Enum):
     MATRIX = "matrix"
     OWN_DEPENDENCY = "own-dependency"
     INSTALLER = "installer"
+    USER = "user"
     COLAB = "colab"
 
 
@@ -39,13 +41,25 @@ class Protection:
         return {
             ProtectedBy.MATRIX: f"protected by {self.ref}",
             ProtectedBy.OWN_DEPENDENCY: "envdoctor's own dependency: the fixer must not break itself",
-            ProtectedBy.INSTALLER: "the installer itself",
+            ProtectedBy.INSTALLER: "the installer that runs the steps",
+            ProtectedBy.USER: "protected by --protect",
             ProtectedBy.COLAB: "Colab's preinstalled stack",
         }[self.by]
 
 
-# Installers are protected too: replacing pip or uv mid-fix would pull the floor from under the fixer.
-_TOOLS = ("pip", "uv", "setuptools", "wheel")
+def running_installer(env: Environment, backend: str) -> str | None:
+    """The distribution that runs the steps inside the target environment: its pip under the pip backend, uv
+    under the uv backend when that uv binary lives in the target. Replacing it mid-step pulls the floor from
+    under the fix; setuptools and wheel run no step, so pip upgrading them is ordinary (issue 14)."""
+    if backend == "pip":
+        return "pip" if env.get("pip") is not None else None
+    if backend == "uv":
+        from .._resolver import find_uv
+
+        uv = find_uv() or ""
+        inside = bool(uv and env.prefix) and os.path.realpath(uv).startswith(os.path.realpath(env.prefix) + os.sep)
+        return "uv" if inside and env.get("uv") is not None else None
+    return None
 
 
 def own_dependencies(root: str = "envdoctor") -> set[NormalizedName]:
@@ -80,8 +94,14 @@ def _same_environment(env: Environment) -> bool:
     return os.path.realpath(env.prefix or "") == os.path.realpath(sys.prefix)
 
 
-def protected_names(env: Environment, target: Target, named: Iterable[str]) -> dict[NormalizedName, Protection]:
-    """Each protected name with why it is protected; names the target itself sets are not protected by Colab."""
+def protected_names(env: Environment, target: Target, named: Iterable[str], *, backend: str = "pip",
+                    user: Iterable[str] = ()) -> dict[NormalizedName, Protection]:
+    """Each protected name with why it is protected.
+
+    A name the target itself pins is a change the target allows: Colab's stack and the matrix's protected
+    names guard what the target does not name. The user's list (--protect), the installer that runs the
+    steps and envdoctor's own dependencies in its own interpreter hold whatever the target says.
+    """
     out: dict[NormalizedName, Protection] = {}
     named_keys = {canonicalize_name(n) for n in named}
     if env.runtime.colab:
@@ -89,10 +109,13 @@ def protected_names(env: Environment, target: Target, named: Iterable[str]) -> d
             if key not in named_keys:
                 out[key] = Protection(ProtectedBy.COLAB)
     for key in target.protected:
-        out[canonicalize_name(key)] = Protection(ProtectedBy.MATRIX, target.ref)
-    for tool in _TOOLS:
-        if tool not in named_keys:
-            out.setdefault(canonicalize_name(tool), Protection(ProtectedBy.INSTALLER))
+        if canonicalize_name(key) not in named_keys:
+            out[canonicalize_name(key)] = Protection(ProtectedBy.MATRIX, target.ref)
+    tool = running_installer(env, backend)
+    if tool is not None and tool not in named_keys:
+        out[canonicalize_name(tool)] = Protection(ProtectedBy.INSTALLER)
+    for name in user:
+        out[canonicalize_name(name)] = Protection(ProtectedBy.USER)
     if _same_environment(env):
         for key in own_dependencies():
             out[key] = Protection(ProtectedBy.OWN_DEPENDENCY)

@@ -117,6 +117,9 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
             (removed if _remove_installed(env, key) else failed).append(key)
     for saved_key, saved in snapshot.saved.items():
         if after_version(env, saved_key) == saved.version and saved_key not in changed and _intact(saved):
+            # The installer put it back itself (pip undoes its uninstall on failure) but may have left the new
+            # version's half-written files in its folders (a full disk, a kill): those go.
+            _sweep_orphans(saved.files, snapshot.site_dirs, env, saved_key)
             continue
         _remove_installed(env, saved_key)
         if saved.wheel_dir:

@@ -28,6 +28,7 @@ class FixRequest:
     backend: str = "auto"
     allow: tuple[str, ...] = ()
     allow_broken: bool = False
+    protect: tuple[str, ...] = ()  # the user's own protected names (--protect)
     sources: Sources = Sources()
     dry_run: bool = False
     verify_imports: bool = True
@@ -127,7 +128,7 @@ class FixSession:
         if found is not None:
             raise FixError(found.describe() + "; nothing was planned")
         plan = plan_fix(target, python=r.python, backend=r.backend, allow=r.allow, allow_broken=r.allow_broken,
-                        sources=r.sources, environment=env)
+                        sources=r.sources, environment=env, protect=r.protect)
         return target, plan
 
     def run(self) -> SessionResult:
