@@ -106,8 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_usage(sys.stderr)
         return 2
+    from .._status import Terminal, reporting
+
     try:
-        return int(args.func(args))
+        with reporting(Terminal(sys.stderr)):  # a resolution shows what it resolves and for how long, on stderr
+            return int(args.func(args))
     except EnvDoctorError as e:
         print(f"envdoctor: error: {e}", file=sys.stderr)
         return e.exit_code

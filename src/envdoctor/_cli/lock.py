@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from .._render.lock import render_pylock, render_requirements, render_summary
 
     matrix = load_matrix(args.matrix or DEFAULT_MATRIX)
-    print("envdoctor lock: reading the environment and looking up its files on the configured index ...",
-          file=sys.stderr)
     lock = lock_environment(args.python, matrix=matrix.ref, include_installers=args.all)
     if args.format == "pylock":
         text = render_pylock(lock)

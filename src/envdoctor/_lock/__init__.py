@@ -65,7 +65,9 @@ def lock_environment(python: str | os.PathLike[str] | None = None, *, matrix: st
             unlocked.append(recorded)
         else:
             pins[key] = (dist.name, dist.version)
-    found, missing = from_index(target, pins, sources or Sources())
+    where = (".".join(map(str, env.python_version.release[:2])),
+             f"{env.markers.get('sys_platform', '?')} {env.markers.get('platform_machine', '')}".strip())
+    found, missing = from_index(target, pins, sources or Sources(), where=where)
     locked += found
     unlocked += missing
     return Lock(env.python_version, dict(env.markers), tuple(sorted(locked, key=lambda p: p.key)),

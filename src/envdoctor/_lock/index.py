@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 from .._resolver._common import run_tool
 from .._resolver._pip import pip_command, pip_env, source_args
 from .._resolver.model import Sources
+from .._status import resolving, run_with_status
 from ..errors import ResolutionError
 from .model import Artifact, Locked, Unlocked
 from .records import file_path, sha256_of
@@ -43,12 +44,15 @@ def _artifact(item: Mapping[str, Any]) -> Artifact | None:
     return Artifact(str(info["url"]), dict(hashes), os.path.getsize(str(local)) if is_file else None)
 
 
-def _report(python: str | None, pins: Sequence[str], sources: Sources, timeout: float) -> tuple[dict[str, Any], str]:
+def _report(python: str | None, pins: Sequence[str], sources: Sources, timeout: float,
+            where: tuple[str | None, str | None]) -> tuple[dict[str, Any], str]:
     with tempfile.TemporaryDirectory(prefix="envdoctor-lock-") as tmp:
         report = os.path.join(tmp, "report.json")
         cmd = [*pip_command(python), "install", "--dry-run", "--ignore-installed", "--no-deps", "--report", report,
                "--progress-bar", "off", "--no-input", *source_args(sources), *pins]
-        proc, _ = run_tool("pip", cmd, timeout=timeout, env=pip_env())
+        job = resolving("pip", pins, *where)
+        proc, _ = run_with_status(job, lambda: run_tool("pip", cmd, timeout=timeout, env=pip_env()),
+                                  ok=lambda done: done[0].returncode == 0)
         raw = proc.stdout + proc.stderr
         if proc.returncode != 0 or not os.path.exists(report):
             return {}, raw
@@ -57,13 +61,16 @@ def _report(python: str | None, pins: Sequence[str], sources: Sources, timeout: 
 
 
 def from_index(python: str | None, pins: Mapping[NormalizedName, tuple[str, Version]], sources: Sources,
-               timeout: float = 900.0) -> tuple[list[Locked], list[Unlocked]]:
-    """Lock each pinned name to the file the index serves for this interpreter; a pin it lacks is Unlocked."""
+               timeout: float = 900.0, where: tuple[str | None, str | None] = (None, None)
+               ) -> tuple[list[Locked], list[Unlocked]]:
+    """Lock each pinned name to the file the index serves for this interpreter; a pin it lacks is Unlocked.
+    `where` (Python version, platform) only words the live status."""
     wanted = dict(pins)
     unlocked: list[Unlocked] = []
     data: dict[str, Any] = {}
     while wanted:
-        data, raw = _report(python, [f"{name}=={version}" for name, version in wanted.values()], sources, timeout)
+        data, raw = _report(python, [f"{name}=={version}" for name, version in wanted.values()], sources, timeout,
+                            where)
         if data:
             break
         missing = {canonicalize_name(m["name"]) for m in _MISSING.finditer(raw)} & set(wanted)
