@@ -110,7 +110,7 @@ def _type_finding(t: ModelType, table: dict[str, Any], env: Environment, archs: 
     status = Status.FAIL if entry.get("exact") else Status.WARN
     return Finding(Kind.MODEL, status, "transformers",
                    f"transformers {found} does not know {what}: it needs {since} "
-                   f"(else 'KeyError: {t.name!r}' / 'does not recognize this architecture')",
+                   f"(older releases fail with KeyError: {t.name!r} or 'does not recognize this architecture')",
                    found=str(found), fix=f"pip install 'transformers>={first}'", **common)
 
 
