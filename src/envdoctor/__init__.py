@@ -51,6 +51,8 @@ _LAZY = {
     "FixResult": "._fix",
     "Plan": "._fix",
     "resolve": "._resolver",
+    "lock_environment": "._lock",
+    "Lock": "._lock",
     "load_ipython_extension": "._notebook",
 }
 _ALIASES = {"available_matrices": "available", "diff_matrices": "diff", "freeze_matrix": "freeze"}
@@ -105,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._env.gpu import GpuInfo
     from ._fix import FixResult, Plan
     from ._fix.api import fix, plan_fix
+    from ._lock import Lock, lock_environment
     from ._matrix.diff import diff as diff_matrices
     from ._matrix.freeze import freeze as freeze_matrix
     from ._matrix.loader import available as available_matrices
