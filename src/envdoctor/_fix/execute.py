@@ -241,7 +241,8 @@ def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
     save_state(work, plan, str(folder), next_step=0, phase=Phase.SNAPSHOT)
     rep.note("snapshot of the installed set")
     try:
-        return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work, root=folder)
+        return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work, root=folder,
+                             added=[c.name for c in plan.changes if c.before is None])
     except BaseException as e:
         clear_state(work)  # nothing was changed yet
         shutil.rmtree(folder, ignore_errors=True)

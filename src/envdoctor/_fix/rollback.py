@@ -135,7 +135,10 @@ def rollback(snapshot: Snapshot) -> RollbackResult:
             continue
         if after is not None:
             _remove_installed(env, key)
-        ok = _pip_install(snapshot.python, f"{key}=={before}")
+        wheels = os.path.join(snapshot.folder, "wheels")  # the pylock's packed wheels: offline first
+        ok = (os.path.isdir(wheels) and _pip_install(snapshot.python, f"{key}=={before}", "--no-index",
+                                                     "--find-links", wheels)) or \
+            _pip_install(snapshot.python, f"{key}=={before}")
         (restored if ok else failed).append(key)
     _pip_leftovers(snapshot)
     _partial_folders(snapshot)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .._env.environment import Environment
+from .._env.environment import Distribution, Environment
 from .._paths import atomic_write
 from .._resolver._pip import pip_command, pip_env
 from ..errors import FixError
@@ -116,14 +116,17 @@ def new_snapshot_folder(work: Path) -> Path:
 
 
 def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze: bool = True,
-                  root: Path | None = None) -> Snapshot:
+                  root: Path | None = None, added: Iterable[str] = ()) -> Snapshot:
     """Record every installed version and keep a copy of the distributions in `keep` (the ones the fix changes).
 
-    `snapshot.json` is written last: one that exists is complete.
+    The same pre-fix state is also written as a PEP 751 `pylock.toml` (`pylock.py`; `added`: what the fix
+    installs anew, to be removed by hand). `snapshot.json` is written last: one that exists is complete.
     """
     root = root or new_snapshot_folder(folder)
     root.mkdir(parents=True, exist_ok=True)
     saved: dict[str, Saved] = {}
+    packable: dict[str, tuple[Distribution, list[str]]] = {}
+    mirror: dict[str, str] = {}
     for name in keep:
         dist = env.get(name)
         if dist is None:
@@ -137,7 +140,9 @@ def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze
             continue
         for f in files:
             _link_or_copy(f, _mirror(f, droot))
+            mirror[f] = _mirror(f, droot)
         saved[key] = Saved(dist.name, dist.raw_version, tuple(files), droot)
+        packable[key] = (dist, files)
     sites = tuple(sorted({d.location for d in env.distributions.values() if d.location}))
     entries = tuple(sorted(os.path.join(s, e) for s in sites if os.path.isdir(s) for e in os.listdir(s)))
     snap = Snapshot(
@@ -145,6 +150,9 @@ def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze
         versions={str(k): d.raw_version for k, d in env.distributions.items()},
         freeze=pip_freeze(env.executable) if freeze else "", saved=saved, site_entries=entries, site_dirs=sites,
     )
+    from .pylock import write_pylock
+
+    write_pylock(root, env.executable, packable, mirror, added)
     # Last, and atomically: a snapshot.json that exists is complete (the journal relies on it).
     atomic_write(root / "snapshot.json", snap.to_json())
     return snap
@@ -183,3 +191,5 @@ def discard_copies(snapshot: Snapshot, keep_last: int = 5) -> None:
     folders = sorted(parent.glob("snapshot-*"), key=lambda p: p.stat().st_mtime)
     for old in folders[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
+    for old in folders[-keep_last:-1]:  # the newest snapshot's pylock wheels undo the last fix by hand
+        shutil.rmtree(old / "wheels", ignore_errors=True)
