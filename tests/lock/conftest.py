@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-# the fixer's tests own the wheel builder; one definition of a real test wheel
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fix"))
-from fixtools import build_wheel  # noqa: E402
+from fixtools import build_wheel  # the fixer's wheel builder (tests/fix, on pytest's pythonpath)
 
 
 @pytest.fixture(scope="session")
