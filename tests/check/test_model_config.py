@@ -211,4 +211,5 @@ def test_without_matrix_the_model_picks_its_family(tmp_path: Path, capsys: pytes
     main(["check", "--model", str(tmp_path), "--format", "json", "--gpu", "none"])
     data = json.loads(capsys.readouterr().out)
     assert data["matrix"] == "gemma@2026.11"
+    assert data["model"] == {"model_types": ["gemma2"], "architectures": ["Gemma2ForCausalLM"]}
     assert any(f["kind"] == "model" and "'gemma2'" in f["message"] for f in data["findings"])

@@ -21,7 +21,7 @@ from . import model as _model
 from . import rules as _rules
 from .findings import CertificateSummary, Finding, Kind, Report, Status
 from .installed import consistency, metadata
-from .model import load_model_config, model_types
+from .model import load_model_config, model_types, summary
 from .registry import CHECKERS, Context
 
 _REGISTERED = (_rules, _gpu, _model)  # importing them registers their checkers
@@ -69,6 +69,7 @@ def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, 
         executable=env.executable, gpu=env.gpu, runtime=env.runtime,
         tools={"pip": env.pip_version, "uv": env.uv},
         findings=tuple(findings), certificate=certificate,
+        model=summary(model_config) if model_config is not None else None,
     )
 
 

@@ -84,6 +84,17 @@ class CertificateSummary:
 
 
 @dataclass(frozen=True)
+class ModelSummary:
+    """What `check --model` read from a config.json: its model types (nested ones after the first) and architectures."""
+
+    model_types: tuple[str, ...]
+    architectures: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_types": list(self.model_types), "architectures": list(self.architectures)}
+
+
+@dataclass(frozen=True)
 class Report:
     """Every finding of one check, ordered by root cause, with what was checked against what."""
 
@@ -96,6 +107,7 @@ class Report:
     tools: dict[str, str | None] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     certificate: CertificateSummary | None = None  # None: not looked up
+    model: ModelSummary | None = None  # None: no --model
 
     @property
     def ok(self) -> bool:
@@ -123,6 +135,7 @@ class Report:
                             "tools": self.tools},
             "gpu": self.gpu.to_dict(),
             "certificate": self.certificate.to_dict() if self.certificate is not None else {},
+            "model": self.model.to_dict() if self.model is not None else {},
             "summary": {s.value: self.count(s) for s in Status},
             "findings": [f.to_dict() for f in self.findings],
         }

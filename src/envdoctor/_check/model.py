@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from .._env.environment import Environment
 from .._matrix.model import Matrix, ModelFeatureRule
 from ..errors import InspectionError
-from .findings import Finding, Kind, Status
+from .findings import Finding, Kind, ModelSummary, Status
 from .registry import Context, checks
 from .rules import met
 
@@ -65,6 +65,13 @@ def model_types(config: dict[str, Any]) -> list[ModelType]:
                 and all(t.name != sub["model_type"] for t in out)):
             out.append(ModelType(sub["model_type"], f"{part}.model_type"))
     return out
+
+
+def summary(config: dict[str, Any]) -> ModelSummary:
+    """The model types and architectures a report shows for a config."""
+    archs = config.get("architectures")
+    names = tuple(a for a in archs if isinstance(a, str)) if isinstance(archs, list) else ()
+    return ModelSummary(tuple(t.name for t in model_types(config)), names)
 
 
 @cache

@@ -42,8 +42,11 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
         f"  python  {report.python}  {report.executable}" + (f"  ({', '.join(rt)})" if rt else ""),
         f"  gpu     {gpu_line}",
         f"  tools   pip {report.tools.get('pip') or 'not installed'}, uv {report.tools.get('uv') or 'not found'}",
-        "",
     ]
+    if report.model is not None:
+        archs = f" [{', '.join(report.model.architectures)}]" if report.model.architectures else ""
+        out.append(f"  model   {', '.join(report.model.model_types)}{archs}")
+    out.append("")
     # Passing package, Python and model rules stay visible: they are what a person checks at a glance.
     listed = ("package", "python", "model", "certificate")
     shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
