@@ -64,14 +64,28 @@ def plain_keywords(keywords: Mapping[str, Any], where: str) -> list[str]:
     return out
 
 
-def _format(err: ValidationError, where: str) -> list[str]:
-    out = []
+_UNION_TAGS = {"bool", "int", "float", "str", "constrained-str"}
+
+
+def _format(err: ValidationError, where: str, model: Any) -> list[str]:
+    """One line per offending param: a union's branches (bool, int, list[...]) fold into one message."""
+    seen: dict[tuple[str, ...], list[str]] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        if e["type"] == "extra_forbidden":
-            out.append(f"{where}: params.{loc}: unknown param")
-        else:
-            out.append(f"{where}: params{'.' + loc if loc else ''}: {e['msg']}")
+        loc = tuple(str(x) for x in e["loc"] if not (isinstance(x, str) and (x in _UNION_TAGS or "[" in x)))
+        prefix = next((loc[:n] for n in range(len(loc) + 1) if loc[:n] in seen), None)
+        if prefix is not None:
+            seen[prefix].append(e["msg"])
+            continue
+        seen[loc] = ["unknown param" if e["type"] == "extra_forbidden" else e["msg"]]
+    out = []
+    for loc, msgs in seen.items():
+        msg = msgs[0]
+        if len(msgs) > 1 and len(loc) >= 2:
+            msg = "not a plain value: a string, number or boolean, or a flat list or table of them"
+        elif len(msgs) > 1:
+            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == loc[0]), None)
+            msg = f"not valid ({field.description if field is not None and field.description else msgs[0]})"
+        out.append(f"{where}: params{'.' + '.'.join(loc) if loc else ''}: {msg}")
     return out
 
 
@@ -84,7 +98,7 @@ def validate(spec: Any, params: Mapping[str, Any], facts: MatrixFacts, where: st
     try:
         parsed = model.model_validate(dict(params))
     except ValidationError as e:
-        problems = _format(e, where)
+        problems = _format(e, where, model)
         fields = sorted(f.alias or n for n, f in model.model_fields.items())
         for i, p in enumerate(problems):
             if p.endswith(": unknown param"):

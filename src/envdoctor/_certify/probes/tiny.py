@@ -14,7 +14,7 @@ import math
 import time
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from ..params import ProbeParams
 from ..registry import Outcome, ProbeContext, register_probe
@@ -25,13 +25,13 @@ class TinyParams(ProbeParams):
     """Params of the tiny training probes."""
 
     family: Family = Field("llama", description="The model family whose tiny model trains: " + ", ".join(FAMILIES))
-    steps: int = Field(2, ge=1, le=20, description="Optimizer steps.")
+    steps: StrictInt = Field(2, ge=1, le=20, description="Optimizer steps.")
 
 
 class GaloreParams(TinyParams):
     """Params of tiny-galore."""
 
-    rank: int = Field(8, ge=1, le=64, description="GaLore's projection rank.")
+    rank: StrictInt = Field(8, ge=1, le=64, description="GaLore's projection rank.")
 
 
 def _allowed_on(ctx: ProbeContext) -> Outcome | None:
