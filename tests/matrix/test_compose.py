@@ -79,3 +79,17 @@ def test_model_types_and_remove_are_the_files_own(fragments: Path) -> None:
     leaf = _write(fragments, "leaf", 'extends = "./mid.toml"\n')
     m = load_matrix(str(leaf))
     assert m.model_types == () and m.remove == () and m.gpu.cuda is None
+
+
+def test_check_model_picks_a_family_by_model_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envdoctor._matrix.loader import matrix_for_model
+
+    folder = tmp_path / "mine" / "myqwen"
+    folder.mkdir(parents=True)
+    (folder / "2026.12.toml").write_text('schema_version = 1\nname = "myqwen"\nversion = "2026.12"\n'
+                                         'model_types = ["qwen2", "my_custom_type"]\n', encoding="utf-8")
+    monkeypatch.setenv("ENVDOCTOR_MATRIX_PATH", str(tmp_path / "mine"))
+    assert matrix_for_model(["qwen2"]) == "qwen"  # the bundled family claims it first
+    assert matrix_for_model(["my_custom_type"]) == "myqwen"
+    assert matrix_for_model(["gemma3", "qwen2"]) == "gemma"  # the config's own type before its nested ones
+    assert matrix_for_model(["deepseek_v3"]) is None

@@ -130,7 +130,8 @@ def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
 
 
 def matrix_for_model(model_types: list[str]) -> str | None:
-    """The newest current matrix whose own `model_types` names one of these (the first type winning), or None.
+    """The newest current matrix whose own `model_types` names one of these (the first type winning), or None;
+    a bundled matrix claims a type before a user's (ENVDOCTOR_MATRIX_PATH), then by name.
 
     Reads only each name's newest file (a family matrix is small), not its chain, so `check --model` stays fast.
     """
@@ -138,7 +139,7 @@ def matrix_for_model(model_types: list[str]) -> str | None:
     for entry in available():
         newest[entry.name] = entry  # sorted by version: the last one wins
     claims: dict[str, str] = {}
-    for entry in newest.values():
+    for entry in sorted(newest.values(), key=lambda e: (not e.bundled, e.name)):  # a bundled family claims first
         try:
             if b"model_types" not in entry.path.read_bytes():
                 continue  # most matrices name no model type: not worth parsing
