@@ -90,3 +90,19 @@ def test_t4_galore_gemma_plan_counts_gradients_kept_through_accumulation():
 def test_world_size_shares_the_effective_batch():
     plan = make_plan(LLAMA, declared("h200"), RunShape("qlora", 1, 2048), effective_batch=8, world_size=2)
     assert plan.batch * plan.grad_accum * 2 == 8 and plan.world_size == 2
+
+
+def test_auto_parallel_shards_a_model_that_does_not_fit_one_gpu():
+    """Under torchrun, QLoRA of a model one T4 cannot hold: FSDP over the GPUs (estimated per shard)."""
+    big = shape_from_config({"vocab_size": 128256, "hidden_size": 8192, "intermediate_size": 28672,
+                             "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8})
+    with pytest.raises(ConfigError, match="does not fit"):
+        make_plan(big, declared("t4"), RunShape("qlora", 1, 1024), effective_batch=8, world_size=8, parallel="ddp")
+    plan = make_plan(big, declared("t4"), RunShape("qlora", 1, 1024), effective_batch=8, world_size=8)
+    assert plan.parallel == "fsdp" and any("FSDP" in n for n in plan.notes)
+    assert plan.planned_bytes <= declared("t4").memory_total_bytes
+    assert make_plan(LLAMA, declared("h200"), RunShape("qlora", 1, 2048), effective_batch=8,
+                     world_size=2).parallel == "ddp"
+    with pytest.raises(ConfigError, match="GaLore"):
+        make_plan(GEMMA, declared("h200"), RunShape("galore", 1, 2048), effective_batch=8, world_size=2,
+                  parallel="fsdp")

@@ -42,7 +42,8 @@ def render_plan(plan: Plan) -> str:
            f"{plan.planned_bytes / GiB:.2f} GiB of {plan.budget / GiB:.2f} GiB" if plan.budget else ""),
     ]
     if plan.world_size > 1:
-        lines.append(f"  data parallel: {plan.world_size} processes, batch {plan.batch} x accumulation "
+        how = "FSDP, weights sharded" if plan.parallel == "fsdp" else "DDP"
+        lines.append(f"  data parallel ({how}): {plan.world_size} processes, batch {plan.batch} x accumulation "
                      f"{plan.grad_accum} on each (effective {plan.batch * plan.grad_accum * plan.world_size})")
     if plan.loss_on:
         lines.append(f"  loss on: {plan.loss_on}")
@@ -64,7 +65,7 @@ def render_memory_json(shape: ModelShape, gpu: GpuInfo, plan: Plan) -> str:
         "checkpointing": plan.checkpointing, "checkpoint_layers": plan.checkpoint_layers,
         "fused_loss": plan.fused_loss, "fused_kernels": plan.fused_kernels,
         "estimate_gib": round(plan.estimate.total / GiB, 3), "planned_gib": round(plan.planned_bytes / GiB, 3),
-        "budget_gib": round(plan.budget / GiB, 3), "world_size": plan.world_size,
+        "budget_gib": round(plan.budget / GiB, 3), "world_size": plan.world_size, "parallel": plan.parallel,
         "parts_gib": {k: round(v / GiB, 3) for k, v in plan.estimate.parts.items()},
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
-from .kinds import DtypeChoice, FastChoice, TrainMethod
+from .kinds import DtypeChoice, FastChoice, ParallelChoice, TrainMethod
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +35,8 @@ class TrainConfig(BaseModel):
     matrix: str = Field("llama31", description="compatibility matrix the certification guard checks")
     gpu: str | None = Field(None, description="plan for a declared GPU (t4, a100-40gb, ...) instead of the detected one")
     max_memory_gib: float | None = Field(None, gt=0, description="plan within this many GiB per GPU (default: the card)")
+    parallel: ParallelChoice = Field("auto", description="under torchrun: ddp (a whole model per GPU), fsdp (weights "
+                                     "sharded), auto = ddp unless the model does not fit one GPU")
     max_steps: int = Field(0, ge=0, description="optimizer steps; 0 = one pass over the data (epochs)")
     epochs: float = Field(1.0, gt=0, description="passes over the data when max_steps is 0")
     effective_batch: int = Field(4, ge=1, description="sequences per optimizer step (batch x accumulation)")

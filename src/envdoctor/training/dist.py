@@ -121,9 +121,20 @@ def loss_module(model: Any, fused: bool) -> Any:
     return _Loss(model)
 
 
-def wrap(module: Any, world: World, cuda: bool) -> Any:
-    """DDP over the trained parameters only: frozen (NF4) weights and buffers are neither broadcast nor reduced."""
+def wrap(module: Any, world: World, cuda: bool, fsdp: bool = False) -> Any:
+    """DDP over the trained parameters, or FSDP2 (`fully_shard`) of each decoder layer and the loss module."""
     if not world.distributed:
+        return module
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        from .fast import decoder_blocks
+
+        # one shard group per decoder layer, the rest (embeddings, head, final norm) in the root: the fused loss
+        # reads the head's weight inside the root's forward, where it is gathered
+        for block in decoder_blocks(module.model):
+            fully_shard(block)
+        fully_shard(module)
         return module
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -134,3 +145,18 @@ def wrap(module: Any, world: World, cuda: bool) -> Any:
     # find_unused_parameters off: every trained parameter takes part in every step (its check costs a graph walk)
     return DDP(module, device_ids=[world.local_rank] if cuda else None, find_unused_parameters=False,
                broadcast_buffers=False)
+
+
+def full_state_dict(model: Any) -> dict[str, Any]:
+    """The unsharded state dict of an FSDP model on rank 0 (empty elsewhere); every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return dict(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
+
+
+def load_full_state_dict(model: Any, state: dict[str, Any]) -> None:
+    """Load a full state dict (rank 0's) into an FSDP model, broadcast and sharded; every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True,
+                                                                strict=False))

@@ -11,6 +11,8 @@ Dtype = Literal["bf16", "fp16", "fp32"]
 DtypeChoice = Literal["auto", "bf16", "fp16", "fp32"]
 FastChoice = Literal["auto", "on", "off"]
 Quantize = Literal["nf4", "none"]
+ParallelChoice = Literal["auto", "ddp", "fsdp"]  # what a user asks for under torchrun
+Parallel = Literal["none", "ddp", "fsdp"]  # what runs
 
 
 class Outcome(NamedTuple):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import dist
-from .checkpoints import last_checkpoint, load, save
+from .checkpoints import last_checkpoint, load, load_sharded, save, save_sharded
 from .config import TrainConfig
 from .logs import Log, NullLog
 from .optim import optimizer, scheduler
@@ -79,6 +79,7 @@ class _Run:
     world: dist.World
     step_fn: Any  # the loss module (DDP-wrapped when distributed): forward(input_ids, labels, position_ids)
     loss_fn: Any  # the same module unwrapped (eval: no gradient sync)
+    fsdp: bool = False  # sharded: saving and loading are collective
 
 
 def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any],
@@ -107,7 +108,10 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
         out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda", world.local_rank) if plan.device == "cuda" else torch.device("cpu")
     full = cfg.method == "galore"
-    opt = optimizer(cfg, plan, model)
+    fsdp = plan.parallel == "fsdp" and world.distributed
+    loss_fn = dist.loss_module(model, plan.fused_loss)
+    step_fn = dist.wrap(loss_fn, world, plan.device == "cuda", fsdp)
+    opt = optimizer(cfg, plan, model)  # after wrapping: fully_shard replaces the parameters with sharded ones
     per_epoch = max(1, n_examples // (plan.batch * plan.grad_accum * world.world_size))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     sched = scheduler(opt, cfg.warmup_steps, total)
@@ -115,16 +119,17 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
     last = last_checkpoint(out) if cfg.resume and out.is_dir() else None
     if last is not None:
         start, folder = last
-        load(model, opt, sched, folder, device, full)
+        if fsdp:
+            load_sharded(model, opt, sched, folder, device, world)
+        else:
+            load(model, opt, sched, folder, device, full)
         rep.message(f"resumed from {folder} (step {start})")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.dtype)
     scaler = torch.amp.GradScaler("cuda") if plan.dtype == "fp16" and plan.device == "cuda" else None
     # the pad id only fills the right end of a row: labels (IGNORE_INDEX there) and positions never come from it,
     # so pad == eos costs nothing here (HF's DataCollatorForLanguageModeling would mask every EOS label)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    loss_fn = dist.loss_module(model, plan.fused_loss)
-    step_fn = dist.wrap(loss_fn, world, plan.device == "cuda")
-    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn)
+    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp)
 
 
 @dataclass
@@ -189,12 +194,20 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
             f.stalls["eval"] += time.perf_counter() - t
         if cfg.save_steps and f.step % cfg.save_steps == 0 and f.step < run.total:
             t = time.perf_counter()
-            if run.world.main:  # one copy: every rank holds the same weights
-                save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{f.step}", {"step": f.step},
-                     run.full)
-            dist.barrier(run.world)
+            _checkpoint(model, tokenizer, run, f.step)
             f.stalls["checkpoint"] += time.perf_counter() - t
     return f
+
+
+def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:
+    """checkpoint-N/: written once (rank 0; under DDP every rank holds the same weights), or gathered (FSDP)."""
+    folder = run.out / f"checkpoint-{step}"
+    if run.fsdp:
+        save_sharded(model, run.opt, run.sched, tokenizer, folder, {"step": step}, run.world)
+        return
+    if run.world.main:
+        save(model, run.opt, run.sched, tokenizer, folder, {"step": step}, run.full)
+    dist.barrier(run.world)
 
 
 def _tensors(group: Any, run: _Run) -> dict[str, Any]:
@@ -226,6 +239,8 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, in
         b = _to(b, run)
         # DDP all-reduces on the last micro-batch only (https://pytorch.org/docs/stable/notes/ddp.html)
         last = k == plan.grad_accum - 1
+        if hasattr(run.step_fn, "set_requires_gradient_sync"):  # FSDP2: reduce-scatter on the last one only
+            run.step_fn.set_requires_gradient_sync(last)
         sync = contextlib.nullcontext() if last or not hasattr(run.step_fn, "no_sync") else run.step_fn.no_sync()
         with sync:
             with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
@@ -246,13 +261,13 @@ def evaluate(plan: Plan, model: Any, groups: list[Any], run: _Run) -> tuple[floa
     model.eval()  # no dropout
     try:
         with torch.no_grad():
-            for i, group in enumerate(groups):
-                if i % run.world.world_size != run.world.rank:
-                    continue
-                b = _to(_tensors(group, run), run)
-                count = int((b["labels"][:, 1:] != -100).sum())
-                if not count:
-                    continue
+            # every rank runs the same number of forwards (FSDP's gathers are collective): a rank past the end
+            # repeats the last batch with weight 0
+            w = run.world.world_size
+            for k in range(-(-len(groups) // w)):
+                i = k * w + run.world.rank
+                b = _to(_tensors(groups[min(i, len(groups) - 1)], run), run)
+                count = int((b["labels"][:, 1:] != -100).sum()) if i < len(groups) else 0
                 with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
                     loss = run.loss_fn(b["input_ids"], b["labels"], b["position_ids"])
                 total += float(loss) * count
@@ -286,12 +301,13 @@ def _finish(plan: Plan, model: Any, tokenizer: Any, run: _Run, f: _Fit) -> Train
 
     final = run.out / ("model" if run.full else "adapter")
     t = time.perf_counter()
+    weights = dist.full_state_dict(model) if run.fsdp else None  # collective
     if run.world.main:
-        model.save_pretrained(str(final))
+        model.save_pretrained(str(final), **({"state_dict": weights} if weights is not None else {}))
         tokenizer.save_pretrained(str(final))
-        if not run.full:  # adapters are small: keep a last checkpoint so a longer run can resume from it
-            save(model, run.opt, run.sched, tokenizer, run.out / f"checkpoint-{f.step}", {"step": f.step}, run.full)
     dist.barrier(run.world)
+    if not run.full:  # adapters are small: keep a last checkpoint so a longer run can resume from it
+        _checkpoint(model, tokenizer, run, f.step)
     f.stalls["checkpoint"] += time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated(run.device) / 2**30 if plan.device == "cuda" else 0.0
     peak = dist.all_max(peak, run.world, run.device)

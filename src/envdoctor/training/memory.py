@@ -155,6 +155,7 @@ class RunShape:
     packed: bool = False  # packed examples (position ids reset): an explicit mask, so SDPA gets repeated k/v
     param_bytes: int = 2  # bf16/fp16 base weights (GaLore, LoRA); 4 for fp32 (CPU, or GaLore under fp16)
     grad_accum: int = 1  # micro-batches per optimizer step: >1 keeps full gradients alive across forwards
+    shards: int = 1  # FSDP: weights, gradients and optimizer state split over this many GPUs
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,30 @@ def _activations_per_token_layer(shape: ModelShape, run: RunShape, on_gpu: bool 
 def estimate(shape: ModelShape, run: RunShape) -> Estimate:
     """The peak allocated memory of one step of `run` on `shape`, by part."""
     parts, paged = _static_parts(shape, run)
+    step = _step_parts(shape, run)
+    if run.shards > 1:
+        parts, paged, step = _sharded(shape, run, parts, paged, step)
     static = sum(parts.values())
-    parts.update(_step_parts(shape, run))
+    parts.update(step)
     return Estimate(parts=parts, paged=paged, static=static)
+
+
+def _sharded(shape: ModelShape, run: RunShape, parts: dict[str, int], paged: int,
+             step: dict[str, int]) -> tuple[dict[str, int], int, dict[str, int]]:
+    """FSDP: each GPU keeps 1/shards of the weights, gradients and optimizer state, plus what is gathered.
+
+    Gathered: the root's parameters (embeddings, head, final norm) for the whole step, and two decoder layers
+    at a time (the one running and the one prefetched). Not calibrated on a GPU yet.
+    """
+    n = run.shards
+    out = {f"{k} (1/{n} shard)": v // n for k, v in parts.items()}
+    layer_params = shape.linear_params // shape.layers
+    per_param = NF4_BYTES if run.method == "qlora" else run.param_bytes
+    emb_bytes = 4 if run.upcast_non_quantized else run.param_bytes
+    out["gathered: embeddings + head (root)"] = shape.embedding_params * emb_bytes * (n - 1) // n
+    out["gathered: 2 decoder layers"] = int(2 * layer_params * per_param)
+    grads = {"gradients", "gradients (accumulated)"}
+    return out, paged // n, {k: (v // n if k in grads else v) for k, v in step.items()}
 
 
 def _static_parts(shape: ModelShape, run: RunShape) -> tuple[dict[str, int], int]:

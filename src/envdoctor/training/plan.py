@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from .._env.gpu import GpuInfo
 from ..errors import ConfigError, DoesNotFitError
-from .kinds import Device, Dtype, DtypeChoice, Method, Quantize
+from .kinds import Device, Dtype, DtypeChoice, Method, Parallel, ParallelChoice, Quantize
 from .memory import Estimate, GiB, ModelShape, RunShape, estimate
 
 CUDA_CONTEXT = int(0.6 * GiB)  # CUDA context + cuBLAS workspaces: on the GPU, never in max_memory_allocated
@@ -43,6 +43,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     world_size: int = 1  # data-parallel processes; the effective batch is batch x grad_accum x world_size
     loss_on: str = ""  # what carries loss (the data's masking), said in the plan
+    parallel: Parallel = "none"  # ddp or fsdp under torchrun; none for one process
     run: RunShape | None = None  # what was estimated (benchmarks/calibrate_plans.py varies it and re-estimates)
 
     @property
@@ -98,17 +99,40 @@ def gpu_budget(gpu: GpuInfo, max_memory_gib: float | None = None) -> tuple[int, 
 def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch: int, dtype: DtypeChoice = "auto",
               fixed_batch: int | None = None, fixed_checkpointing: bool | None = None,
               fixed_seq: bool = False, fast: bool = True, kernels: bool | None = None,
-              max_memory_gib: float | None = None, world_size: int = 1) -> Plan:
+              max_memory_gib: float | None = None, world_size: int = 1, parallel: ParallelChoice = "auto") -> Plan:
     """The fastest plan that fits: fewest checkpointed layers first, then the largest batch, then shorter sequences.
 
-    Raises DoesNotFitError when nothing fits the card (or `max_memory_gib`, per GPU).
+    With several processes: DDP (a whole model per GPU), or FSDP when asked or when nothing fits one GPU
+    (`auto`). Raises DoesNotFitError when nothing fits the card (or `max_memory_gib`, per GPU).
     """
+    if world_size > 1 and parallel != "fsdp":
+        try:
+            return _make_plan(shape, gpu, run, effective_batch, dtype, fixed_batch, fixed_checkpointing, fixed_seq,
+                              fast, kernels, max_memory_gib, world_size, "ddp")
+        except DoesNotFitError:
+            if parallel == "ddp" or run.method == "galore" or not (gpu.available and gpu.kind == "cuda"):
+                raise
+        plan = _make_plan(shape, gpu, run, effective_batch, dtype, fixed_batch, fixed_checkpointing, fixed_seq,
+                          fast, kernels, max_memory_gib, world_size, "fsdp")
+        return replace(plan, notes=(*plan.notes, f"FSDP: the model does not fit one GPU; weights sharded over "
+                                                 f"{world_size}"))
+    return _make_plan(shape, gpu, run, effective_batch, dtype, fixed_batch, fixed_checkpointing, fixed_seq, fast,
+                      kernels, max_memory_gib, world_size, "fsdp" if world_size > 1 else "none")
+
+
+def _make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, effective_batch: int, dtype: DtypeChoice,
+               fixed_batch: int | None, fixed_checkpointing: bool | None, fixed_seq: bool, fast: bool,
+               kernels: bool | None, max_memory_gib: float | None, world_size: int, parallel: Parallel) -> Plan:
+    if parallel == "fsdp" and run.method == "galore":
+        raise ConfigError("parallel = fsdp: GaLore projects whole gradients (an SVD per matrix), not shards; "
+                          "use ddp or one GPU")
     cdtype = choose_dtype(gpu, dtype)
     cuda = gpu.available and gpu.kind == "cuda"
     method: Method = run.method if cuda or run.method != "qlora" else "lora"
     param_dtype: Dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
     run = replace(run, method=method, fused_loss=fast, fused_kernels=(fast if kernels is None else kernels) and cuda,
-                  param_bytes=2 if param_dtype in ("bf16", "fp16") else 4)
+                  param_bytes=2 if param_dtype in ("bf16", "fp16") else 4,
+                  shards=world_size if parallel == "fsdp" else 1)
     notes: list[str] = []
     if method == "lora" and run.method != "qlora":
         notes.append("no CUDA GPU: LoRA on a full-precision base instead of NF4 (QLoRA needs CUDA)")
@@ -118,7 +142,8 @@ def make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, *, effective_batch
     def done(r: RunShape, est: Estimate, budget: int) -> Plan:
         return Plan(r.method, "cuda" if cuda else "cpu", cdtype, param_dtype, "nf4" if r.method == "qlora" else "none",
                     r.batch, r.grad_accum, r.seq, r.checkpointing, r.checkpoint_layers,
-                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes), world_size, run=r)
+                    r.fused_loss, r.fused_kernels, est, budget, factor, tuple(notes), world_size, parallel=parallel,
+                    run=r)
 
     if not cuda:
         batch = fixed_batch or min(per_rank, 4)

@@ -86,7 +86,8 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
         notes.append(f"fused kernels off: {why}")
     plan = make_plan(shape, gpu, run, effective_batch=cfg.effective_batch, dtype=cfg.dtype,
                      fixed_batch=cfg.batch_size, fixed_checkpointing=cfg.gradient_checkpointing, fast=fast,
-                     kernels=fast and kernels_ok, max_memory_gib=cfg.max_memory_gib, world_size=world_size)
+                     kernels=fast and kernels_ok, max_memory_gib=cfg.max_memory_gib, world_size=world_size,
+                     parallel=cfg.parallel)
     return replace(plan, notes=plan.notes + tuple(notes), loss_on=loss_on(cfg))
 
 
@@ -166,8 +167,11 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
     levers = Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
                     checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss)
     if cfg.method == "qlora":
+        # FSDP shards NF4 codes with the other weights only when they are stored in the compute dtype
+        # (bnb_4bit_quant_storage; https://huggingface.co/docs/bitsandbytes/main/en/fsdp_qlora)
         model = load_base(cfg.model, quantize=plan.quantize, dtype=plan.dtype if plan.quantize == "nf4" else plan.param_dtype,
-                          device=plan.device, device_index=world.local_rank)
+                          device=plan.device, device_index=world.local_rank,
+                          quant_storage=plan.dtype if plan.parallel == "fsdp" else None)
         freeze_base(model, levers)
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, list(cfg.lora_targets))
     else:
