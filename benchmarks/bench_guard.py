@@ -2,6 +2,7 @@
 transformers, compare versions), each in fresh interpreters as at the top of a training script.
 
     python benchmarks/bench_guard.py [--matrix llama31] [--tier 2] [--device cpu] [--runs 20] [--certify] [--json OUT]
+    python benchmarks/bench_guard.py --scratch-matrix --profile     where the milliseconds go
 
 --certify first runs `envdoctor certify` so that a valid certificate exists (needs the stack installed).
 Bytecode caching is left on for the children (PYTHONDONTWRITEBYTECODE is removed), as in a normal install,
@@ -30,15 +31,35 @@ print({{"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "total_ms": (t
         "valid": cert is not None, "heavy_modules": heavy}})
 """
 
+PROFILE = r"""
+import cProfile, io, pstats, time
+t0 = time.perf_counter()
+import envdoctor
+t1 = time.perf_counter()
+profile = cProfile.Profile()
+profile.enable()
+envdoctor.guard({matrix!r}, tier={tier}, device={device!r})
+profile.disable()
+print(f"import envdoctor {{(t1 - t0) * 1e3:.2f}} ms; guard() under cProfile {{(time.perf_counter() - t1) * 1e3:.2f}} ms")
+out = io.StringIO()
+pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+print(out.getvalue())
+"""
+
 PREFLIGHT = r"""
 import time
 t0 = time.perf_counter()
 import torch, transformers
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from packaging.version import Version
 pins = {{"torch": ">=2.4", "transformers": ">=4.43", "peft": ">=0.13", "trl": ">=0.12", "bitsandbytes": ">=0.45"}}
 from packaging.specifiers import SpecifierSet
-bad = [n for n, s in pins.items() if not SpecifierSet(s).contains(Version(version(n)), prereleases=True)]
+def ok(name, spec):
+    try:
+        return SpecifierSet(spec).contains(Version(version(name)), prereleases=True)
+    except PackageNotFoundError:  # a machine without trl still pays for the lookup
+        return False
+bad = [n for n, s in pins.items() if not ok(n, s)]
 cuda = torch.cuda.is_available() if {device!r} != "cpu" else False
 t1 = time.perf_counter()
 print({{"import_ms": (t1 - t0) * 1e3, "call_ms": 0.0, "total_ms": (t1 - t0) * 1e3, "valid": not bad,
@@ -80,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="certify and guard a minimal one-probe matrix written to a temporary folder (for machines "
                          "whose stack does not pass the real matrix's check)")
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile one guard() in a fresh interpreter (cProfile, and -X importtime for the import)")
     args = ap.parse_args(argv)
 
     if args.scratch_matrix:
@@ -138,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  in-process             {p['total_ms']['median']:8.1f} {p['total_ms']['min']:8.1f} {p['total_ms']['p90']:8.1f}")
     print(f"  whole process          {p['process_ms']['median']:8.1f} {p['process_ms']['min']:8.1f} {p['process_ms']['p90']:8.1f}")
     print(f"speed-up of the pre-flight itself: {p['total_ms']['median'] / g['total_ms']['median']:.0f}x")
+    if args.profile:
+        print(subprocess.run([sys.executable, "-c", PROFILE.format(**fmt)], capture_output=True, text=True,
+                             env=_env()).stdout)
+        imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import envdoctor"], capture_output=True,
+                                 text=True, env=_env()).stderr.splitlines()
+        print("slowest imports of `import envdoctor` (self us | cumulative us | module):")
+        print("\n".join(sorted(imports[1:], key=lambda line: -int(line.split("|")[1]))[:12]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
