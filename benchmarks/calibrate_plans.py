@@ -100,10 +100,10 @@ def model_config(name: str) -> Any:
 
 
 def train_config(p: Point, model_dir: str = "m", data: str = "d.jsonl", out: str = "o") -> Any:
-    """The TrainConfig of a point: the trainer's defaults, the point's keys, 3 steps, nothing saved."""
+    """The TrainConfig of a point: the defaults, the point's keys, 2 steps (the second has it all), no saves."""
     from envdoctor.training.config import TrainConfig
 
-    return TrainConfig(method=p.method, model=model_dir, dataset=data, output=out, gpu=p.gpu, max_steps=3,
+    return TrainConfig(method=p.method, model=model_dir, dataset=data, output=out, gpu=p.gpu, max_steps=2,
                        save_steps=0, resume=False, **p.config)
 
 
@@ -190,7 +190,7 @@ class _Say:
 
 
 def run_point(p: Point, model_dir: str, data: str) -> dict[str, Any]:
-    """In the child: train the point's plan for 3 steps and measure the peaks."""
+    """In the child: train the point's plan for 2 optimizer steps and measure the peaks."""
     import torch
 
     from envdoctor._render.train import render_plan
