@@ -187,8 +187,11 @@ def test_sigkill_at_each_phase_is_reported_and_rolled_back(at, bulky_venv, wheel
 
 def test_the_orphaned_installer_holds_the_lock(bulky_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
     python, ref, work, before = bulky_venv()
-    proc = run_until(fix_args(ref, python, wheelhouse), lambda pid: any(
-        " install " in c and "--dry-run" not in c for _, c in descendants(pid)), signal.SIGKILL)
+    def installing(pid: int) -> bool:  # the owner file names the step's running installer
+        owner = read_owner(work)
+        return owner is not None and owner.installer != 0
+
+    proc = run_until(fix_args(ref, python, wheelhouse), installing, signal.SIGKILL)
     proc.communicate(timeout=60)
     owner = read_owner(work)
     assert owner is not None and alive(owner.installer, owner.installer_start), "the installer was not recorded"

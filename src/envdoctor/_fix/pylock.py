@@ -3,10 +3,11 @@
 PEP 751 wants every wheel with its hashes, and an installed distribution does not remember the wheel it
 came from; so each distribution the fix will replace is packed back into a wheel from its own files
 (the RECORD's, read through the snapshot's hard links), uncompressed, next to the lock file. The lock
-then restores the pre-fix versions by hand, offline, with uv 0.6.15 or newer (`uv pip install --offline
---no-deps -r pylock.toml`; `uv pip sync` would also remove everything the lock does not list, which is
-everything the fix does not touch). pip reads pylock.toml only from 25.1 on, as `pip lock` output; it
-does not install from one yet. The distributions the fix adds are listed under `[tool.envdoctor] remove`.
+then restores the pre-fix versions by hand, offline: uv 0.6.15 or newer (`uv pip install --offline
+--no-deps -r pylock.toml`, tested with uv 0.13.9; `uv pip sync` would also remove everything the lock does
+not list, which is everything the fix does not touch), or pip 26.1 or newer (`pip install --no-deps -r
+pylock.toml`, experimental: https://github.com/pypa/pip/issues/13876); pip 23.2 to 26.0 cannot read it.
+The distributions the fix adds are listed under `[tool.envdoctor] remove`.
 Packing is skipped past `MAX_BYTES` (a CUDA torch): those are listed under `unarchived`, and envdoctor's
 own rollback restores them from the hard links all the same.
 """
@@ -121,6 +122,11 @@ def write_pylock(folder: Path, python: str, dists: Mapping[str, tuple[Distributi
     path = folder / "pylock.toml"
     atomic_write(path, render(packed, remove, unarchived, python))
     return path
+
+
+NOTE = ("restore it by hand with uv >= 0.6.15 (uv pip install --offline --no-deps -r PYLOCK) or pip >= 26.1 "
+        "(pip install --no-deps -r PYLOCK, experimental), then uninstall what [tool.envdoctor] remove lists; "
+        "envdoctor fix --rollback does both")
 
 
 def validate(path: Path) -> None:

@@ -59,6 +59,7 @@ def result_text(result: FixResult) -> str:
                 lines.append(f"  {name:<28} {before or '(absent)'} -> {after or '(removed)'}")
         lines += [f"warning: {w}" for w in result.warnings]
         lines.append(f"fix done in {result.seconds:.1f} s; log: {result.log}")
+        lines += _pylock_lines(result)
         if result.stale:
             lines.append("restart required: these modules were imported before the fix and are now stale:")
             for m in result.stale:
@@ -82,6 +83,18 @@ def result_text(result: FixResult) -> str:
             lines.append(f"  {d}")
     lines.append(f"log: {result.log}")
     return "\n".join(lines)
+
+
+def _pylock_lines(result: FixResult) -> list[str]:
+    """The closing note on the standard lock file of the state before the fix, when one was written."""
+    from pathlib import Path
+
+    from .._fix.pylock import NOTE
+
+    lock = Path(result.snapshot) / "pylock.toml" if result.snapshot else None
+    if lock is None or not lock.is_file():
+        return []
+    return [f"the state before the fix, as a PEP 751 lock file: {lock}", "  " + NOTE.replace("PYLOCK", str(lock))]
 
 
 def resumed_text(resumed: Resumed) -> str:
