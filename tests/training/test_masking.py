@@ -94,3 +94,19 @@ def test_template_rows_end_on_the_templates_end_of_turn(make_tok):
     words = tok.convert_ids_to_tokens(list(docs[0].ids))
     assert words[-3:] == ["<|", "user", "|>"] and "</s>" not in words
     assert stats.eos_trained == 1
+
+
+def test_trl_training_template_supplies_generation_markers(make_tok):
+    """A template TRL knows (Llama 3 here) is masked through TRL's training copy with generation markers."""
+    pytest.importorskip("trl")
+    from trl import chat_template_utils as ctu
+
+    tok = make_tok(chat_template=ctu.llama3_chat_template)
+    from envdoctor.training.masking import training_template
+
+    patched = training_template(tok)
+    assert patched is not None and "generation" in patched
+    docs, stats = docs_from([{"messages": CHAT}], tok, train_on_prompt=False)
+    assert stats.how == ("assistant turns (TRL's training template generation markers)",)
+    assert 0 < stats.trained_tokens < stats.seen_tokens
+    assert training_template(make_tok(chat_template=TURNS)) is None  # unknown to TRL: the turn boundaries

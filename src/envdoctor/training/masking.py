@@ -52,7 +52,29 @@ def _chat(tokenizer: Any, msgs: list[dict[str, Any]], **kw: Any) -> str:
     return str(tokenizer.apply_chat_template(msgs, tokenize=False, **kw))
 
 
-def _assistant_spans(tokenizer: Any, msgs: list[dict[str, Any]], full: str) -> tuple[list[tuple[int, int]], str]:
+def training_template(tokenizer: Any) -> str | None:
+    """TRL's training version of the tokenizer's chat template (with generation markers), when TRL knows it.
+
+    TRL ships prefix-preserving copies of common templates (Llama 3, Qwen, Gemma, ...) with `{% generation %}`
+    markers for `assistant_only_loss` (trl.chat_template_utils.get_training_chat_template). None when the
+    template already has markers, TRL is not installed, or it does not know the template.
+    """
+    template = _template(tokenizer)
+    if not template or _GENERATION.search(template):
+        return None
+    try:
+        from trl.chat_template_utils import get_training_chat_template
+    except Exception:  # TRL not installed (or broken): the template's turn boundaries
+        return None
+    try:
+        patched = get_training_chat_template(tokenizer)
+    except Exception:  # a template TRL does not know
+        return None
+    return patched if isinstance(patched, str) and _GENERATION.search(patched) else None
+
+
+def _assistant_spans(tokenizer: Any, msgs: list[dict[str, Any]], full: str,
+                     kw: dict[str, Any]) -> tuple[list[tuple[int, int]], str]:
     """Assistant turns as character spans of `full`: from after the generation prompt to the end of the turn."""
     spans: list[tuple[int, int]] = []
     how = "assistant turns (template turn boundaries)"
@@ -61,8 +83,8 @@ def _assistant_spans(tokenizer: Any, msgs: list[dict[str, Any]], full: str) -> t
         if m.get("role") != "assistant":
             continue
         try:
-            head = _chat(tokenizer, msgs[:i], add_generation_prompt=True) if i else ""
-            upto = _chat(tokenizer, msgs[: i + 1])
+            head = _chat(tokenizer, msgs[:i], add_generation_prompt=True, **kw) if i else ""
+            upto = _chat(tokenizer, msgs[: i + 1], **kw)
         except Exception:  # a template that refuses a partial conversation
             head, upto = "", ""
         if upto and full.startswith(upto) and upto.startswith(head) and len(head) >= cursor:
@@ -87,15 +109,20 @@ def _assistant_spans(tokenizer: Any, msgs: list[dict[str, Any]], full: str) -> t
     return spans, how
 
 
-def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = False) -> Rendered:
-    """The row's text and the spans that carry loss; raises ValueError for a row of no known format."""
+def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = False,
+           template: str | None = None) -> Rendered:
+    """The row's text and the spans that carry loss; raises ValueError for a row of no known format.
+
+    `template` replaces the tokenizer's chat template for masking (TRL's training version of it).
+    """
     if "messages" in row:
         msgs = row["messages"]
         if not isinstance(msgs, list) or not all(isinstance(m, dict) and "content" in m for m in msgs):
             raise ValueError("'messages' must be a list of {role, content} objects")
-        template = _template(tokenizer)
+        kw: dict[str, Any] = {"chat_template": template} if template else {}
+        template = template or _template(tokenizer)
         if template:
-            full = _chat(tokenizer, msgs)
+            full = _chat(tokenizer, msgs, **kw)
             if train_on_prompt:
                 return Rendered(full, ((0, len(full)),), "everything", special=False, append_eos=False)
             if _GENERATION.search(template):
@@ -103,16 +130,17 @@ def render(row: dict[str, Any], tokenizer: Any = None, train_on_prompt: bool = F
                 # (fast tokenizers only: https://huggingface.co/docs/transformers/chat_templating_writing)
                 try:
                     out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
-                                                        return_assistant_tokens_mask=True)
+                                                        return_assistant_tokens_mask=True, **kw)
                     ids = tuple(int(x) for x in out["input_ids"])
                     mask = tuple(bool(x) for x in out["assistant_masks"])
                 except (ValueError, KeyError, TypeError, NotImplementedError):
                     pass  # a slow tokenizer: the turn boundaries below
                 else:
                     if len(ids) == len(mask) and any(mask):
-                        return Rendered(full, (), "assistant turns (template generation markers)", False, ids, mask,
-                                        append_eos=False)
-            spans, how = _assistant_spans(tokenizer, msgs, full)
+                        how = "assistant turns (" + ("TRL's training template" if kw else "template") + \
+                            " generation markers)"
+                        return Rendered(full, (), how, False, ids, mask, append_eos=False)
+            spans, how = _assistant_spans(tokenizer, msgs, full, kw)
             return Rendered(full, tuple(spans), how, special=False, append_eos=False)
         parts: list[str] = []
         spans_: list[tuple[int, int]] = []
@@ -208,11 +236,13 @@ def docs_from(rows: Sequence[dict[str, Any]], tokenizer: Any, train_on_prompt: b
 
     docs: list[Doc] = []
     how: list[str] = []
+    chats = not train_on_prompt and any("messages" in row for row in rows)
+    template = training_template(tokenizer) if chats else None  # imports TRL: only for conversations
     seen = trained = empty = eos_ok = 0
     eos = getattr(tokenizer, "eos_token_id", None)
     for n, row in enumerate(rows, 1):
         try:
-            r = render(row, tokenizer, train_on_prompt)
+            r = render(row, tokenizer, train_on_prompt, template)
         except ValueError as e:
             raise ConfigError(f"{source}: row {n}: {e}") from e
         d = tokenize_rendered(r, tokenizer)
