@@ -139,6 +139,13 @@ def batches(examples: Sequence[Example], batch: int, seed: int, epoch: int) -> I
         yield [examples[j] for j in order[i:i + batch]]
 
 
+def cpu_tensors(group: Sequence[Example], pad_id: int) -> dict[str, Any]:
+    """The collated micro-batch as CPU int64 tensors (the host's share of data loading)."""
+    import torch
+
+    return {k: torch.tensor(v) for k, v in collate(group, pad_id).items()}
+
+
 def collate(group: Sequence[Example], pad_id: int) -> dict[str, list[list[int]]]:
     """Right-padded lists (the causal mask keeps real tokens from seeing the padding; pads carry no loss)."""
     width = max(len(e.input_ids) for e in group)

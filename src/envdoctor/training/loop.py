@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from . import dist
 from .checkpoints import last_checkpoint, load, load_sharded, save, save_sharded
 from .config import TrainConfig
+from .data import cpu_tensors
+from .evaluation import evaluate
 from .logs import Log, NullLog
 from .optim import optimizer, scheduler
 from .plan import Plan
@@ -210,20 +212,6 @@ def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:
     dist.barrier(run.world)
 
 
-def _tensors(group: Any, run: _Run) -> dict[str, Any]:
-    """The collated micro-batch as CPU tensors (the host's share of data loading)."""
-    import torch
-
-    from .data import collate
-
-    return {k: torch.tensor(v) for k, v in collate(group, run.pad).items()}
-
-
-def _to(b: dict[str, Any], run: _Run) -> dict[str, Any]:
-    # outside the data timer: a copy from pageable memory waits for the GPU's queue, which is step time, not data
-    return {k: v.to(run.device) for k, v in b.items()}
-
-
 def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, int, float]:
     """Forward and backward over grad_accum micro-batches: (loss, seen tokens, trained tokens, epoch, data seconds)."""
     import contextlib
@@ -234,9 +222,10 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, in
     for k in range(plan.grad_accum):
         t = time.perf_counter()
         group, epoch = next(stream)
-        b = _tensors(group, run)
+        b = cpu_tensors(group, run.pad)
         data_s += time.perf_counter() - t
-        b = _to(b, run)
+        # outside the data timer: a copy from pageable memory waits for the GPU's queue, which is step time
+        b = {k: v.to(run.device) for k, v in b.items()}
         # DDP all-reduces on the last micro-batch only (https://pytorch.org/docs/stable/notes/ddp.html)
         last = k == plan.grad_accum - 1
         if hasattr(run.step_fn, "set_requires_gradient_sync"):  # FSDP2: reduce-scatter on the last one only
@@ -251,31 +240,6 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, in
         seen += sum(len(e.input_ids) for e in group)
         trained += int((b["labels"][:, 1:] != -100).sum())
     return acc, seen, trained, epoch, data_s
-
-
-def evaluate(plan: Plan, model: Any, groups: list[Any], run: _Run) -> tuple[float, int]:
-    """Token-weighted mean loss over the eval batches (each rank its share, summed): (loss, target tokens)."""
-    import torch
-
-    total, n = 0.0, 0
-    model.eval()  # no dropout
-    try:
-        with torch.no_grad():
-            # every rank runs the same number of forwards (FSDP's gathers are collective): a rank past the end
-            # repeats the last batch with weight 0
-            w = run.world.world_size
-            for k in range(-(-len(groups) // w)):
-                i = k * w + run.world.rank
-                b = _to(_tensors(groups[min(i, len(groups) - 1)], run), run)
-                count = int((b["labels"][:, 1:] != -100).sum()) if i < len(groups) else 0
-                with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
-                    loss = run.loss_fn(b["input_ids"], b["labels"], b["position_ids"])
-                total += float(loss) * count
-                n += count
-    finally:
-        model.train()
-    total, n_all = dist.all_sum([total, float(n)], run.world, run.device)
-    return (total / n_all if n_all else float("nan")), int(n_all)
 
 
 def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
