@@ -93,3 +93,11 @@ def test_check_model_picks_a_family_by_model_type(tmp_path: Path, monkeypatch: p
     assert matrix_for_model(["my_custom_type"]) == "myqwen"
     assert matrix_for_model(["gemma3", "qwen2"]) == "gemma"  # the config's own type before its nested ones
     assert matrix_for_model(["deepseek_v3"]) is None
+
+
+def test_the_warm_path_reads_a_parent_without_extends_unparsed_but_sees_its_change(fragments: Path) -> None:
+    leaf = _write(fragments, "leaf", 'extends = ["./stack.toml", "./data.toml"]\n')
+    assert [p.name for p in load_matrix(str(leaf)).packages] == ["torch", "datasets"]
+    data = fragments / "data.toml"  # no `extends` line: the warm path hashes its bytes without parsing it
+    data.write_text(data.read_text(encoding="utf-8").replace('"datasets"', '"peft"'), encoding="utf-8")
+    assert [p.name for p in load_matrix(str(leaf)).packages] == ["torch", "peft"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,19 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     raise MatrixError(f"matrix {name!r} has no version {version!r}; available: {versions}")
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+def _bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise MatrixError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+    raw = _bytes(path)
+    return raw, _parse(path, raw)
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -90,7 +99,7 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
         raise MatrixError(f"{path}: malformed TOML: {e}") from e
     except RecursionError as e:  # tomllib recurses per nested inline table or array (issue 15, finding 6)
         raise MatrixError(f"{path}: malformed TOML: tables or arrays nested too deeply") from e
-    return raw, data
+    return data
 
 
 def parents(data: dict[str, Any], path: Path) -> list[str]:
@@ -105,9 +114,16 @@ def parents(data: dict[str, Any], path: Path) -> list[str]:
     raise MatrixError(f"{path}: 'extends' must be a matrix reference or a list of them")
 
 
-def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
+_EXTENDS = re.compile(rb"^[ \t]*extends[ \t]*=", re.MULTILINE)
+
+
+def _chain(path: Path, *, parse: bool = True) -> list[tuple[Path, bytes, dict[str, Any]]]:
     """The file and its `extends` ancestors in merge order: each parent before its children, the parents of a
-    list left to right, each file once (where it is first needed), the leaf last; detects cycles."""
+    list left to right, each file once (where it is first needed), the leaf last; detects cycles.
+
+    With parse=False (the warm path: the cache key needs only the bytes) a file without an `extends` line is
+    not parsed and comes with an empty dict; compile_chain needs the parsed chain (parse=True).
+    """
     out: dict[Path, tuple[Path, bytes, dict[str, Any]]] = {}
 
     def visit(current: Path, trail: list[Path]) -> None:
@@ -116,7 +132,11 @@ def _chain(path: Path) -> list[tuple[Path, bytes, dict[str, Any]]]:
             raise MatrixError(f"cyclic 'extends': {cycle}")
         if current in out:
             return
-        raw, data = _read(current)
+        if parse:
+            raw, data = _read(current)
+        else:
+            raw = _bytes(current)
+            data = _parse(current, raw) if _EXTENDS.search(raw) else {}
         for parent in parents(data, current):
             try:
                 found = resolve_ref(parent, relative_to=current.parent)
@@ -157,13 +177,13 @@ def matrix_for_model(model_types: list[str]) -> str | None:
 def load_matrix(ref: str | Path = DEFAULT_MATRIX, *, use_cache: bool = True) -> Matrix:
     """Load a matrix by name, name@version or path, with its `extends` chain merged in."""
     path = resolve_ref(str(ref))
-    chain = _chain(path)
     if use_cache:
-        hit = cache.load(chain)
+        hit = cache.load(_chain(path, parse=False))
         if hit is not None:
             return hit
     from .validate import compile_chain
 
+    chain = _chain(path)
     matrix = compile_chain(chain)
     if use_cache:
         cache.store(chain, matrix)
