@@ -27,7 +27,6 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_the_first_command_installs_uv() -> None:
     """`pip install .` brings uv, so the first resolution uses it (pip is only the fallback)."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
