@@ -213,3 +213,9 @@ def test_without_matrix_the_model_picks_its_family(tmp_path: Path, capsys: pytes
     assert data["matrix"] == "gemma@2026.11"
     assert data["model"] == {"model_types": ["gemma2"], "architectures": ["Gemma2ForCausalLM"]}
     assert any(f["kind"] == "model" and "'gemma2'" in f["message"] for f in data["findings"])
+
+
+def test_a_floor_at_the_oldest_release_read_is_a_lower_bound(tmp_path: Path) -> None:
+    config, _, below, family = MODELS["Mistral-7B-v0.3"]
+    [f] = [f for f in _floor_findings(_report(tmp_path, config, below, family).findings)]
+    assert f.status is Status.WARN and "the oldest release read" in f.message and "is not known" in f.message

@@ -114,11 +114,15 @@ def _type_finding(t: ModelType, table: dict[str, Any], env: Environment, archs: 
     if ok:
         return Finding(Kind.MODEL, Status.OK, "transformers", f"transformers {found} knows {what} (since {first})",
                        found=str(found), **common)
-    status = Status.FAIL if entry.get("exact") else Status.WARN
-    return Finding(Kind.MODEL, status, "transformers",
+    fix = f"pip install 'transformers>={first}'"
+    if not entry.get("exact"):  # the floor is a lower bound only: releases before the oldest one read were not read
+        return Finding(Kind.MODEL, Status.WARN, "transformers",
+                       f"transformers {found} is older than {first}, the oldest release read, which knows {what}: "
+                       "whether it knows it is not known", found=str(found), fix=fix, **common)
+    return Finding(Kind.MODEL, Status.FAIL, "transformers",
                    f"transformers {found} does not know {what}: it needs {since} "
                    f"(older releases fail with KeyError: {t.name!r} or 'does not recognize this architecture')",
-                   found=str(found), fix=f"pip install 'transformers>={first}'", **common)
+                   found=str(found), fix=fix, **common)
 
 
 def _own_floor(entry: dict[str, Any] | None, parent: dict[str, Any]) -> bool:
