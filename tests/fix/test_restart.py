@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])              # the venv's site-packages, as a kernel using that venv sees it
@@ -54,20 +56,23 @@ import mmap, subprocess, sys
 f = open(sys.argv[1], "rb")
 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 proc = subprocess.run([sys.executable, "-m", "envdoctor", "fix", "-r", sys.argv[2], "--python", sys.argv[3],
-                       "--no-index", "--find-links", sys.argv[4], "--yes"], capture_output=True, text=True)
+                       "--no-index", "--find-links", sys.argv[4], "--yes", "--backend", sys.argv[5]],
+                      capture_output=True, text=True)
 print(proc.returncode)
 print(proc.stdout)
 """
 
 
-def test_cli_under_a_fake_kernel_sees_what_the_kernel_loaded(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("backend", ["uv", "pip"])  # pip moves the old files into a '~ative' stash, then deletes it
+def test_cli_under_a_fake_kernel_sees_what_the_kernel_loaded(backend, tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
     # No Jupyter here: the kernel is faked by its command line; the mapping and the fix are real.
     python = make_venv("native==1.0")
     site = next(Path(python).parent.parent.glob("lib/python*/site-packages"))
     req = tmp_path / "requirements.txt"
     req.write_text("native==2.0\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", FAKE_KERNEL, str(site / "native" / "_core.so"), str(req), python,
-                           str(wheelhouse), "ipykernel_launcher"], capture_output=True, text=True, timeout=300)
+                           str(wheelhouse), backend, "ipykernel_launcher"], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
     code, _, out = proc.stdout.partition("\n")
     assert code == "3", out

@@ -36,7 +36,7 @@ from .snapshot import (
 from .space import disk_full, refuse_if_no_space
 from .state import Phase, clear_state, save_state
 from .targets import Target
-from .verify import verify
+from .verify import Dependents, baseline, verify
 from .workdir import workdir_for
 
 Runner = Callable[[Sequence[str], IO[str], Callable[[str], None]], int]
@@ -159,15 +159,17 @@ def _tail(path: Path, lines: int = 6) -> str:
     return " | ".join(useful[-lines:])
 
 
-def _kernel_view(files: dict[str, list[str]]) -> KernelView | None:
+def _kernel_view(files: dict[str, list[str]], snapshot: Snapshot) -> KernelView | None:
     """When run under a Jupyter/Colab kernel (e.g. `!envdoctor fix`): the changed packages it has loaded."""
     from .restart import mapped_by
     from .resume import kernel_pid
+    from .snapshot import _mirror
 
     pid = kernel_pid()
     if pid is None or pid == os.getpid():
         return None  # in the kernel itself, sys.modules (stale) is the exact answer
-    return KernelView(pid, tuple(sorted(mapped_by(pid, files))))
+    copies = {f: _mirror(f, s.root) for s in snapshot.saved.values() for f in s.files}
+    return KernelView(pid, tuple(sorted(mapped_by(pid, files, copies))))
 
 
 def _refuse_if_changed(plan: Plan, env: Environment) -> None:
@@ -218,11 +220,13 @@ def apply_plan(
             refuse_if_interrupted(work, plan.prefix)
             refuse_if_no_space(plan.prefix, plan.disk_bytes)
         write_constraints(plan)
+        env_before: Environment | None = None
         if snapshot is None:
-            snapshot = _snapshot_before(plan, work, rep)
+            snapshot, env_before = _snapshot_before(plan, work, rep)
         log_path = Path(snapshot.folder) / "fix.log"
         try:
-            done = _run_steps(plan, target, snapshot, work, log_path, rep, run, start_at, verify_imports)
+            before = _dependents(plan, target, snapshot, env_before, rep) if verify_imports else None
+            done = _run_steps(plan, target, snapshot, work, log_path, rep, run, start_at, verify_imports, before)
         except BaseException:
             # Interrupted before any step ran: nothing was changed, so the journal and copies go.
             clear_state(work)
@@ -233,7 +237,21 @@ def apply_plan(
         return _finish(plan, snapshot, work, done, log_path, start)
 
 
-def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
+def _dependents(plan: Plan, target: Target | None, snapshot: Snapshot, env: Environment | None,
+                rep: Reporter) -> Dependents | None:
+    """How the installed dependents of the planned changes import before the first step (None: not known,
+    e.g. on --resume, where the steps have run already)."""
+    if env is None:
+        return None
+    named = [p.key for p in target.packages] if target is not None else []
+    before = baseline(env, [c.key for c in plan.changes], named, snapshot.site_dirs)
+    if before.modules:
+        rep.note(f"imported before the fix: {', '.join(sorted(set(before.modules.values())))} (they depend on "
+                 f"what it changes)")
+    return before
+
+
+def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> tuple[Snapshot, Environment]:
     """The installed set before the first step, journalled first (refusing a plan the environment moved away from)."""
     env = _inspect(plan.python)
     _refuse_if_changed(plan, env)
@@ -242,7 +260,7 @@ def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
     rep.note("snapshot of the installed set")
     try:
         return take_snapshot(env, [c.name for c in plan.changes if c.before is not None], work, root=folder,
-                             added=[c.name for c in plan.changes if c.before is None])
+                             added=[c.name for c in plan.changes if c.before is None]), env
     except BaseException as e:
         clear_state(work)  # nothing was changed yet
         shutil.rmtree(folder, ignore_errors=True)
@@ -252,7 +270,7 @@ def _snapshot_before(plan: Plan, work: Path, rep: Reporter) -> Snapshot:
 
 
 def _run_steps(plan: Plan, target: Target | None, snapshot: Snapshot, work: Path, log_path: Path, rep: Reporter,
-               run: Runner, start_at: int, verify_imports: bool) -> _Run:
+               run: Runner, start_at: int, verify_imports: bool, before: Dependents | None = None) -> _Run:
     """Run the steps from `start_at`, journalling each, then verify; an interrupt or a full disk is a failure.
 
     Raises (KeyboardInterrupt, Interrupted) only when no step had started: then there is nothing to undo.
@@ -274,7 +292,8 @@ def _run_steps(plan: Plan, target: Target | None, snapshot: Snapshot, work: Path
         done.after = _inspect(plan.python)
         rep.note("verify: the target is met and its changed packages import")
         changed_keys = [str(k) for k in changed_since(snapshot, done.after)]
-        problems, done.warnings = verify(target, done.after, changed_keys, snapshot.site_dirs, imports=verify_imports)
+        problems, done.warnings = verify(target, done.after, changed_keys, snapshot.site_dirs, imports=verify_imports,
+                                         before=before)
         if problems:
             done.failed, done.reason = len(plan.steps), "verify failed: " + "; ".join(problems)
     except KeyboardInterrupt as e:
@@ -341,7 +360,7 @@ def _finish(plan: Plan, snapshot: Snapshot, work: Path, done: _Run, log_path: Pa
         if dist is not None and dist.path.endswith(".dist-info"):
             files.setdefault(key, []).extend(record_files(dist.path, dist.location) or [])
     stale = stale_modules(changed, files, snapshot.site_dirs)
-    kernel = _kernel_view(files)
+    kernel = _kernel_view(files, snapshot)
     clear_state(work)
     discard_copies(snapshot)
     return FixResult(True, plan, changed=changed, stale=tuple(stale), kernel=kernel, log=str(log_path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -67,21 +68,54 @@ def stale_modules(
     return out
 
 
-def mapped_by(pid: int, files_before: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+def _maps(pid: int) -> tuple[set[str], set[tuple[int, int]]]:
+    """The paths and (device, inode) pairs of the files process `pid` has mapped, from /proc/<pid>/maps."""
+    paths: set[str] = set()
+    inodes: set[tuple[int, int]] = set()
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) < 6 or parts[4] == "0":
+                continue
+            paths.add(parts[5].strip().removesuffix(" (deleted)"))
+            with contextlib.suppress(ValueError):
+                major, minor = (int(x, 16) for x in parts[3].split(":"))
+                inodes.add((os.makedev(major, minor), int(parts[4])))
+    return paths, inodes
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def mapped_by(pid: int, files_before: Mapping[str, Iterable[str]],
+              copies: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """Files of changed distributions that process `pid` has mapped (its loaded extension modules).
 
     For `!envdoctor fix` run from a notebook: the kernel is another process, so its sys.modules cannot be
-    read, but /proc/<pid>/maps lists every shared library it loaded (torch/_C, tokenizers, numpy...).
+    read, but /proc/<pid>/maps lists every shared library it loaded (torch/_C, tokenizers, numpy...). pip
+    moves a replaced package into a stash folder ('~okenizers') and deletes it, so the kernel's mapping then
+    names the stash, not the file; the snapshot's hard link (`copies`: file -> its copy) keeps the inode, and
+    the inode is what is matched. Keys: the changed distributions (packages, not their submodules).
     """
     try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
-            mapped = {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
+        mapped, inodes = _maps(pid)
     except OSError:
         return {}
-    mapped = {m.removesuffix(" (deleted)") for m in mapped}
     out: dict[str, list[str]] = {}
     for key, files in files_before.items():
-        hit = sorted(f for f in files if f.endswith((".so", ".pyd")) and f in mapped)
+        hit = []
+        for f in files:
+            if not f.endswith((".so", ".pyd")):
+                continue
+            copy = (copies or {}).get(f)
+            node = _inode(copy) if copy is not None else None
+            if f in mapped or (node is not None and node in inodes):
+                hit.append(f)
         if hit:
-            out[key] = hit
+            out[key] = sorted(hit)
     return out

@@ -9,6 +9,7 @@ from typing import Any
 from .._fix.execute import FixResult
 from .._fix.plan import Plan, refusal
 from .._fix.recover import Recovered
+from .._fix.restart import StaleModule
 from .._fix.resume import Resumed
 from .._fix.rollback import RollbackResult
 from .._fix.state import plan_to_dict
@@ -61,9 +62,17 @@ def result_text(result: FixResult) -> str:
         lines.append(f"fix done in {result.seconds:.1f} s; log: {result.log}")
         lines += _pylock_lines(result)
         if result.stale:
-            lines.append("restart required: these modules were imported before the fix and are now stale:")
+            # One line per changed package (a torch import loads hundreds of submodules), its top-level modules named.
+            lines.append("restart required: these packages were imported before the fix and are now stale:")
+            by_package: dict[str, list[StaleModule]] = {}
             for m in result.stale:
-                lines.append(f"  {m.module} ({m.package} {m.loaded_version} -> {m.installed_version or 'removed'})")
+                by_package.setdefault(m.package, []).append(m)
+            for package, mods in sorted(by_package.items()):
+                tops = sorted({m.module.split(".", 1)[0] for m in mods})
+                first = next((m for m in mods if "." not in m.module), mods[0])
+                more = len(mods) - len(tops)
+                lines.append(f"  {package} {first.loaded_version} -> {first.installed_version or 'removed'} "
+                             f"(import {', '.join(tops)}" + (f", and {more} submodules)" if more > 0 else ")"))
         if result.kernel is not None and result.kernel.loaded:
             lines.append(f"restart required: the notebook kernel (pid {result.kernel.pid}) has loaded "
                          f"{', '.join(result.kernel.loaded)}, which the fix changed; restart it "
