@@ -135,10 +135,13 @@ def envdoctor_magic(line: str) -> None:
     try:
         if args.command == "check":
             from ._api import check
+            from ._fix.recover import interrupted_notice
             from ._matrix.loader import DEFAULT_MATRIX
 
             report = check(args.matrix or DEFAULT_MATRIX, model=args.model, gpu=args.gpu, python=args.python)
-            Cell().update(report_html(report))
+            notice = interrupted_notice(report.executable)  # a killed fix's journal is said above the table
+            Cell().update((f"<div style='color:#cf222e'>warning: {_e(notice)}</div>" if notice else "")
+                          + report_html(report))
         elif args.command == "fix":
             _fix(args)
         else:
@@ -152,6 +155,12 @@ def _fix(args: Any) -> None:
     from ._cli.fix import fix_request
     from ._fix.session import FixSession
 
+    if args.rollback:
+        from ._fix.recover import roll_back
+        from ._render.fix import recovered_text
+
+        Cell().update(f"<pre>{_e(recovered_text(roll_back(python=args.python)))}</pre>")
+        return
     if args.resume:
         from ._fix.resume import resume
         from ._render.fix import resumed_text

@@ -64,3 +64,31 @@ def test_stale_modules_are_reported_by_package_not_by_submodule() -> None:
     text = result_text(FixResult(True, plan, changed={"torch": ("2.8.0", "2.4.0")}, stale=stale))
     assert "  torch 2.8.0 -> 2.4.0 (import functorch, torch, and 3 submodules)" in text
     assert "torch.nn" not in text
+
+
+PIP_CONFLICT = """$ python -m pip install -c constraints.txt torch==2.4.0
+Looking in links: /wheels
+Processing /wheels/filelock-3.16.1-py3-none-any.whl
+ERROR: Cannot install torch==2.4.0 because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    The user requested torch==2.4.0
+    The user requested (constraint) torch==2.4.0+cu121
+
+To fix this you could try to:
+1. loosen the range of package versions you've specified
+2. remove package versions to allow pip attempt to solve the dependency conflict
+
+ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/
+"""
+
+
+def test_a_failed_steps_summary_keeps_the_installers_explanation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._fix.execute import _tail
+
+    log = tmp_path / "fix.log"
+    log.write_text("$ earlier step\nERROR: an older failure\n" + PIP_CONFLICT, encoding="utf-8")
+    summary = _tail(log)
+    assert summary.startswith("ERROR: Cannot install torch==2.4.0")
+    assert "The user requested (constraint) torch==2.4.0+cu121" in summary  # the constraint from another index
+    assert "an older failure" not in summary

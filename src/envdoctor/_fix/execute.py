@@ -150,13 +150,25 @@ def _inspect(python: str) -> Environment:
     return from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
 
 
-def _tail(path: Path, lines: int = 6) -> str:
+_ERROR_START = ("ERROR:", "error:", "×", "  ×")
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    """The failing step's explanation, on one line: from the installer's first error line of the last command on,
+    with its indented explanation (pip's "The conflict is caused by:" lines, uv's tree), not only the last line."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return ""
-    useful = [ln for ln in text if ln.strip() and not ln.startswith(("WARNING: Location", "  "))]
-    return " | ".join(useful[-lines:])
+    last = max((i for i, ln in enumerate(text) if ln.startswith("$ ")), default=-1)
+    out = text[last + 1:]
+    first = next((i for i, ln in enumerate(out) if ln.lstrip().startswith(_ERROR_START)), None)
+    if first is not None:
+        out = out[first:]
+    useful = [ln.strip() for ln in out if ln.strip() and not ln.startswith("WARNING: Location")]
+    if first is None:
+        useful = useful[-6:]
+    return " | ".join(useful[:lines])
 
 
 def _kernel_view(files: dict[str, list[str]], snapshot: Snapshot) -> KernelView | None:
