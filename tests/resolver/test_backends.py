@@ -63,8 +63,14 @@ def test_backend_is_chosen_once_by_one_rule(tmp_path: Path, monkeypatch: pytest.
     fake.write_text("#!/bin/sh\n", encoding="utf-8")
     monkeypatch.setenv("ENVDOCTOR_UV", str(fake))
     assert find_uv() == str(fake)
+    assert select_backend("auto").name == "pip"  # there but it cannot run (not executable): pip is the fallback
+    runnable = tmp_path / "bin" / "uv"
+    runnable.parent.mkdir()
+    runnable.write_text("#!/bin/sh\n", encoding="utf-8")
+    runnable.chmod(0o755)
+    monkeypatch.setenv("ENVDOCTOR_UV", str(runnable))
     chosen = select_backend("auto")
-    assert isinstance(chosen, UvBackend) and chosen.executable == str(fake)
+    assert isinstance(chosen, UvBackend) and chosen.executable == str(runnable)
     assert select_backend("pip").name == "pip"
     monkeypatch.setenv("ENVDOCTOR_UV", str(tmp_path / "missing"))
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -10,8 +10,13 @@ from collections.abc import Mapping, Sequence
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .._status import Resolving, resolving, run_with_status
 from ..errors import ResolutionError
 from .model import Requested
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import Query
 
 
 def constraints_args(tmp: str, constraints: Sequence[str]) -> list[str]:
@@ -43,12 +48,23 @@ def hashed_requirements(specs: Sequence[str], hashes: Mapping[NormalizedName, Se
     return "\n".join(lines) + "\n"
 
 
+def query_status(tool: str, query: Query) -> Resolving:
+    """What the live status says about a resolution: its lines, and the Python and platform it is for."""
+    python = query.python_version or (f"at {query.python}" if query.python else None)
+    return resolving(tool, [r.requirement for r in query.requested], python, query.platform)
+
+
 def run_tool(tool: str, cmd: list[str], *, timeout: float, env: dict[str, str],
-             stdin: str | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run the resolver; a time-out or a tool that cannot start is a ResolutionError naming it."""
+             stdin: str | None = None, status: Resolving | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the resolver; a time-out or a tool that cannot start is a ResolutionError naming it. With `status`, the
+    current reporter (envdoctor._status; silent unless the CLI installed one) hears it start, tick and end."""
     start = time.perf_counter()
+
+    def call() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
+
     try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = call() if status is None else run_with_status(status, call, ok=lambda p: p.returncode == 0)
     except subprocess.TimeoutExpired as e:
         raise ResolutionError(f"{tool} did not finish resolving within {timeout:.0f} s") from e
     except OSError as e:

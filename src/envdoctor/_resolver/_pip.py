@@ -15,7 +15,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
-from ._common import constraints_args, requested_args, run_tool
+from ._common import constraints_args, query_status, requested_args, run_tool
 from ._conflict import from_pip
 from .backend import Query
 from .model import Install, Resolution, Sources
@@ -89,7 +89,8 @@ class PipBackend:
             cmd += constraints_args(tmp, query.constraints)
             cmd += source_args(query.sources)
             cmd += requested_args(tmp, query.requested)
-            proc, seconds = run_tool("pip", cmd, timeout=query.timeout, env=self.environment())
+            proc, seconds = run_tool("pip", cmd, timeout=query.timeout, env=self.environment(),
+                                     status=query_status("pip", query))
             raw = proc.stdout + proc.stderr
             if proc.returncode != 0 or not os.path.exists(report):
                 if "No module named pip" in raw:

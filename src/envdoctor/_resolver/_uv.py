@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._env.probe import find_uv
-from ._common import constraints_args, requested_args, run_tool
+from ._common import constraints_args, query_status, requested_args, run_tool
 from ._conflict import from_uv
 from ._pipconf import pip_sources, uv_has_own_sources
 from .backend import Query
@@ -86,7 +86,8 @@ class UvBackend:
                 cmd += requested_args(tmp, query.requested)
             else:
                 stdin = "".join(r.requirement + "\n" for r in query.requested)
-            proc, seconds = run_tool("uv", cmd, timeout=query.timeout, env=self.environment(), stdin=stdin)
+            proc, seconds = run_tool("uv", cmd, timeout=query.timeout, env=self.environment(), stdin=stdin,
+                                     status=query_status("uv", query))
         raw = proc.stdout + proc.stderr
         if proc.returncode != 0:
             return Resolution(False, "uv", conflict=from_uv(raw, query.requested), seconds=seconds, raw=raw,

@@ -7,6 +7,8 @@ class that has these four members, and one more entry in `select_backend`.
 
 from __future__ import annotations
 
+import functools
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -79,11 +81,21 @@ def select_backend(name: str = "auto") -> Backend:
     if name == "pip":
         return PipBackend()
     uv = find_uv()
-    if uv is not None:
+    if uv is not None and _runs(uv):
         return UvBackend(uv)
     if name == "uv":
         raise UsageError("--backend uv: uv is not installed (pip install uv, or set ENVDOCTOR_UV)")
     return PipBackend()
+
+
+@functools.lru_cache(maxsize=8)
+def _runs(uv: str) -> bool:
+    """uv is there and starts (a wheel for another platform, a noexec mount or a broken file does not): else the
+    auto backend falls back to pip instead of failing every resolution."""
+    try:
+        return subprocess.run([uv, "--version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def backend_environment(name: str) -> dict[str, str]:
