@@ -95,13 +95,5 @@ class StateError(EnvDoctorError):
     """
 
 
-class StateError(EnvDoctorError):
-    """A folder or file envdoctor keeps state in (cache, certificates, their key) is unsafe or malformed.
-
-    Unsafe: a symbolic link where envdoctor writes, or a folder of another user. Malformed: a certificate key
-    that is too short to sign anything. The message names the path and says what to remove.
-    """
-
-
 class UsageError(EnvDoctorError):
     """The command line asks for something that cannot be done as asked."""
