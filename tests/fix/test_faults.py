@@ -285,3 +285,21 @@ def test_a_full_disk_midway_rolls_back_and_says_disk_full(tmp_path, bulky_venv, 
     assert not list((site / "bulky").glob("new_*")), "the new version's half-written files stayed behind"
     assert not [e for e in site.iterdir() if e.name.startswith("~")]
     assert phase(work) is None
+
+
+def test_sigkill_midway_through_fix_rollback_then_rollback_again(bulky_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    python, ref, work, before = bulky_venv()
+    site = _site(python)
+    proc = run_until(fix_args(ref, python, wheelhouse), when("step", python, work), signal.SIGKILL)
+    proc.communicate(timeout=60)
+    wait_for_orphans(work)  # bulky 2.0 ends up fully installed by the orphan (or half, if it died on its pipe)
+    first = run_until(envdoctor("fix", "--rollback", "--python", python),
+                      lambda pid: (site / "bulky" / "old_0100.py").exists(), signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert phase(work) == "steps"  # still recorded as interrupted: check keeps saying so
+    back = subprocess.run(envdoctor("fix", "--rollback", "--python", python), capture_output=True, text=True,
+                          timeout=120)
+    assert back.returncode == 0, (back.stdout, back.stderr)
+    assert freeze(python) == before
+    assert (site / "bulky" / "old_1499.py").exists() and not list((site / "bulky").glob("new_*"))
+    assert phase(work) is None
