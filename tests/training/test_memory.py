@@ -30,6 +30,23 @@ MEASURED = [
     pytest.param(GEMMA, RunShape("galore", 4, 2048, True, fused_loss=True, fused_kernels=True), 5.20, id="galore-b4-s2048-ckpt-fast"),
 ]
 
+# Issue 16's calibration (benchmarks/calibrate_plans.py on an H200, 2026-12-01): every dtype path a plan can take,
+# the T4 and A10G plans of both models among them; packed data, fused loss and kernels as the trainer runs them.
+_F = {"fused_loss": True, "fused_kernels": True, "packed": True}
+MEASURED += [
+    pytest.param(GEMMA, RunShape("galore", 1, 2048, True, 21, param_bytes=4, grad_accum=4, **_F), 13.26, id="t4-plan-gemma-galore-fp32w"),
+    pytest.param(GEMMA, RunShape("galore", 2, 2048, False, grad_accum=2, **_F), 12.47, id="a10g-plan-gemma-galore-bf16"),
+    pytest.param(GEMMA, RunShape("qlora", 2, 2048, False, grad_accum=2, **_F), 7.90, id="t4-plan-gemma-qlora-fp16"),
+    pytest.param(GEMMA, RunShape("qlora", 4, 2048, False, **_F), 14.08, id="a10g-plan-gemma-qlora-bf16"),
+    pytest.param(LLAMA, RunShape("qlora", 1, 2048, True, 16, grad_accum=4, **_F), 11.63, id="t4-plan-llama-qlora-fp16"),
+    pytest.param(LLAMA, RunShape("qlora", 1, 2048, False, grad_accum=4, **_F), 16.21, id="a10g-plan-llama-qlora-bf16"),
+    pytest.param(GEMMA, RunShape("galore", 1, 2048, True, 3, param_bytes=4, grad_accum=4, **_F), 15.90, id="issue16-gemma-galore-fp32w-ckpt3"),
+    pytest.param(GEMMA, RunShape("galore", 2, 1024, False, param_bytes=4, grad_accum=2, **_F), 16.37, id="gemma-galore-fp32w-nockpt"),
+    pytest.param(GEMMA, RunShape("galore", 1, 2048, True, grad_accum=4, **_F), 5.88, id="gemma-galore-bf16-ckall-accum"),
+    pytest.param(LLAMA, RunShape("qlora", 2, 1024, True, 16, lora_r=16, lora_targets=ALL, grad_accum=2, **_F), 13.62, id="llama-qlora-r16all-ckpt16"),
+    pytest.param(LLAMA, RunShape("qlora", 1, 2048, True, packed=True, grad_accum=4), 9.29, id="llama-qlora-plain-loss-ckall"),
+]
+
 
 @pytest.mark.parametrize(("shape", "run", "measured_gib"), MEASURED)
 def test_estimate_within_10_percent_of_measured_peak(shape, run, measured_gib):
