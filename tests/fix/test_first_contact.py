@@ -116,3 +116,25 @@ def test_a_disk_too_small_for_the_plan_refuses_up_front_fake_disk(tmp_path, make
     with pytest.raises(FixError, match=r"^disk full: the plan needs about \d+ MB .* 1 MB are free.*nothing was changed"):
         apply_plan(plan, target)
     assert freeze(python) == before
+
+
+def test_a_full_disk_while_the_snapshot_is_kept_changes_nothing(tmp_path, make_venv, wheelhouse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from envdoctor._fix.state import journal_path
+    from envdoctor._fix.workdir import workdir_for
+
+    python = make_venv("alpha==1.0")
+    before = freeze(python)
+    target = from_requirements(_req(tmp_path, "alpha==2.0\n"))
+    plan = plan_fix(target, python=python, backend="pip", sources=Sources(no_index=True, find_links=(str(wheelhouse),)))
+
+    def full(path, text):  # type: ignore[no-untyped-def]  # ENOSPC injected into the snapshot's own write
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("envdoctor._fix.snapshot.atomic_write", full)
+    with pytest.raises(FixError, match="^disk full: cannot keep the snapshot .*nothing was changed"):
+        apply_plan(plan, target)
+    work = workdir_for(plan.prefix)
+    assert freeze(python) == before
+    assert not journal_path(work).exists() and not list(work.glob("snapshot-*"))

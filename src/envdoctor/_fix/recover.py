@@ -40,9 +40,22 @@ def _inspect(python: str | None) -> Environment:
     return from_facts(facts_of(python), GpuInfo(False, reason="not inspected"))
 
 
-def _running(state: FixState) -> bool:
-    """The journal's own fix is still alive (then it is not interrupted, only in progress)."""
-    return state.pid != os.getpid() and alive(state.pid)
+def _running(state: FixState, work: Path) -> bool:
+    """The journal's own fix is still alive and holds the lock (then it is not interrupted, only in progress).
+
+    The lock decides, not the pid alone: a recycled pid must not hide an interrupted fix.
+    """
+    if state.pid == os.getpid() or not alive(state.pid):
+        return False
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(work / "fix.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def interrupted_fix(env: Environment) -> InterruptedFix | None:
@@ -54,7 +67,7 @@ def interrupted_fix(env: Environment) -> InterruptedFix | None:
         state = load_state(work)
     except UsageError:
         return None  # unreadable: `fix` says so when it is asked to act on it
-    if state is None or not state.phase.half_changed or _running(state):
+    if state is None or not state.phase.half_changed or _running(state, work):
         return None
     return InterruptedFix(env.executable, state)
 
