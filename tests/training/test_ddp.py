@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ finish = loop._finish
 def checked(plan, model, tokenizer, run, fit):
     full = [p.full_tensor() if hasattr(p, "full_tensor") else p for p in model.parameters() if p.requires_grad]
     total = sum(float(p.double().sum()) for p in full)
-    print(f"RANK {os.environ['RANK']} WEIGHTS {total:.10e}", file=sys.stderr)
+    os.write(2, f"RANK {os.environ['RANK']} WEIGHTS {total:.10e}\\n".encode())  # one write: ranks never interleave
     return finish(plan, model, tokenizer, run, fit)
 loop._finish = checked
 from envdoctor._cli import main
@@ -46,8 +47,8 @@ def test_two_gloo_processes_train_one_run(tiny: dict[str, Path], tmp_path: Path,
     result = json.loads(lines[0])
     assert result["world_size"] == 2 and result["steps"] == 3 and result["eval_loss"] > 0
     assert proc.stderr.count("plan: lora on cpu") == 1 and "data parallel (" in proc.stderr
-    sums = sorted(ln.split()[1:] for ln in proc.stderr.splitlines() if ln.startswith("RANK "))
-    assert [r for r, _, _ in sums] == ["0", "1"] and sums[0][2] == sums[1][2]  # the same weights on both ranks
+    sums = sorted(re.findall(r"RANK (\d) WEIGHTS (\S+?e[+-]\d+)", proc.stderr))
+    assert [r for r, _ in sums] == ["0", "1"] and sums[0][1] == sums[1][1]  # the same weights on both ranks
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3]  # one writer
     if parallel == "fsdp":  # each rank's optimizer shard; the adapter gathered and written once
