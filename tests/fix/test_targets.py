@@ -87,6 +87,19 @@ def test_symbolic_index_needs_configuration(monkeypatch) -> None:  # type: ignor
     assert expand_index("file:///wheels", "m.toml") == "file:///wheels"
 
 
+def test_symbolic_index_error_shows_the_form_and_where_the_tag_comes_from(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("ENVDOCTOR_PYTORCH_INDEX", raising=False)
+    with pytest.raises(UsageError) as got:
+        expand_index("pytorch:cu118", "m.toml")
+    text = str(got.value)
+    assert "{tag}" in text and "'cu118'" in text and "after 'pytorch:'" in text and "\n" not in text
+
+
+def test_a_frozen_cpu_matrix_needs_no_torch_index(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("ENVDOCTOR_PYTORCH_INDEX", raising=False)
+    assert expand_index("pytorch:cpu", "m.toml") is None  # the configured index serves the CPU build
+
+
 def test_matrix_and_requirements_together_is_usage_error() -> None:
     with pytest.raises(UsageError, match="not both"):
         load_target("llama31", "req.txt")

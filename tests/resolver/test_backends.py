@@ -117,3 +117,22 @@ def test_a_wheels_only_query_spells_it_once_for_each_tool() -> None:
     assert "--no-build" in uv._resolve_command(Query(ask, only_binary=True))
     declared = uv._resolve_command(Query(ask, python_version="3.12", against_installed=False, only_binary=True))
     assert "--only-binary" in declared and "--no-build" not in declared  # uv refuses the two together
+
+
+def test_uv_is_given_pips_configured_constraints(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._resolver._pipconf import pip_constraints
+    from envdoctor._resolver._uv import uv_sources_args
+    from envdoctor._resolver.model import Sources
+
+    conf = tmp_path / "pip.conf"
+    cons = tmp_path / "constraints.txt"
+    cons.write_text("torch<=2.14.1\n", encoding="utf-8")
+    conf.write_text(f"[global]\nconstraint = {cons}\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_CONSTRAINT", raising=False)
+    monkeypatch.delenv("UV_CONSTRAINT", raising=False)
+    assert str(cons) in pip_constraints()
+    args = uv_sources_args(Sources())
+    assert args[args.index("-c") + 1] == str(cons)  # so uv plans the versions pip would
+    monkeypatch.setenv("UV_CONSTRAINT", str(cons))
+    assert pip_constraints() == ()  # the user's own uv constraints win

@@ -146,12 +146,18 @@ def expand_index(url: str | None, origin: str) -> str | None:
     if m.group("scheme") != "pytorch":
         raise MatrixError(f"{origin}: unknown symbolic index {url!r} (known: pytorch:<tag>)")
     template = os.environ.get(PYTORCH_INDEX_ENV)
+    tag = m.group("tag")
     if not template:
+        if tag == "cpu":
+            # A frozen CPU matrix (`matrix freeze` on a CPU machine): the CPU build comes from the configured
+            # index (pip.conf, --index-url); if that index lacks the pinned +cpu build, the resolver says so.
+            return None
         raise UsageError(
-            f"{origin}: index_url {url!r} needs the torch build index; set {PYTORCH_INDEX_ENV} to its URL "
-            f"with a {{tag}} placeholder (the tag here is {m.group('tag')!r})"
+            f"{origin}: index_url {url!r} names torch's build index for the tag {tag!r} (the part after "
+            f"'pytorch:' in that index_url); set {PYTORCH_INDEX_ENV} to the index URL with a {{tag}} placeholder, "
+            f"e.g. {PYTORCH_INDEX_ENV}='https://<torch build index>/whl/{{tag}}' (envdoctor puts {tag!r} in its place)"
         )
-    return template.replace("{tag}", m.group("tag")) if "{tag}" in template else template.rstrip("/") + "/" + m.group("tag")
+    return template.replace("{tag}", tag) if "{tag}" in template else template.rstrip("/") + "/" + tag
 
 
 def is_bundled(matrix: Matrix) -> bool:

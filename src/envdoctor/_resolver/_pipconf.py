@@ -1,4 +1,4 @@
-"""Read pip's own index configuration (pip.conf files and PIP_* variables) so that uv sees the same indexes.
+"""Read pip's own index and constraint configuration (pip.conf, PIP_* variables) so that uv sees the same ones.
 
 uv does not read pip.conf; without this, `--backend uv` could resolve against a different index than
 `--backend pip` on the same machine. Only the four source settings are read; nothing else of pip's.
@@ -59,6 +59,27 @@ def pip_sources(prefix: str | None = None) -> Sources:
         find_links=tuple(values.get("find-links", "").split()),
         no_index=no_index,
     )
+
+
+def pip_constraints(prefix: str | None = None) -> tuple[str, ...]:
+    """The constraints files pip is configured with (`constraint` in pip.conf, PIP_CONSTRAINT), which uv does
+    not read: without them `--backend uv` plans other versions than `--backend pip` (issue 14)."""
+    if os.environ.get("UV_CONSTRAINT"):
+        return ()  # the user configured uv's own constraints
+    value = ""
+    for path in _files(prefix):
+        if not path.is_file():
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section) and parser.has_option(section, "constraint"):
+                value = parser.get(section, "constraint")
+    value = os.environ.get("PIP_CONSTRAINT", value)
+    return tuple(value.split())
 
 
 def uv_has_own_sources() -> bool:

@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 from .._env.probe import find_uv
 from ._common import constraints_args, query_status, requested_args, run_tool
 from ._conflict import from_uv
-from ._pipconf import pip_sources, uv_has_own_sources
+from ._pipconf import pip_constraints, pip_sources, uv_has_own_sources
 from .backend import Query
 from .model import Install, Resolution, Sources
 
@@ -49,6 +49,8 @@ def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
         args += ["--extra-index-url", url]
     for link in sources.find_links:
         args += ["--find-links", link]
+    for path in pip_constraints(os.path.dirname(os.path.dirname(python)) if python else None):
+        args += ["-c", path]  # pip's configured constraints hold uv's resolution and steps too
     # uv's default index strategy (the first index that has a name serves all its versions) stays: a best
     # match across indexes lets any extra index shadow a name (dependency confusion; issue 15, finding 3).
     return args + list(sources.extra_args)
