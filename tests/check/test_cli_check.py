@@ -64,7 +64,8 @@ def test_check_never_imports_heavy_modules(write_matrix, tmp_path: Path) -> None
     code = (
         "import sys\nfrom envdoctor._cli import main\n"
         f"main(['check', '--matrix', {str(path)!r}, '--format', 'json'])\n"
-        "mods = ('torch', 'transformers', 'bitsandbytes', 'trl', 'peft', 'pip', 'pydantic', 'rich', 'envdoctor.training')\n"
+        "mods = ('torch', 'transformers', 'bitsandbytes', 'trl', 'peft', 'pip', 'pydantic', 'rich', 'envdoctor.training',\n"
+        "        'envdoctor._fix.plan', 'envdoctor._fix.execute', 'envdoctor._fix.recover', 'envdoctor._resolver')\n"
         "print('LOADED', [m for m in mods if m in sys.modules], file=sys.stderr)\n"
     )
     cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

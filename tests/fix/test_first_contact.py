@@ -129,10 +129,10 @@ def test_a_full_disk_while_the_snapshot_is_kept_changes_nothing(tmp_path, make_v
     target = from_requirements(_req(tmp_path, "alpha==2.0\n"))
     plan = plan_fix(target, python=python, backend="pip", sources=Sources(no_index=True, find_links=(str(wheelhouse),)))
 
-    def full(path, text):  # type: ignore[no-untyped-def]  # ENOSPC injected into the snapshot's own write
+    def full(path, data, root=None):  # type: ignore[no-untyped-def]  # ENOSPC injected into the snapshot's own write
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("envdoctor._fix.snapshot.atomic_write", full)
+    monkeypatch.setattr("envdoctor._fix.snapshot.private_write", full)
     with pytest.raises(FixError, match="^disk full: cannot keep the snapshot .*nothing was changed"):
         apply_plan(plan, target)
     work = workdir_for(plan.prefix)

@@ -55,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         sys.stdout.write(render_text(report, color=color, verbose=args.verbose))
     # A killed fix's journal: say so, and never report "all good" over a half-changed environment.
-    from .._fix.recover import interrupted_notice
+    from .._fix.workdir import journal_may_exist
 
-    notice = interrupted_notice(report.executable)
+    notice = None
+    if journal_may_exist(report.executable):  # one stat; the fix machinery loads only when a journal is there
+        from .._fix.recover import interrupted_notice
+
+        notice = interrupted_notice(report.executable)
     if notice:
         print(f"envdoctor: warning: {notice}", file=sys.stderr)
     return max(report.exit_code, 1) if notice else report.exit_code

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._paths import atomic_write
+from .._paths import private_write
 from ..errors import LockedError
 
 
@@ -70,8 +70,7 @@ def read_owner(folder: Path) -> Owner | None:
 def write_owner(folder: Path, installer: int = 0) -> None:
     """Record this process as the owner, with the installer it just started (called by the step runner)."""
     data = {"pid": os.getpid(), "installer": installer, "installer_start": start_time(installer) if installer else ""}
-    # TODO(_paths): the safe-write helper (0600, no symlink following) replaces atomic_write here once it lands.
-    atomic_write(folder / "fix.lock.owner", json.dumps(data))
+    private_write(folder / "fix.lock.owner", json.dumps(data))  # 0600, a planted link is replaced, never followed
 
 
 def orphaned_installer(folder: Path) -> int:

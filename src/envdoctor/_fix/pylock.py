@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._env.environment import Distribution
-from .._paths import atomic_write
+from .._paths import private_write
 
 MAX_BYTES = 512 * 2**20
 _SKIP = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
@@ -120,7 +120,7 @@ def write_pylock(folder: Path, python: str, dists: Mapping[str, tuple[Distributi
         budget -= size
         packed.append(pack(dist, files, mirror, folder / "wheels"))
     path = folder / "pylock.toml"
-    atomic_write(path, render(packed, remove, unarchived, python))
+    private_write(path, render(packed, remove, unarchived, python))
     return path
 
 

@@ -16,7 +16,7 @@ from .rollback import RollbackResult, rollback
 from .signals import shielded
 from .snapshot import Snapshot, discard_copies
 from .state import FixState, Phase, clear_state, journal_path, load_snapshot, load_state
-from .workdir import workdir_for
+from .workdir import journal_may_exist, workdir_for
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,6 @@ def interrupted_fix(env: Environment) -> InterruptedFix | None:
     return InterruptedFix(env.executable, state)
 
 
-def _prefix_of(executable: str) -> str | None:
-    """A venv's prefix from its interpreter's path without running it (pyvenv.cfg beside bin/), else None."""
-    root = Path(executable).parent.parent
-    return str(root) if (root / "pyvenv.cfg").is_file() else None
-
-
 def interrupted_notice(executable: str | None = None) -> str | None:
     """For `check` (and anything else that looks at an environment): the interrupted-fix paragraph, or None.
 
@@ -85,13 +79,10 @@ def interrupted_notice(executable: str | None = None) -> str | None:
     """
     import sys
 
-    exe = executable or sys.executable
-    # Not realpath: a venv's python is a symlink to the same base interpreter as envdoctor's own.
-    prefix = _prefix_of(exe) or (sys.prefix if os.path.abspath(exe) == os.path.abspath(sys.executable) else None)
     try:
-        if prefix is not None and not journal_path(workdir_for(prefix)).exists():
+        if not journal_may_exist(executable):
             return None  # the common case costs one stat
-        found = interrupted_fix(_inspect(exe))
+        found = interrupted_fix(_inspect(executable or sys.executable))
     except Exception:  # noqa: BLE001 - a notice must never turn a check into a crash
         return None
     return found.describe() if found is not None else None

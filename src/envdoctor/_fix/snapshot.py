@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Distribution, Environment
-from .._paths import atomic_write
+from .._paths import private_write
 from .._resolver._pip import pip_command, pip_env
 from ..errors import FixError
 
@@ -154,7 +154,7 @@ def take_snapshot(env: Environment, keep: Iterable[str], folder: Path, *, freeze
 
     write_pylock(root, env.executable, packable, mirror, added)
     # Last, and atomically: a snapshot.json that exists is complete (the journal relies on it).
-    atomic_write(root / "snapshot.json", snap.to_json())
+    private_write(root / "snapshot.json", snap.to_json())
     return snap
 
 

@@ -18,12 +18,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .._paths import atomic_write
+from .._paths import private_write
 from .._resolver import Sources
 from ..errors import UsageError
 from .plan import Change, Plan, Step, StepKind
 from .snapshot import Snapshot
 from .targets import TargetKind
+from .workdir import JOURNAL
 
 STATE_VERSION = 2
 
@@ -57,7 +58,7 @@ class FixState:
 
 def journal_path(work: Path) -> Path:
     """The journal file of an environment's work folder."""
-    return work / "fix-state.json"
+    return work / JOURNAL
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -148,8 +149,7 @@ def save_state(work: Path, plan: Plan, snapshot: Snapshot | str, *, next_step: i
     folder = snapshot if isinstance(snapshot, str) else snapshot.folder
     data = {"state_version": STATE_VERSION, "plan": plan_to_dict(plan), "snapshot": folder,
             "next_step": next_step, "phase": phase.value, "pid": os.getpid(), "updated": time.time()}
-    # TODO(_paths): the safe-write helper (0600, no symlink following) replaces atomic_write here once it lands.
-    atomic_write(journal_path(work), json.dumps(data, indent=1))
+    private_write(journal_path(work), json.dumps(data, indent=1))  # 0600, a planted link is replaced, never followed
 
 
 def load_state(work: Path) -> FixState | None:
