@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from dataclasses import dataclass
@@ -65,6 +64,8 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     entries = available()
     same = [e for e in entries if e.name == name]
     if not same:
+        import difflib  # only on the error path: check's warm path never pays for it
+
         names = sorted({e.name for e in entries})
         hint = difflib.get_close_matches(name, names, n=1)
         did = f" (did you mean {hint[0]!r}?)" if hint else ""
