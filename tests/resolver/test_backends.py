@@ -136,3 +136,22 @@ def test_uv_is_given_pips_configured_constraints(tmp_path, monkeypatch) -> None:
     assert args[args.index("-c") + 1] == str(cons)  # so uv plans the versions pip would
     monkeypatch.setenv("UV_CONSTRAINT", str(cons))
     assert pip_constraints() == ()  # the user's own uv constraints win
+
+
+def test_uv_mirrors_pips_best_match_over_the_users_own_pip_configuration(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from envdoctor._resolver._uv import uv_sources_args
+    from envdoctor._resolver.model import Sources
+
+    links = tmp_path / "wheels"
+    links.mkdir()
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {links}\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "UV_INDEX_URL", "UV_INDEX",
+                "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_DEFAULT_INDEX"):
+        monkeypatch.delenv(var, raising=False)
+    args = uv_sources_args(Sources())  # nothing named by a matrix: pip's own configuration, as pip reads it
+    assert args[args.index("--find-links") + 1] == str(links)
+    assert args[args.index("--index-strategy") + 1] == "unsafe-best-match"  # pip merges find-links with the index
+    named = uv_sources_args(Sources(find_links=(str(links),)))  # a source a matrix or file names: first index only
+    assert "--index-strategy" not in named

@@ -35,7 +35,8 @@ _PINNED = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(\[[^\]]*\])?==(?P<version>[^\s
 
 def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
     """uv options for the sources; with none given, pip's configured indexes (uv would not read them)."""
-    if sources == Sources() and not uv_has_own_sources():
+    from_pip_config = sources == Sources() and not uv_has_own_sources()
+    if from_pip_config:
         prefix = os.path.dirname(os.path.dirname(python)) if python else None
         sources = pip_sources(prefix)
     args: list[str] = []
@@ -51,8 +52,13 @@ def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
         args += ["--find-links", link]
     for path in pip_constraints(os.path.dirname(os.path.dirname(python)) if python else None):
         args += ["-c", path]  # pip's configured constraints hold uv's resolution and steps too
-    # uv's default index strategy (the first index that has a name serves all its versions) stays: a best
-    # match across indexes lets any extra index shadow a name (dependency confusion; issue 15, finding 3).
+    # uv's default index strategy (the first index that has a name serves all its versions) stays for sources a
+    # matrix or a requirements file names: a best match across them lets any extra index shadow a name
+    # (dependency confusion; issue 15, finding 3). The user's own pip configuration is another matter: pip picks
+    # the best match across its configured index, extra indexes and find-links, and uv must plan what pip would
+    # (a find-links folder holding torch 2.13 would otherwise hide every other torch release from uv).
+    if from_pip_config and (sources.extra_index_urls or sources.find_links):
+        args += ["--index-strategy", "unsafe-best-match"]
     return args + list(sources.extra_args)
 
 
