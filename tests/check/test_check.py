@@ -230,7 +230,7 @@ def test_report_facts_are_typed_and_json_keys_stay(site: Path, matrix) -> None:
     text = render(report)
     data = json.loads(text)
     assert list(data) == sorted(data) and text.index('"certificate"') < text.index('"findings"')
-    assert set(data) == {"schema_version", "ok", "matrix", "matrix_status", "environment", "gpu", "certificate",
+    assert set(data) == {"schema_version", "ok", "matrix", "matrix_status", "matrix_ref", "environment", "gpu", "certificate",
                          "model", "summary", "findings"}
     assert data["environment"]["runtime"] == {"notebook": False, "colab": True, "kaggle": False, "virtualenv": False}
     assert data["gpu"]["compute_capability"] == "7.5" and data["certificate"] == {} and data["model"] == {}

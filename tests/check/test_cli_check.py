@@ -79,3 +79,16 @@ def test_python_m_envdoctor_help_and_version() -> None:
     assert proc.returncode == 0 and "envdoctor check" in proc.stdout
     assert _run("check", "--help").stdout.count("--matrix") >= 1
     assert _run("--version").stdout.startswith("envdoctor ")
+
+
+def test_the_fix_hint_names_a_matrix_the_way_the_user_gave_it(write_matrix, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix('[[packages]]\nname = "definitely-not-installed-pkg"\nreason = "r"\n', name="mystack",
+                        version="2026.12.1")
+    assert main(["check", "--matrix", str(path), "--gpu", "t4", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    missing = next(f for f in data["findings"] if f["subject"] == "definitely-not-installed-pkg")
+    assert missing["fix"] == f"envdoctor fix --matrix {path}"  # mystack@2026.12.1 would name no matrix
+    assert data["matrix"] == "mystack@2026.12.1" and data["matrix_ref"] == str(path)
+    main(["check", "--matrix", "llama31", "--gpu", "t4", "--format", "json"])
+    bundled = json.loads(capsys.readouterr().out)
+    assert bundled["matrix_ref"] == bundled["matrix"] and bundled["matrix"].startswith("llama31@")

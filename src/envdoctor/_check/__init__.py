@@ -14,7 +14,7 @@ from typing import Any
 from .._env.environment import Environment, inspect_environment
 from .._env.gpu import GpuInfo
 from .._matrix.kinds import KINDS
-from .._matrix.loader import DEFAULT_MATRIX, load_matrix, matrix_for_model
+from .._matrix.loader import DEFAULT_MATRIX, command_ref, load_matrix, matrix_for_model
 from .._matrix.model import Matrix
 from . import gpu as _gpu
 from . import model as _model
@@ -47,13 +47,14 @@ def _certificate(matrix: Matrix, summary: CertificateSummary | None) -> Iterator
     if summary is not None and summary.readable:
         yield Finding(Kind.CERTIFICATE, Status.OK if summary.valid else Status.SKIP, "certificate",
                       f"certificate: {summary.reason}",
-                      fix=None if summary.valid else f"envdoctor certify --matrix {matrix.ref}")
+                      fix=None if summary.valid else f"envdoctor certify --matrix {command_ref(matrix)}")
 
 
 def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, Any] | None = None,
                       certificate: CertificateSummary | None = None) -> Report:
     """Apply every rule of `matrix` to `env`, with the certificate status the caller looked up; pure."""
-    ctx = Context(matrix, env, model_config)
+    ref = command_ref(matrix)
+    ctx = Context(matrix, env, model_config, ref)
     findings: list[Finding] = []
     findings += _matrix_status(matrix)
     for kind in KINDS:  # the kinds check does not apply are listed in registry.ELSEWHERE
@@ -69,7 +70,7 @@ def check_environment(matrix: Matrix, env: Environment, model_config: dict[str, 
         executable=env.executable, gpu=env.gpu, runtime=env.runtime,
         tools={"pip": env.pip_version, "uv": env.uv},
         findings=tuple(findings), certificate=certificate,
-        model=summary(model_config) if model_config is not None else None,
+        model=summary(model_config) if model_config is not None else None, command_ref=ref,
     )
 
 

@@ -108,6 +108,7 @@ class Report:
     findings: tuple[Finding, ...] = ()
     certificate: CertificateSummary | None = None  # None: not looked up
     model: ModelSummary | None = None  # None: no --model
+    command_ref: str = ""  # how a command line names the matrix again: `matrix`, or the file the user gave
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,7 @@ class Report:
             "ok": self.ok,
             "matrix": self.matrix,
             "matrix_status": self.matrix_status,
+            "matrix_ref": self.command_ref or self.matrix,
             "environment": {"python": self.python, "executable": self.executable, "runtime": asdict(self.runtime),
                             "tools": self.tools},
             "gpu": self.gpu.to_dict(),

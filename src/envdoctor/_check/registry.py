@@ -18,6 +18,12 @@ class Context:
     matrix: Matrix
     env: Environment
     model_config: dict[str, Any] | None = None
+    ref: str = ""  # how `envdoctor fix --matrix` names the matrix (matrix.ref, or the file a user gave)
+
+    @property
+    def fix(self) -> str:
+        """The command that fixes what the matrix finds."""
+        return f"envdoctor fix --matrix {self.ref or self.matrix.ref}"
 
 
 Checker = Callable[[Context], Iterable[Finding]]

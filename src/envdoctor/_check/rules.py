@@ -64,7 +64,7 @@ def platform(ctx: Context) -> Iterator[Finding]:
 def packages(ctx: Context) -> Iterator[Finding]:
     """Each [[packages]] rule: installed, at an allowed version, of the right local build."""
     matrix, env = ctx.matrix, ctx.env
-    fix = f"envdoctor fix --matrix {matrix.ref}"
+    fix = ctx.fix
     for rule in matrix.packages:
         dist = env.get(rule.name)
         common: dict[str, Any] = dict(reason=rule.reason, evidence=rule.evidence, expected=_spec(rule.specifier))
@@ -115,4 +115,4 @@ def known_bad(ctx: Context) -> Iterator[Finding]:
         yield Finding(Kind.KNOWN_BAD, Status.FAIL, bad.name,
                       f"{bad.name} {dist.version} is a known-bad version ({bad.specifier}){together}",
                       reason=bad.reason, evidence=bad.evidence, expected=f"not {bad.specifier}",
-                      found=str(dist.version), fix=f"envdoctor fix --matrix {matrix.ref}")
+                      found=str(dist.version), fix=ctx.fix)

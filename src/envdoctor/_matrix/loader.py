@@ -50,6 +50,21 @@ def available() -> list[MatrixEntry]:
     return sorted((MatrixEntry(n, v, Path(p), b) for n, v, p, b in _fastpath.matrix_files()), key=_sort_key)
 
 
+def command_ref(matrix: Matrix) -> str:
+    """How a command line names this matrix again: `name@version` when the search path finds this very file under
+    that reference, else the file it was loaded from (a path the user gave stays a path; issue 14)."""
+    if not matrix.source:
+        return matrix.ref
+    source = Path(matrix.source)
+    for _name, _version, path, _bundled in _fastpath.matrix_files(matrix.name):
+        if _name == matrix.name and _version == matrix.version:
+            try:
+                return matrix.ref if source.samefile(path) else matrix.source
+            except OSError:
+                return matrix.source
+    return matrix.source
+
+
 def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
     """The file a matrix reference names; raises MatrixError listing what is available."""
     if _fastpath.looks_like_path(ref):

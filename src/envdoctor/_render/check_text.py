@@ -51,7 +51,7 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
     listed = ("package", "python", "model", "certificate")
     shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
     width = max((len(f.kind.value) for f in shown), default=7)
-    common_fix = f"envdoctor fix --matrix {report.matrix}"
+    common_fix = f"envdoctor fix --matrix {report.command_ref or report.matrix}"
     for f in shown:
         out.extend(_row(f, color, width, common_fix))
     hidden = len(report.findings) - len(shown)
