@@ -143,7 +143,7 @@ def _resume(args: argparse.Namespace) -> int:
     from .._fix.resume import resume
     from .._render.fix import plan_json, resumed_text
 
-    resumed = resume(python=args.python, reporter=_reporter(args))
+    resumed = resume(python=args.python, reporter=_reporter(args), trust_sources=getattr(args, "trust_sources", False))
     if resumed.result is not None and args.format == "json":
         sys.stdout.write(plan_json(resumed.plan, resumed.result) + "\n")
     else:

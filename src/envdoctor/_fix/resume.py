@@ -63,7 +63,7 @@ class Resumed:
         return 0 if self.result is None else self.result.exit_code
 
 
-def resume(python: str | None = None, reporter: Reporter | None = None) -> Resumed:
+def resume(python: str | None = None, reporter: Reporter | None = None, *, trust_sources: bool = False) -> Resumed:
     """Continue the fix recorded for this environment: the remaining steps, or the verify after a restart.
 
     Nothing is run as the journal spells it: the target is loaded again, every step's command is re-derived
@@ -81,8 +81,9 @@ def resume(python: str | None = None, reporter: Reporter | None = None) -> Resum
         raise UsageError(f"--resume: the fix of {env.executable} was rolling back when it stopped; finish that "
                          f"with: envdoctor fix --rollback")
     ref = state.plan.source or state.plan.target
+    # the target is loaded as the first run loaded it: a shared matrix's sources need --trust-sources again
     target = load_target(ref if state.plan.kind is TargetKind.MATRIX else None,
-                         ref if state.plan.kind is TargetKind.REQUIREMENTS else None)
+                         ref if state.plan.kind is TargetKind.REQUIREMENTS else None, trust_sources=trust_sources)
     if state.phase is Phase.RESTART:
         unmet = verify_unmet(target, env)
         clear_state(work)
