@@ -210,3 +210,28 @@ def test_every_bundled_matrix_validates(capsys: pytest.CaptureFixture[str]) -> N
     assert out.count(": OK") == len([e for e in available() if e.bundled])
     assert "not checked: torch==2.4.0 +cu118 from pytorch:cu118" in out
     assert "axolotl ==0.4.0: installed from git+" in out
+
+
+def test_validate_refuses_a_matrix_whose_probe_params_would_run_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # issue 15, finding 1: `matrix validate` called this matrix OK; certify then truncated the named file
+    marker = tmp_path / "truncated.txt"
+    marker.write_text("keep me\n", encoding="utf-8")
+    path = tmp_path / "hostile.toml"
+    path.write_text(
+        'schema_version = 1\nname = "hostile"\nversion = "1.0"\n\n'
+        '[[probes]]\nname = "training-args"\ntier = 2\n'
+        f'params = {{ class = "logging.basicConfig", keywords = {{ filename = "{marker}", filemode = "w" }} }}\n\n'
+        '[[probes]]\nname = "imports"\ntier = 1\nparams = { modules = ["subprocess"] }\n', encoding="utf-8")
+    result = validate_matrix(load_matrix(str(path)))
+    kinds = [p.kind for p in result.problems]
+    assert not result.ok and kinds.count("probe") == 2
+    assert any("training-args" in p.message and "params.class" in p.message for p in result.problems)
+    assert any("'subprocess' is not an import name" in p.message for p in result.problems)
+    assert marker.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_every_bundled_matrix_passes_its_probe_params() -> None:
+    from envdoctor._certify.params import validate_probe_params
+
+    for entry in available():
+        assert validate_probe_params(load_matrix(entry.path)) == [], entry.ref

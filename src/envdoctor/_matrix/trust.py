@@ -48,7 +48,7 @@ class Unchecked:
     reason: str
 
 
-ProblemKind = Literal["conflict", "runtime", "absent", "index", "python", "evidence"]
+ProblemKind = Literal["conflict", "runtime", "absent", "index", "python", "evidence", "probe"]
 
 
 @dataclass(frozen=True)
@@ -303,6 +303,11 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
     if missing:
         problems.append(Problem("evidence", f"{matrix.ref}: {len(missing)} rule(s) without evidence: "
                                             + ", ".join(missing)))
+    # The probes' own params models say what a matrix may ask of them (issue 15, finding 1): a matrix that
+    # names an unknown probe, a dotted callable or a module outside its packages is not a trustworthy matrix.
+    from .._certify.params import validate_probe_params
+
+    problems += [Problem("probe", text) for text in validate_probe_params(matrix)]
     pythons = [python_version] if python_version else target_pythons(matrix.python.specifier if matrix.python else None)
     if not pythons:
         problems.append(Problem("python", f"{matrix.ref}: python {matrix.python.specifier if matrix.python else ''} "
