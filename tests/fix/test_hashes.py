@@ -85,3 +85,37 @@ def test_correct_hashes_install(backend, tmp_path, make_venv, wheelhouse) -> Non
     assert done.outcome is Outcome.APPLIED, done.plan.problems
     assert {"alpha==1.0", "beta==1.0"} <= set(freeze(python).splitlines())
     assert Path(done.plan.steps[0].hashed).read_text(encoding="utf-8") == done.plan.steps[0].hashed_text
+
+
+def _matrix(tmp_path: Path, house: Path, beta_hash: str) -> str:
+    alpha = house / "alpha-1.0-py3-none-any.whl"
+    path = tmp_path / "hashed.toml"
+    path.write_text(
+        'schema_version = 1\nname = "hashed"\nversion = "1.0"\n\n'
+        f'[[packages]]\nname = "alpha"\nspecifier = "==1.0"\nreason = "r"\nhashes = ["{_sha(alpha)}"]\n\n'
+        f'[[packages]]\nname = "beta"\nspecifier = "==1.0"\nreason = "r"\nhashes = ["{beta_hash}"]\n', encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+def test_a_matrix_that_carries_hashes_is_enforced(backend, tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    house = _house(tmp_path, wheelhouse)
+    python = make_venv()
+    before = freeze(python)
+    src = Sources(no_index=True, find_links=(str(house),))
+    wrong = FixSession(FixRequest(matrix=_matrix(tmp_path, house, WRONG), python=python, backend=backend,
+                                  sources=src, verify_imports=False)).run()
+    assert wrong.outcome is not Outcome.APPLIED and freeze(python) == before
+    right = FixSession(FixRequest(matrix=_matrix(tmp_path, house, _sha(house / "beta-1.0-py3-none-any.whl")),
+                                  python=python, backend=backend, sources=src, verify_imports=False)).run()
+    assert right.outcome is Outcome.APPLIED, right.plan.problems
+    assert {"alpha==1.0", "beta==1.0"} <= set(freeze(python).splitlines())
+
+
+def test_a_malformed_hash_in_a_matrix_is_one_clear_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.toml"
+    path.write_text('schema_version = 1\nname = "bad"\nversion = "1.0"\n\n[[packages]]\nname = "alpha"\n'
+                    'reason = "r"\nhashes = ["md5:abc"]\n', encoding="utf-8")
+    assert main(["check", "--matrix", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "packages[0].hashes" in err and "sha256" in err and "Traceback" not in err

@@ -209,8 +209,7 @@ def from_matrix(matrix: Matrix, *, trust: SourceTrust | None = None) -> Target:
                 name=rule.name, requirement=requirement, origin=origin, group=gname,
                 order=orders.get(gname, 1 << 30), index_url=index,
                 no_deps=rule.no_deps, protected=rule.protected, reason=rule.reason,
-                # A hash on a package rule (`hashes = ["sha256:..."]`) once the matrix format has the field.
-                hashes=tuple(getattr(rule, "hashes", ()) or ()),
+                hashes=rule.hashes,  # `hashes = ["sha256:..."]` on the rule: enforced like a requirements file's
                 untrusted=_untrusted(written, index, rule.source, checked),
             ))
     removals = tuple(Removal(r.name, r.reason, f"{matrix.ref} [[absent]] {r.name}") for r in matrix.absent)

@@ -113,6 +113,17 @@ def direct_source(value: str) -> None:
                          "'https://host/pkg.whl' or 'file:///path'")
 
 
+_HASH = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
+
+
+def artifact_hashes(values: Iterable[str]) -> None:
+    """Each entry is 'sha256:<hex>' (or sha384/sha512), as pip's --hash takes it."""
+    for v in values:
+        if not _HASH.match(v):
+            raise ValueError(f"invalid hash {_shown(v)}: expected 'sha256:' and 64 lower-case hex digits "
+                             "(pip hash FILE prints it)")
+
+
 def _pattern(what: str, regex: re.Pattern[str], example: str) -> Callable[[str], None]:
     def check(value: str) -> None:
         if not regex.match(value):
@@ -145,6 +156,7 @@ FIELD_CHECKS: dict[tuple[type, str], tuple[Callable[[Any], None], ...]] = {
     (PackageRule, "local"): (local_label,),
     (PackageRule, "index_url"): (index_ref,),
     (PackageRule, "source"): (direct_source,),
+    (PackageRule, "hashes"): (artifact_hashes,),
     (InstallGroup, "index_url"): (index_ref,),
     (NamedRule, "name"): (dist_name,),
     (KnownBadRule, "name"): (dist_name,),

@@ -109,6 +109,9 @@ class PackageRule(Record):
     source: str | None = doc("Where to install from when not on the index (a VCS URL).", None)
     optional: bool = doc("A missing optional package is a warning, not a failure.", False)
     protected: bool = doc("`fix` never replaces it unless allowed.", False)
+    hashes: tuple[str, ...] = doc("Hashes the installed artifact must have, e.g. ['sha256:<64 hex>']: with any "
+                                  "hash in the target, fix installs in pip's hash-checking mode "
+                                  "(--require-hashes), so every package then needs one.", factory=tuple)
 
     @property
     def key(self) -> NormalizedName:
