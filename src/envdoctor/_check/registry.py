@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .._env.environment import Environment
@@ -20,9 +21,15 @@ class Context:
     model_config: dict[str, Any] | None = None
     ref: str = ""  # how `envdoctor fix --matrix` names the matrix (matrix.ref, or the file a user gave)
 
-    @property
+    @cached_property
     def fix(self) -> str:
-        """The command that fixes what the matrix finds."""
+        """The command that fixes what the matrix finds; when its Python rule rejects this interpreter, fix would
+        refuse, so what would work instead (a newer matrix of the family, or the Python it needs; issue 14)."""
+        rule = self.matrix.python
+        if rule is not None and not rule.specifier.contains(self.env.python_version, prereleases=True):
+            from .interpreter import alternative
+
+            return alternative(self.matrix, self.env.python_version, colab=self.env.runtime.colab)
         return f"envdoctor fix --matrix {self.ref or self.matrix.ref}"
 
 

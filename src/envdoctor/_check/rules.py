@@ -45,7 +45,7 @@ def python(ctx: Context) -> Iterator[Finding]:
     yield Finding(Kind.PYTHON, Status.OK if ok else Status.FAIL, "python",
                   f"Python {env.python_version} {'satisfies' if ok else 'does not satisfy'} {rule.specifier}",
                   reason=rule.reason, evidence=rule.evidence, expected=str(rule.specifier),
-                  found=str(env.python_version))
+                  found=str(env.python_version), fix=None if ok else ctx.fix)
 
 
 @checks("platform")

@@ -120,10 +120,14 @@ def _merged(given: Sources, named: Sources) -> Sources:
 
 def _check_python(target: Target, env: Environment, verdict: _Verdict) -> None:
     """The matrix's Python rule: fix does not change the interpreter, so a mismatch refuses the plan."""
-    rule = target.matrix.python if target.matrix is not None else None
-    if rule is not None and not rule.specifier.contains(env.python_version, prereleases=True):
+    matrix = target.matrix
+    rule = matrix.python if matrix is not None else None
+    if matrix is not None and rule is not None and not rule.specifier.contains(env.python_version, prereleases=True):
+        from .._check.interpreter import alternative
+
         verdict.problems.append(f"{target.ref} needs Python {rule.specifier} ({rule.reason}); {env.executable} is "
-                                f"{env.python_version}, and fix does not change the interpreter")
+                                f"{env.python_version}, and fix does not change the interpreter: "
+                                + alternative(matrix, env.python_version, colab=env.runtime.colab))
 
 
 def _resolve(target: Target, backend: Backend, env: Environment, sources: Sources,

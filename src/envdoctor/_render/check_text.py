@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .._check.findings import Finding, Report, Status
+from .._check.findings import Finding, Kind, Report, Status
 
 _MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
 _COLOR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.SKIP: "2"}
@@ -51,7 +51,9 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
     listed = ("package", "python", "model", "certificate")
     shown = [f for f in report.findings if verbose or f.status is not Status.OK or f.kind.value in listed]
     width = max((len(f.kind.value) for f in shown), default=7)
-    common_fix = f"envdoctor fix --matrix {report.command_ref or report.matrix}"
+    # a Python the matrix rejects: fix would refuse, so every row's hint is what would work instead, said once
+    python_fix = next((f.fix for f in report.problems if f.kind is Kind.PYTHON and f.fix), None)
+    common_fix = python_fix or f"envdoctor fix --matrix {report.command_ref or report.matrix}"
     for f in shown:
         out.extend(_row(f, color, width, common_fix))
     hidden = len(report.findings) - len(shown)
@@ -60,6 +62,8 @@ def render(report: Report, *, color: bool = False, verbose: bool = False) -> str
     if hidden:
         summary += f"; {hidden} passing check(s) not shown (--verbose)"
     out += ["", ("OK: " if report.ok else "PROBLEMS: ") + summary]
-    if any(f.fix == common_fix for f in report.problems):
+    if python_fix is not None:
+        out.append(f"this Python: {python_fix}")
+    elif any(f.fix == common_fix for f in report.problems):
         out.append(f"to fix the packages: {common_fix} --dry-run (shows the plan), then without --dry-run")
     return "\n".join(out) + "\n"
