@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,16 +86,29 @@ def driver(ctx: Context) -> Iterator[Finding]:
     """The driver's CUDA version against torch's CUDA build."""
     env, rule = ctx.env, ctx.matrix.gpu.driver
     if rule is not None and rule.check and _cuda_here(env.gpu) and env.get("torch") is not None:
-        yield from _driver(rule, env, env.gpu)
+        yield from _driver(rule, env, env.gpu, _cuda_build_fix(ctx))
 
 
-def _driver(rule: DriverRule, env: Environment, gpu: GpuInfo) -> Iterator[Finding]:
+def _cuda_build_fix(ctx: Context) -> str:
+    """What installs a CUDA torch in place of a CPU one: `envdoctor fix` when the matrix names a CUDA build of
+    torch (a cuNNN local label or a pytorch:cuNNN index); else why fix cannot (it keeps any build the rule admits)."""
+    rule = next((p for p in ctx.matrix.packages if p.key == "torch"), None)
+    if rule is not None and any(re.search(r"\bcu\d+", x or "") for x in (rule.local, rule.index_url)):
+        fix = ctx.fix
+        return f"{fix} (installs the matrix's torch build)" if fix.startswith("envdoctor fix") else fix
+    return (f"{ctx.matrix.ref} names no CUDA build of torch (no local or index_url on its torch rule), so envdoctor "
+            f"fix keeps this one; install a CUDA build for a CUDA version the driver supports yourself "
+            f"(pip install --force-reinstall torch --index-url <the PyTorch index for that CUDA>, see "
+            f"https://pytorch.org/get-started/locally/), or use a matrix that pins one")
+
+
+def _driver(rule: DriverRule, env: Environment, gpu: GpuInfo, cuda_fix: str) -> Iterator[Finding]:
     torch_cuda = env.torch_cuda
     common: dict[str, Any] = dict(reason=rule.reason, evidence=rule.evidence)
     if torch_cuda is None:
         yield Finding(Kind.GPU, Status.FAIL, "torch-cuda", f"torch {env.get('torch').raw_version} is not a CUDA build",  # type: ignore[union-attr]
                       expected="a CUDA build of torch", found="CPU build",
-                      fix="envdoctor fix (installs the matrix's torch build)", **common)
+                      fix=cuda_fix, **common)
         return
     if not gpu.cuda_driver_version:
         yield Finding(Kind.GPU, Status.SKIP, "torch-cuda", f"torch is built for CUDA {torch_cuda}; the driver's CUDA "
