@@ -6,6 +6,7 @@ below are loaded on first use.
 
 from __future__ import annotations
 
+from ._lazy import load
 from ._version import __version__
 from .errors import (
     CompatError,
@@ -73,15 +74,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'envdoctor' has no attribute {name!r}")
-    import importlib
-
-    mod = importlib.import_module(module, __name__)
-    value = mod if name in _MODULES else getattr(mod, _ALIASES.get(name, name))
-    globals()[name] = value
-    return value
+    return load(__name__, globals(), _LAZY, name, aliases=_ALIASES, modules=_MODULES)
 
 
 def __dir__() -> list[str]:

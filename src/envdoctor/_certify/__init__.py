@@ -6,8 +6,9 @@ training script, and Python runs this file first. The public names load on first
 
 from __future__ import annotations
 
-import importlib
 import os
+
+from .._lazy import load
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the guard imports this package
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,12 +33,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'envdoctor._certify' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return load(__name__, globals(), _LAZY, name)
 
 
 if TYPE_CHECKING:  # pragma: no cover

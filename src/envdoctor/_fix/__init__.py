@@ -6,6 +6,8 @@ The names below load on first use (PEP 562), so that `check` can look for an int
 
 from __future__ import annotations
 
+from .._lazy import load
+
 _LAZY = {
     "Change": ".plan",
     "FixRequest": ".session",
@@ -60,14 +62,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'envdoctor._fix' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return load(__name__, globals(), _LAZY, name)
 
 
 TYPE_CHECKING = False
