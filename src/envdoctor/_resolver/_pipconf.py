@@ -32,8 +32,8 @@ def _files(prefix: str | None) -> list[Path]:
     return files
 
 
-def pip_sources(prefix: str | None = None) -> Sources:
-    """The index settings pip would use for an environment at `prefix`."""
+def _read(prefix: str | None, keys: tuple[str, ...]) -> dict[str, str]:
+    """The values of `keys` in pip's config files ([global], then [install]; later wins), then PIP_* variables."""
     values: dict[str, str] = {}
     for path in _files(prefix):
         if not path.is_file():
@@ -45,13 +45,19 @@ def pip_sources(prefix: str | None = None) -> Sources:
             continue  # a broken pip.conf is pip's problem to report, not ours
         for section in ("global", "install"):
             if parser.has_section(section):
-                for key in ("index-url", "extra-index-url", "find-links", "no-index"):
+                for key in keys:
                     if parser.has_option(section, key):
                         values[key] = parser.get(section, key)
-    for key in ("index-url", "extra-index-url", "find-links", "no-index"):
+    for key in keys:
         env = os.environ.get("PIP_" + key.upper().replace("-", "_"))
         if env is not None:
             values[key] = env
+    return values
+
+
+def pip_sources(prefix: str | None = None) -> Sources:
+    """The index settings pip would use for an environment at `prefix`."""
+    values = _read(prefix, ("index-url", "extra-index-url", "find-links", "no-index"))
     no_index = values.get("no-index", "").strip().lower() in ("1", "true", "yes", "on")
     return Sources(
         index_url=values.get("index-url") or None,
@@ -66,20 +72,7 @@ def pip_constraints(prefix: str | None = None) -> tuple[str, ...]:
     not read: without them `--backend uv` plans other versions than `--backend pip` (issue 14)."""
     if os.environ.get("UV_CONSTRAINT"):
         return ()  # the user configured uv's own constraints
-    value = ""
-    for path in _files(prefix):
-        if not path.is_file():
-            continue
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, OSError):
-            continue
-        for section in ("global", "install"):
-            if parser.has_section(section) and parser.has_option(section, "constraint"):
-                value = parser.get(section, "constraint")
-    value = os.environ.get("PIP_CONSTRAINT", value)
-    return tuple(value.split())
+    return tuple(_read(prefix, ("constraint",)).get("constraint", "").split())
 
 
 def uv_has_own_sources() -> bool:
