@@ -12,7 +12,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from .._status import Resolving, resolving, run_with_status
 from ..errors import ResolutionError
-from .model import Requested
+from .model import Requested, Sources
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +37,30 @@ def requested_args(tmp: str, requested: Sequence[Requested]) -> list[str]:
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(r.hashed + "\n" for r in requested))
     return ["--require-hashes", "-r", path]
+
+
+def index_args(sources: Sources) -> list[str]:
+    """The source options pip and uv spell alike: --no-index, --index-url, --extra-index-url, --find-links."""
+    args: list[str] = []
+    if sources.no_index:
+        args.append("--no-index")
+    if sources.index_url:
+        args += ["--index-url", sources.index_url]
+    for url in sources.extra_index_urls:
+        args += ["--extra-index-url", url]
+    for link in sources.find_links:
+        args += ["--find-links", link]
+    return args
+
+
+def install_args(cmd: list[str], specs: Sequence[str], *, no_deps: bool, constraints: str | None,
+                 hashed: str | None) -> tuple[str, ...]:
+    """An install command's shared tail (pip and uv): --no-deps, `-c FILE`, then the pins or a hashed `-r` file."""
+    if no_deps:
+        cmd = [*cmd, "--no-deps"]
+    if constraints:
+        cmd = [*cmd, "-c", constraints]
+    return tuple(cmd + (["--require-hashes", "-r", hashed] if hashed else list(specs)))
 
 
 def hashed_requirements(specs: Sequence[str], hashes: Mapping[NormalizedName, Sequence[str]]) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
-from ._common import constraints_args, query_status, requested_args, run_tool
+from ._common import constraints_args, index_args, install_args, query_status, requested_args, run_tool
 from ._conflict import from_pip
 from .backend import Query
 from .model import Install, Resolution, Sources
@@ -39,16 +39,7 @@ PIP_PLATFORMS: dict[str, tuple[str, ...]] = {
 
 def source_args(sources: Sources) -> list[str]:
     """pip options for explicit sources; none means pip's own configuration decides."""
-    args: list[str] = []
-    if sources.no_index:
-        args.append("--no-index")
-    if sources.index_url:
-        args += ["--index-url", sources.index_url]
-    for url in sources.extra_index_urls:
-        args += ["--extra-index-url", url]
-    for link in sources.find_links:
-        args += ["--find-links", link]
-    return args + list(sources.extra_args)
+    return index_args(sources) + list(sources.extra_args)
 
 
 def pip_command(python: str | None) -> list[str]:
@@ -110,11 +101,7 @@ class PipBackend:
         cmd += source_args(sources if index_url is None else Sources(
             index_url=index_url, extra_index_urls=sources.extra_index_urls, find_links=sources.find_links,
             extra_args=sources.extra_args))
-        if no_deps:
-            cmd.append("--no-deps")
-        if constraints:
-            cmd += ["-c", constraints]
-        return tuple(cmd + (["--require-hashes", "-r", hashed] if hashed else list(specs)))
+        return install_args(cmd, specs, no_deps=no_deps, constraints=constraints, hashed=hashed)
 
     def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
         """`<python> -m pip uninstall -y NAMES`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -14,7 +15,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._env.probe import find_uv
-from ._common import constraints_args, query_status, requested_args, run_tool
+from ._common import constraints_args, index_args, install_args, query_status, requested_args, run_tool
 from ._conflict import from_uv
 from ._pipconf import pip_constraints, pip_sources, uv_has_own_sources
 from .backend import Query
@@ -39,17 +40,10 @@ def uv_sources_args(sources: Sources, python: str | None = None) -> list[str]:
     if from_pip_config:
         prefix = os.path.dirname(os.path.dirname(python)) if python else None
         sources = pip_sources(prefix)
-    args: list[str] = []
-    if sources.no_index:
-        args.append("--no-index")
-    if sources.index_url:
-        args += ["--index-url", sources.index_url]
-    for url in sources.extra_index_urls:
-        if url.startswith("file://") and not os.path.isdir(url[len("file://"):]):
-            continue  # pip ignores a missing local index with a warning; uv would fail on it
-        args += ["--extra-index-url", url]
-    for link in sources.find_links:
-        args += ["--find-links", link]
+    # pip ignores a missing local index with a warning; uv would fail on it
+    present = tuple(url for url in sources.extra_index_urls
+                    if not (url.startswith("file://") and not os.path.isdir(url[len("file://"):])))
+    args = index_args(dataclasses.replace(sources, extra_index_urls=present))
     for path in pip_constraints(os.path.dirname(os.path.dirname(python)) if python else None):
         args += ["-c", path]  # pip's configured constraints hold uv's resolution and steps too
     # uv's default index strategy (the first index that has a name serves all its versions) stays for sources a
@@ -133,11 +127,7 @@ class UvBackend:
         src = sources if index_url is None else Sources(index_url=index_url, find_links=sources.find_links,
                                                         no_index=False, extra_args=sources.extra_args)
         cmd += uv_sources_args(src, python)
-        if no_deps:
-            cmd.append("--no-deps")
-        if constraints:
-            cmd += ["-c", constraints]
-        return tuple(cmd + (["--require-hashes", "-r", hashed] if hashed else list(specs)))
+        return install_args(cmd, specs, no_deps=no_deps, constraints=constraints, hashed=hashed)
 
     def uninstall_command(self, python: str, names: Sequence[str]) -> tuple[str, ...]:
         """`uv pip uninstall --python PYTHON NAMES`."""
