@@ -40,41 +40,25 @@ def _first_line(e: Exception) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def _specifier(value: str) -> str:
-    try:
-        SpecifierSet(value)
-    except InvalidSpecifier as e:
-        raise ValueError(f"invalid version specifier {value!r}") from e
-    return value
+def _parses(kind: Callable[[str], object], error: type[ValueError], what: str, *,
+            detail: bool) -> Callable[[str], str]:
+    """A validator that keeps the string but requires it to parse as `kind`; `detail` adds packaging's own words."""
+    def check(value: str) -> str:
+        try:
+            kind(value)
+        except error as e:
+            raise ValueError(f"invalid {what} {value!r}" + (f": {_first_line(e)}" if detail else "")) from e
+        return value
 
-
-def _requirement(value: str) -> str:
-    try:
-        Requirement(value)
-    except InvalidRequirement as e:
-        raise ValueError(f"invalid requirement {value!r}: {_first_line(e)}") from e
-    return value
-
-
-def _version(value: str) -> str:
-    try:
-        Version(value)
-    except InvalidVersion as e:
-        raise ValueError(f"invalid version {value!r}") from e
-    return value
-
-
-def _marker(value: str) -> str:
-    try:
-        Marker(value)
-    except InvalidMarker as e:
-        raise ValueError(f"invalid marker {value!r}: {_first_line(e)}") from e
-    return value
+    return check
 
 
 # What a packaging type is on disk: a string that must parse.
 _TEXT: dict[type, Callable[[str], str]] = {
-    SpecifierSet: _specifier, Requirement: _requirement, Version: _version, Marker: _marker,
+    SpecifierSet: _parses(SpecifierSet, InvalidSpecifier, "version specifier", detail=False),
+    Requirement: _parses(Requirement, InvalidRequirement, "requirement", detail=True),
+    Version: _parses(Version, InvalidVersion, "version", detail=False),
+    Marker: _parses(Marker, InvalidMarker, "marker", detail=True),
 }
 # strict: TOML has real booleans and numbers, so "yes" for a bool or "3" for an int is a mistake to report.
 _CONFIG = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False)
