@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, StrictInt
 
@@ -76,26 +76,33 @@ def _peak(ctx: ProbeContext) -> dict[str, Any]:
     return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
 
 
-def _begin(p: TinyParams) -> tuple[float, Any, Any]:
-    """Seed torch, build the family's tiny config and pick its class; the probe's clock starts here."""
+_P = TypeVar("_P", bound=TinyParams)
+
+
+def _begin(ctx: ProbeContext, kind: type[_P]) -> Outcome | tuple[_P, float, Any, Any]:
+    """A skip where the matrix keeps the probe off the CPU; else its params, the probe's clock start (torch
+    seeded), the family's tiny config and its class."""
+    skip = _allowed_on(ctx)
+    if skip:
+        return skip
     import torch
 
+    params = kind.model_validate(ctx.params)
     start = time.monotonic()
     torch.manual_seed(0)
-    return start, tiny_config(p.family), model_class(p.family)
+    return params, start, tiny_config(params.family), model_class(params.family)
 
 
 @register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0, params=TinyParams)
 def tiny_qlora(ctx: ProbeContext) -> Outcome:
     """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random model of the matrix's family."""
-    skip = _allowed_on(ctx)
-    if skip:
-        return skip
+    begun = _begin(ctx, TinyParams)
+    if isinstance(begun, Outcome):
+        return begun
+    p, start, cfg, cls = begun
     import torch
     from peft import LoraConfig, get_peft_model
 
-    p = TinyParams.model_validate(ctx.params)
-    start, cfg, cls = _begin(p)
     steps = p.steps
     if ctx.device == "cuda":
         import bitsandbytes as bnb
@@ -143,11 +150,10 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
 @register_probe("tiny-galore", 3, gpu="optional", timeout=420.0, params=GaloreParams)
 def tiny_galore(ctx: ProbeContext) -> Outcome:
     """Two GaLore steps (GaLoreAdamW8bit on the GPU, GaLoreAdamW on the CPU) on a tiny random model of the family."""
-    skip = _allowed_on(ctx)
-    if skip:
-        return skip
-    params = GaloreParams.model_validate(ctx.params)
-    start, cfg, cls = _begin(params)
+    begun = _begin(ctx, GaloreParams)
+    if isinstance(begun, Outcome):
+        return begun
+    params, start, cfg, cls = begun
     steps = params.steps
     model: Any = cls(cfg)
     model = model.to(ctx.device)
