@@ -63,7 +63,8 @@ def test_the_fast_path_is_fenced_to_these_modules(certified: str) -> None:
         "envdoctor", "envdoctor._lazy", "envdoctor._version", "envdoctor.errors", "envdoctor._fastpath",
         "envdoctor._certify",
         "envdoctor._certify.guard", "envdoctor._certify.store", "envdoctor._certify.fingerprint",
-        "envdoctor._certify._record", "envdoctor._certify.gpuid"}
+        "envdoctor._certify._record", "envdoctor._certify.gpuid",
+        "envdoctor._fix", "envdoctor._fix.workdir"}  # the interrupted-fix fence: a few stats, os and sys only
     # the C halves of hashlib, hmac and json; importlib for _certify's lazy names (already loaded in most programs)
     assert {m for m in loaded if not m.startswith("envdoctor")} <= {
         "_sha2", "_sha256", "_json", "_operator", "__future__", "importlib", "importlib._bootstrap",

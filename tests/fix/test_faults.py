@@ -303,3 +303,47 @@ def test_sigkill_midway_through_fix_rollback_then_rollback_again(bulky_venv, whe
     assert freeze(python) == before
     assert (site / "bulky" / "old_1499.py").exists() and not list((site / "bulky").glob("new_*"))
     assert phase(work) is None
+
+
+GUARD = r"""
+import sys, envdoctor
+try:
+    envdoctor.guard(sys.argv[1], tier=0, device="cpu")
+except envdoctor.NotCertifiedError as e:
+    print(e)
+    sys.exit(1)
+"""
+
+
+def test_certify_and_guard_report_an_interrupted_fix(tmp_path, bulky_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
+    python, ref, work, before = bulky_venv()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # certify and guard look at their own interpreter: put envdoctor on the venv's path after its own packages
+    pth = _site(python) / "zz-envdoctor.pth"
+    here = next(p for p in sys.path if p.endswith("site-packages"))
+    pth.write_text(f"{Path(__file__).resolve().parents[2] / 'src'}\n{here}\n", encoding="utf-8")
+    certified = subprocess.run([python, "-m", "envdoctor", "certify", "--matrix", ref, "--tier", "0", "--device",
+                                "cpu"], capture_output=True, text=True, timeout=120, env=env)
+    assert certified.returncode == 1  # bulky 1.0 is not the matrix's 2.0: a certificate would be refused anyway
+    text = pth.read_text(encoding="utf-8")
+    pth.unlink()  # the fix snapshots the venv's own path (a .pth naming another site refuses its rollback)
+    proc = run_until(fix_args(ref, python, wheelhouse), when("step", python, work), signal.SIGKILL)
+    proc.communicate(timeout=60)
+    wait_for_orphans(work)
+    pth.write_text(text, encoding="utf-8")
+    again = subprocess.run([python, "-m", "envdoctor", "certify", "--matrix", ref, "--tier", "0", "--device", "cpu"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 1 and "an interrupted fix left this environment half-changed" in again.stderr
+    assert "certify does not certify" in again.stderr and "Traceback" not in again.stderr
+    status = subprocess.run([python, "-m", "envdoctor", "certify", "--matrix", ref, "--status"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert status.returncode == 1 and "an interrupted fix left" in status.stderr
+    guarded = subprocess.run([python, "-c", GUARD, ref], capture_output=True, text=True, timeout=120, env=env)
+    assert guarded.returncode == 1, guarded.stderr
+    assert "an interrupted fix left this environment half-changed" in guarded.stdout
+    assert f"envdoctor fix --rollback --python {python}" in guarded.stdout
+    pth.unlink()  # before the freeze: the .pth would list envdoctor's own packages
+    back = subprocess.run(envdoctor("fix", "--rollback", "--python", python), capture_output=True, text=True,
+                          timeout=120)
+    assert back.returncode == 0, (back.stdout, back.stderr)
+    assert freeze(python) == before

@@ -76,6 +76,27 @@ def fix_commands(ref: str, tier: int, device: str | None, fixable: bool) -> tupl
     return ((("envdoctor", "fix", "--matrix", ref),) if fixable else ()) + (certify,)
 
 
+def _interrupted(matrix: str, tier: int, status: store.CertificateStatus) -> NotCertifiedError | None:
+    """A killed fix's journal in this environment: not certified, whatever the certificate says (issue 14).
+
+    The fast path pays the few stats of `journal_may_exist`; the fix machinery loads only when a journal is there.
+    """
+    from .._fix.workdir import journal_may_exist
+
+    if not journal_may_exist(sys.executable):
+        return None
+    from .._fix.recover import interrupted_notice
+
+    notice = interrupted_notice(sys.executable)
+    if notice is None:
+        return None
+    half = store.CertificateStatus(False, notice, status.path, status.tier, status.created, status.matrix,
+                                   status.device, None)
+    repair = (("envdoctor", "fix", "--rollback", "--python", sys.executable),
+              ("envdoctor", "fix", "--resume", "--python", sys.executable))
+    return NotCertifiedError(matrix, tier, half, commands=repair)
+
+
 def _slow(matrix: str, tier: int, device: str | None, status: store.CertificateStatus, certify: bool,
           timeout: float | None, deep: bool = False) -> Any:
     """No valid certificate: run the check (and the probes when asked); return a new certificate or raise."""
@@ -125,6 +146,9 @@ def guard(
     try:
         matrix_file = store.resolve(ref)
         status = store.status(matrix_file, tier=tier, device=device, deep=deep)
+        half = _interrupted(ref, tier, status)
+        if half is not None:
+            raise half
         if status.valid:
             return status.certificate
         return _slow(ref, tier, device, status, certify, timeout, deep)

@@ -69,12 +69,25 @@ def run(args: argparse.Namespace) -> int:
     from envdoctor._render.certify import render_json, render_status, render_status_json, render_text
 
     json_out = args.format == "json"
+    from envdoctor._fix.workdir import journal_may_exist
+
+    notice = None
+    if journal_may_exist(sys.executable):  # a few stats; the fix machinery loads only when a journal is there
+        from envdoctor._fix.recover import interrupted_notice
+
+        notice = interrupted_notice(sys.executable)
+    if notice:
+        print(f"envdoctor: warning: {notice}", file=sys.stderr)
+        if not args.status:  # a certificate of a half-changed environment would vouch for a state no one chose
+            print("envdoctor: certify does not certify an environment an interrupted fix left half-changed",
+                  file=sys.stderr)
+            return 1
     if args.status:
         from envdoctor._certify import certificate_status
 
         st = certificate_status(args.matrix, tier=args.tier, device=args.device, deep=args.verify_files)
         sys.stdout.write(render_status_json(st) if json_out else render_status(st))
-        return 0 if st.valid else 1
+        return 0 if st.valid and not notice else 1
 
     from envdoctor._certify.certify import certify_environment
 
