@@ -27,8 +27,9 @@ t1 = time.perf_counter()
 cert = envdoctor.guard({matrix!r}, tier={tier}, device={device!r})
 t2 = time.perf_counter()
 heavy = [m for m in ("torch", "transformers", "pydantic", "rich", "pynvml", "packaging") if m in sys.modules]
-print({{"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3,
-        "valid": cert is not None, "heavy_modules": heavy}})
+import json  # after the clock stopped
+print(json.dumps({{"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3,
+        "valid": cert is not None, "heavy_modules": heavy}}))
 """
 
 PROFILE = r"""
@@ -62,8 +63,9 @@ def ok(name, spec):
 bad = [n for n, s in pins.items() if not ok(n, s)]
 cuda = torch.cuda.is_available() if {device!r} != "cpu" else False
 t1 = time.perf_counter()
-print({{"import_ms": (t1 - t0) * 1e3, "call_ms": 0.0, "total_ms": (t1 - t0) * 1e3, "valid": not bad,
-        "heavy_modules": ["torch", "transformers"]}})
+import json
+print(json.dumps({{"import_ms": (t1 - t0) * 1e3, "call_ms": 0.0, "total_ms": (t1 - t0) * 1e3, "valid": not bad,
+        "heavy_modules": ["torch", "transformers"]}}))
 """
 
 
@@ -79,7 +81,7 @@ def _once(code: str) -> dict[str, float]:
     wall = (time.perf_counter() - start) * 1e3
     if out.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{out.stderr[-2000:]}")
-    data = eval(out.stdout.strip().splitlines()[-1])  # the child's own dict literal
+    data = json.loads(out.stdout.strip().splitlines()[-1])  # the child's numbers, as data
     data["process_ms"] = wall
     return data
 
