@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import Version
 
 from .._matrix.model import Matrix, SymptomRule
-from . import rules
+from . import model_type, rules
 from .patterns import bounded_text, pattern_problem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,12 +34,13 @@ class Diagnosis:
     reason: str
     evidence: tuple[str, ...] = ()
     edit: str | None = None  # an exact edit from the rename data, e.g. "evaluation_strategy= -> eval_strategy="
+    model_type: dict[str, Any] | None = None  # unknown-model-type only: name, floor, floor_exact, installed, ...
 
     def to_dict(self) -> dict[str, Any]:
         """The diagnosis as JSON-ready values."""
         return {"id": self.id, "matched": self.matched, "cause": self.cause, "fix": self.fix, "edit": self.edit,
                 "has_cause": self.has_cause, "why": self.why, "reason": self.reason,
-                "evidence": list(self.evidence)}
+                "evidence": list(self.evidence), "model_type": self.model_type}
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,9 @@ def explain(
     m = matrix if isinstance(matrix, Matrix) else load_matrix(matrix or DEFAULT_MATRIX)
     text = bounded_text(_text_of(error))
     found = match(m, text)
+    types = _model_types(text)
     env = environment
-    if found and env is None and inspect:
+    if (found or types) and env is None and inspect:
         from .._env.environment import inspect_environment
 
         env = inspect_environment()
@@ -219,7 +221,31 @@ def explain(
             fix=_fill(rule.fix, groups), has_cause=has, why=why, reason=rule.reason, evidence=rule.evidence,
             edit=edit.text,
         ))
+    out += _model_type_diagnoses(text, types, env)
     return Explanation(tuple(out), m.ref, tuple(unsafe_symptoms(m).values()))
+
+
+def _model_types(text: str) -> list[model_type.ModelTypeHit]:
+    """The model types an unknown-model-type error names; the floors table is read only when one may be named."""
+    if not model_type.may_name(text):
+        return []
+    from .._check.model import floors
+
+    return model_type.find(text, frozenset(floors().get("model_types", {})))
+
+
+def _model_type_diagnoses(text: str, hits: list[model_type.ModelTypeHit], env: Environment | None) -> list[Diagnosis]:
+    if not hits:
+        return []
+    from .._check.model import floors
+
+    out = []
+    for hit in hits:
+        v = model_type.judge(hit.name, floors(), env)
+        out.append(Diagnosis(id=model_type.ID, matched=_line_of(text, hit.start, hit.end), cause=v.cause, fix=v.fix,
+                             has_cause=v.has_cause, why=v.why, reason=v.reason, evidence=v.evidence,
+                             model_type=v.facts))
+    return out
 
 
 _installed = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._drift.explain import Explanation
@@ -27,11 +27,21 @@ def render_text(explanation: Explanation) -> str:
         ]
         if d.edit:
             lines.append(f"  edit:      {d.edit}")
+        if d.model_type is not None:
+            lines.append(f"  model:     {_model_line(d.model_type)}")
         lines.append(f"  here?      {_HAS[d.has_cause]}: {d.why}")
         if d.evidence:
             lines.append(f"  evidence:  {'; '.join(d.evidence)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _model_line(facts: dict[str, Any]) -> str:
+    floor = facts.get("floor")
+    need = (f"needs transformers>={floor}" + ("" if facts.get("floor_exact") else " (a lower bound)")
+            if floor else f"registered by no release read ({facts.get('releases_read')})")
+    installed = facts.get("installed")
+    return f"{facts.get('name')} {need}; installed: {f'transformers {installed}' if installed else 'not known'}"
 
 
 def render_json(explanation: Explanation) -> str:
