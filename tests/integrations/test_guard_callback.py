@@ -9,6 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+PROBES = ('[[packages]]\nname = "packaging"\nreason = "the probe imports it"\n\n'
+          '[[probes]]\nname = "imports"\ntier = 1\nparams = { modules = ["packaging"] }\n')
+
 
 def _trainer(tmp_path: Path, callback: Any) -> Any:
     import torch
@@ -43,17 +46,19 @@ def test_refuses_before_the_first_step_without_a_certificate(tmp_path, empty_sto
     assert "training refused before the first step" in err and "envdoctor certify" in err
 
 
-def test_lets_training_run_when_certified(tmp_path, empty_store, monkeypatch, capsys):
-    """The pass case with guard() replaced (issuing a real certificate runs the tier-2 probes: minutes)."""
-    from envdoctor.integrations import transformers as integration
+def test_lets_training_run_when_certified(tmp_path, empty_store, write_matrix, capsys):
+    """The pass case with a real certificate: a scratch matrix whose one tier-1 probe imports packaging (seconds)."""
+    from envdoctor._certify.certify import certify_environment
+    from envdoctor.integrations.transformers import GuardCallback
 
-    calls = []
-    monkeypatch.setattr(integration, "guard", lambda **kw: calls.append(kw) or object())
-    trainer = _trainer(tmp_path, integration.GuardCallback(matrix="llama31", tier=2))
+    matrix = str(write_matrix(PROBES))
+    assert certify_environment(matrix, tier=1, device="cpu").certified
+    callback = GuardCallback(matrix=matrix, tier=1, device="cpu")
+    trainer = _trainer(tmp_path, callback)
     trainer.train()
     assert trainer.state.global_step == 2
-    assert calls == [{"matrix": "llama31", "tier": 2, "device": None}]
-    assert "llama31 tier 2: certified" in capsys.readouterr().err
+    assert callback.certificate is not None and callback.certificate.matrix == "test@1.0"
+    assert f"{matrix} tier 1: certified" in capsys.readouterr().err
 
 
 def test_import_envdoctor_does_not_import_transformers():
