@@ -17,7 +17,7 @@ pytest.importorskip("packaging.pylock")  # packaging 25.0 and newer read PEP 751
 
 
 def test_the_snapshot_is_a_pylock_that_uv_restores_by_hand(tmp_path, make_venv, wheelhouse) -> None:  # type: ignore[no-untyped-def]
-    from envdoctor._fix.pylock import validate
+    from envdoctor._lock.validate import validate_pylock
 
     python = make_venv("bulky==1.0", "alpha==1.0")
     before = freeze(python)
@@ -28,7 +28,7 @@ def test_the_snapshot_is_a_pylock_that_uv_restores_by_hand(tmp_path, make_venv, 
                                  sources=Sources(no_index=True, find_links=(str(wheelhouse),))), target)
     assert result.ok, result.reason
     lock = Path(result.snapshot) / "pylock.toml"
-    validate(lock)
+    validate_pylock(lock.read_text(encoding="utf-8"))
     data = tomllib.loads(lock.read_text(encoding="utf-8"))
     assert {(p["name"], p["version"]) for p in data["packages"]} == {("alpha", "1.0"), ("bulky", "1.0")}
     assert data["tool"]["envdoctor"]["remove"] == ["delta"]

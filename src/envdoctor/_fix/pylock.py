@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 import zipfile
@@ -25,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._env.environment import Distribution
+from .._lock.records import sha256_of
 from .._paths import private_write
+from .._render.lock import render_snapshot
 
 MAX_BYTES = 512 * 2**20
 _SKIP = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
@@ -85,25 +86,7 @@ def pack(dist: Distribution, files: Iterable[str], read_from: Mapping[str, str],
             record.append(f"{arc},{_digest(data)},{len(data)}")
         record.append(f"{info}/RECORD,,")
         z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    sha = hashlib.sha256((out / name).read_bytes()).hexdigest()
-    return Packed(dist.name, dist.raw_version, f"{out.name}/{name}", sha)
-
-
-def _q(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a TOML basic string for what is written here
-
-
-def render(packed: Iterable[Packed], remove: Iterable[str], unarchived: Iterable[str], python: str) -> str:
-    """The pylock.toml text."""
-    lines = ['lock-version = "1.0"', 'created-by = "envdoctor"', ""]
-    for p in sorted(packed, key=lambda p: p.name.lower()):
-        lines += ["[[packages]]", f"name = {_q(p.name)}", f"version = {_q(p.version)}",
-                  f"wheels = [{{ name = {_q(p.wheel.rsplit('/', 1)[-1])}, path = {_q(p.wheel)}, "
-                  f"hashes = {{ sha256 = {_q(p.sha256)} }} }}]", ""]
-    lines += ["[tool.envdoctor]", f"python = {_q(python)}",
-              f"remove = [{', '.join(_q(r) for r in sorted(remove))}]",
-              f"unarchived = [{', '.join(_q(u) for u in sorted(unarchived))}]", ""]
-    return "\n".join(lines)
+    return Packed(dist.name, dist.raw_version, f"{out.name}/{name}", sha256_of(str(out / name)))
 
 
 def write_pylock(folder: Path, python: str, dists: Mapping[str, tuple[Distribution, list[str]]],
@@ -120,7 +103,7 @@ def write_pylock(folder: Path, python: str, dists: Mapping[str, tuple[Distributi
         budget -= size
         packed.append(pack(dist, files, mirror, folder / "wheels"))
     path = folder / "pylock.toml"
-    private_write(path, render(packed, remove, unarchived, python))
+    private_write(path, render_snapshot(packed, remove, unarchived, python))
     return path
 
 
@@ -128,10 +111,3 @@ NOTE = ("restore it by hand with uv >= 0.6.15 (uv pip install --offline --no-dep
         "(pip install --no-deps -r PYLOCK, experimental), then uninstall what [tool.envdoctor] remove lists; "
         "envdoctor fix --rollback does both")
 
-
-def validate(path: Path) -> None:
-    """Raise if `path` is not a valid PEP 751 lock file (packaging's own reader)."""
-    import tomllib
-    from packaging.pylock import Pylock
-
-    Pylock.from_dict(tomllib.loads(path.read_text(encoding="utf-8")))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .._lock.model import Artifact, Directory, Lock, Locked, Vcs
 from .._lock.records import file_path
 from .._version import __version__
+
+if TYPE_CHECKING:
+    from .._fix.pylock import Packed
 
 
 def _toml(value: object) -> str:
@@ -72,6 +76,17 @@ def render_pylock(lock: Lock) -> str:
         lines += ["", "[tool.envdoctor.certificate]", f"tier = {c.tier}", f"device = {_toml(c.device)}"]
         lines += [f"gpu = {_toml(c.gpu)}"] if c.gpu else []
         lines.append(f"created = {_toml(c.created)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_snapshot(packed: Iterable[Packed], remove: Iterable[str], unarchived: Iterable[str], python: str) -> str:
+    """A fix snapshot's pylock.toml: the packed pre-fix wheels, with what the fix adds under [tool.envdoctor] remove."""
+    lines = ['lock-version = "1.0"', 'created-by = "envdoctor"']
+    for p in sorted(packed, key=lambda p: p.name.lower()):
+        wheel = {"name": p.wheel.rsplit("/", 1)[-1], "path": p.wheel, "hashes": {"sha256": p.sha256}}
+        lines += ["", "[[packages]]", f"name = {_toml(p.name)}", f"version = {_toml(p.version)}", f"wheels = {_toml([wheel])}"]
+    lines += ["", "[tool.envdoctor]", f"python = {_toml(python)}", f"remove = {_toml(sorted(remove))}",
+              f"unarchived = {_toml(sorted(unarchived))}"]
     return "\n".join(lines) + "\n"
 
 
