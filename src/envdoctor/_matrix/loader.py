@@ -76,12 +76,13 @@ def resolve_ref(ref: str, relative_to: Path | None = None) -> Path:
             raise MatrixError(f"matrix file not found: {shown}")
         return path.resolve()
     name, _, version = ref.partition("@")
-    entries = available()
-    same = [e for e in entries if e.name == name]
+    # only this name's folders: the warm path resolves each `extends` here, and lists no other matrix
+    same = sorted((MatrixEntry(n, v, Path(p), b) for n, v, p, b in _fastpath.matrix_files(name)),
+                  key=_sort_key) if name else []
     if not same:
         import difflib  # only on the error path: check's warm path never pays for it
 
-        names = sorted({e.name for e in entries})
+        names = sorted({e.name for e in available()})
         hint = difflib.get_close_matches(name, names, n=1)
         did = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise MatrixError(f"unknown matrix {name!r}{did}; available: {', '.join(names)}")
