@@ -19,7 +19,7 @@ from .._resolver.model import Sources
 from .._status import resolving, run_with_status
 from ..errors import ResolutionError
 from .model import Artifact, Locked, Unlocked
-from .records import file_path, sha256_of
+from .records import archive_hashes, file_path, sha256_of
 
 # pip's words for a pin the index does not have (pip 22.2 .. 26)
 _MISSING = re.compile(r"(?:No matching distribution found for|Could not find a version that satisfies the requirement)"
@@ -30,11 +30,7 @@ def _artifact(item: Mapping[str, Any]) -> Artifact | None:
     info = item.get("download_info")
     if not isinstance(info, dict) or "archive_info" not in info:
         return None
-    archive = info["archive_info"] or {}
-    hashes = archive.get("hashes") or {}
-    if not hashes and isinstance(archive.get("hash"), str):
-        algorithm, _, value = archive["hash"].partition("=")
-        hashes = {algorithm: value}
+    hashes = archive_hashes(info["archive_info"] or {})
     local = file_path(str(info["url"]))
     is_file = bool(local) and os.path.isfile(str(local))
     if not hashes and is_file:  # a find-links folder or a simple index without #sha256= fragments

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from packaging.version import Version
@@ -32,7 +33,8 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def _hashes(archive_info: dict[str, object]) -> dict[str, str]:
+def archive_hashes(archive_info: Mapping[str, object]) -> dict[str, str]:
+    """The hashes of a PEP 610 archive_info (also pip's --report download_info), the older `hash` form too."""
     hashes = archive_info.get("hashes")
     if isinstance(hashes, dict) and hashes:
         return {str(k): str(v) for k, v in hashes.items()}
@@ -61,7 +63,7 @@ def from_record(dist: Distribution, version: Version) -> Locked | Unlocked | Non
             return Unlocked(dist.name, dist.raw_version, f"installed from {url} with no commit recorded")
         return Locked(dist.name, version, Vcs(str(vcs.get("vcs", "git")), url, str(vcs["commit_id"]),
                                               vcs.get("requested_revision")), "installer-record")
-    hashes = _hashes(info.get("archive_info") or {})
+    hashes = archive_hashes(info.get("archive_info") or {})
     if hashes:
         return Locked(dist.name, version, Artifact(url, hashes), "installer-record")
     local = file_path(url)
