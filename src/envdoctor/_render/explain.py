@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
+
+from . import versioned_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._drift.explain import Explanation
@@ -46,10 +47,9 @@ def _model_line(facts: dict[str, Any]) -> str:
 
 def render_json(explanation: Explanation) -> str:
     """Stable JSON: schema_version, matrix, recognised, diagnoses, skipped (unsafe patterns not run)."""
-    return json.dumps({
-        "schema_version": SCHEMA_VERSION,
+    return versioned_json(SCHEMA_VERSION, {
         "matrix": explanation.matrix,
         "recognised": explanation.recognised,
         "diagnoses": [d.to_dict() for d in explanation.diagnoses],
         "skipped": list(explanation.skipped),
-    }, indent=2, sort_keys=True) + "\n"
+    })

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from .._drift.rules import short
 from .._lint.engine import LintResult
+from . import versioned_json
 
 SCHEMA_VERSION = 1
 
@@ -34,8 +33,7 @@ def render_text(result: LintResult) -> str:
 
 def render_json(result: LintResult) -> str:
     """Stable JSON with a schema version."""
-    return json.dumps({
-        "schema_version": SCHEMA_VERSION,
+    return versioned_json(SCHEMA_VERSION, {
         "matrix": result.matrix,
         "versions": {k: (str(v) if v else None) for k, v in sorted(result.versions.versions.items())},
         "version_sources": dict(sorted(result.versions.sources.items())),
@@ -46,4 +44,4 @@ def render_json(result: LintResult) -> str:
         "unfixed": [{**i.to_dict(), "why": why} for i, why in result.unfixed],
         "changed_files": list(result.changed_files),
         "exit_code": result.exit_code,
-    }, indent=2, sort_keys=True) + "\n"
+    })

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ..training.memory import GiB
+from . import versioned_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._env.gpu import GpuInfo
@@ -60,7 +60,7 @@ def render_memory_text(shape: ModelShape, gpu: GpuInfo, plan: Plan) -> str:
 def render_memory_json(shape: ModelShape, gpu: GpuInfo, plan: Plan) -> str:
     """`plan-memory --format json`: the plan and its estimate in GiB, with a schema version."""
     data: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "model": shape.name, "gpu": gpu.name, "method": plan.method,
+        "model": shape.name, "gpu": gpu.name, "method": plan.method,
         "dtype": plan.dtype, "batch": plan.batch, "grad_accum": plan.grad_accum, "seq": plan.seq,
         "checkpointing": plan.checkpointing, "checkpoint_layers": plan.checkpoint_layers,
         "fused_loss": plan.fused_loss, "fused_kernels": plan.fused_kernels,
@@ -68,7 +68,7 @@ def render_memory_json(shape: ModelShape, gpu: GpuInfo, plan: Plan) -> str:
         "budget_gib": round(plan.budget / GiB, 3), "world_size": plan.world_size, "parallel": plan.parallel,
         "parts_gib": {k: round(v / GiB, 3) for k, v in plan.estimate.parts.items()},
     }
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return versioned_json(SCHEMA_VERSION, data)
 
 
 def render_result_json(result: TrainResult) -> str:
@@ -78,11 +78,11 @@ def render_result_json(result: TrainResult) -> str:
     and the stalls (data loading, checkpoint saves, evaluation) are in stalls_s, not folded in.
     """
     data: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "steps": result.steps, "resumed_from": result.resumed_from,
+        "steps": result.steps, "resumed_from": result.resumed_from,
         "final_loss": result.final_loss, "tokens_per_s": round(result.tokens_per_s, 1), "peak_gib": result.peak_gib,
         "saved": result.saved, "trained_tokens": result.trained_tokens, "seen_tokens": result.seen_tokens,
         "world_size": result.world_size, "stalls_s": dict(sorted(result.stalls_s.items())),
     }
     if result.eval_loss is not None:
         data["eval_loss"] = result.eval_loss
-    return json.dumps(data, sort_keys=True) + "\n"
+    return versioned_json(SCHEMA_VERSION, data, indent=None)
