@@ -65,17 +65,6 @@ def format_examples(batch: dict[str, Any], tokenizer: Any = None) -> str | list[
     return [_one({k: v[i] for k, v in batch.items()}, tokenizer) for i in range(size)]
 
 
-def texts_from(rows: Sequence[dict[str, Any]], tokenizer: Any, source: str = "dataset") -> list[str]:
-    """The formatted text of every row, with the row number in any error."""
-    out = []
-    for n, row in enumerate(rows, 1):
-        try:
-            out.append(str(_one(row, tokenizer)))
-        except ValueError as e:
-            raise ConfigError(f"{source}: row {n}: {e}") from e
-    return out
-
-
 def tokenize(texts: Sequence[str], tokenizer: Any, seq_len: int, packing: bool) -> list[Example]:
     """Token sequences of at most seq_len, every token trained: packed end to end, or one per text."""
     from .masking import Rendered, tokenize_rendered
