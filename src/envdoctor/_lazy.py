@@ -5,6 +5,8 @@ Stdlib only and imports nothing at import time: `import envdoctor` stays ~1 ms a
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Collection, Mapping, MutableMapping
@@ -20,9 +22,12 @@ def load(package: str, namespace: MutableMapping[str, Any], table: Mapping[str, 
     module = table.get(name)
     if module is None:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    import importlib
-
-    mod = importlib.import_module(module, package)
+    # `importlib.import_module` without importing importlib (and warnings with it): ~0.5 ms of the guard's call
+    level = len(module) - len(module.lstrip("."))
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    absolute = f"{base}.{module[level:]}" if level else module
+    __import__(absolute)
+    mod = sys.modules[absolute]
     value = mod if name in modules else getattr(mod, (aliases or {}).get(name, name))
     namespace[name] = value
     return value

@@ -16,12 +16,13 @@ import sys
 from .. import _fastpath
 from . import fingerprint as fp
 from ._record import Record, compare_digest, hmac_sha256, json_loads, sha256
-from .gpuid import GpuIdentity
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this runs in the guard
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Mapping
     from typing import Any
+
+    from .gpuid import GpuIdentity
 
 CERT_SCHEMA_VERSION = 1
 KEY_FILE = ".key"
@@ -224,10 +225,15 @@ class Here(Record):
     gpu: Callable[[], GpuIdentity]
 
 
-def here() -> Here:
+def _current_gpu() -> GpuIdentity:
+    """This machine's GPU identity; a CPU certificate judged for --device cpu never asks, so the guard skips gpuid."""
     from .gpuid import current
 
-    return Here(tuple(sys.path), sys.prefix, fp.python_id(), current)
+    return current()
+
+
+def here() -> Here:
+    return Here(tuple(sys.path), sys.prefix, fp.python_id(), _current_gpu)
 
 
 def read(path: str) -> tuple[Certificate | None, str]:
