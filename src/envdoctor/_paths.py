@@ -40,9 +40,8 @@ def atomic_write(path: Path, text: str) -> None:
     For envdoctor's own state (caches, certificates, fix state) use `private_write` instead.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    # the newlines as Path.write_text writes them; 0o666 less the umask, as open() creates a user's file
+    _replace(str(path.parent), os.path.abspath(path), text.replace("\n", os.linesep).encode("utf-8"), 0o666)
 
 
 def _check_folder(folder: str) -> None:
@@ -95,11 +94,18 @@ def private_write(path: StrPath, data: str | bytes, root: StrPath | None = None)
     """
     path = os.path.abspath(os.fspath(path))
     folder = private_dir(os.path.dirname(path), root)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    _replace(folder, path, data.encode("utf-8") if isinstance(data, str) else data, 0o600)
+    return path
+
+
+def _replace(folder: str, path: str, raw: bytes, mode: int) -> None:
+    """Write `raw` to a new temporary file in `folder` (O_EXCL | O_NOFOLLOW: never an existing file or a link),
+    then replace `path` with it: a reader sees the old bytes or the new, never half, and a link at `path` is
+    replaced, its target never written."""
     for _ in range(3):
         tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
             break
         except FileExistsError:
             continue
@@ -115,7 +121,6 @@ def private_write(path: StrPath, data: str | bytes, root: StrPath | None = None)
         except OSError:
             pass
         raise
-    return path
 
 
 def private_append(path: StrPath, text: str, root: StrPath | None = None) -> None:
