@@ -13,11 +13,11 @@ import os
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from packaging.utils import NormalizedName
 
 from .._env.environment import Environment
+from .._lock.records import file_path
 from .._resolver import Install
 from ..errors import FixError
 
@@ -37,10 +37,11 @@ def _installed_size(env: Environment, key: str) -> int:
 
 
 def _file_size(url: str | None) -> int:
-    if not url or urlparse(url).scheme != "file":
+    local = file_path(url) if url else None
+    if local is None:
         return 0
     try:
-        return os.path.getsize(unquote(urlparse(url).path))
+        return os.path.getsize(local)
     except OSError:
         return 0
 
