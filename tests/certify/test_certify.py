@@ -84,6 +84,14 @@ def test_matrix_can_forbid_cpu_runs(write_matrix, demo_probes, no_gpu) -> None: 
     assert res.status == "skipped" and "does not allow it on the CPU" in res.reason
 
 
+@pytest.mark.parametrize("probe", ["tiny-qlora", "tiny-galore"])
+def test_the_real_tiny_probes_obey_allow_cpu_false(write_matrix, no_gpu, probe: str) -> None:  # type: ignore[no-untyped-def]
+    """The rule lives in certify alone (the probes no longer repeat it): it keeps the real probes off the CPU."""
+    path = write_matrix(f'[[probes]]\nname = "{probe}"\ntier = 3\nparams = {{ allow_cpu = false }}\n')
+    res = _by_name(certify_environment(str(path), tier=3))[probe]
+    assert res.status == "skipped" and res.reason == "skipped: the matrix does not allow it on the CPU"
+
+
 def test_failing_check_is_tier0_and_not_certified(write_matrix, demo_probes, no_gpu) -> None:  # type: ignore[no-untyped-def]
     path = write_matrix('[[packages]]\nname = "no-such-package-xyz"\nspecifier = ">=1"\nreason = "needed"\n' + PROBES)
     result = certify_environment(str(path), tier=1)

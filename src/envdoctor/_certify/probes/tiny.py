@@ -34,12 +34,6 @@ class GaloreParams(TinyParams):
     rank: StrictInt = Field(8, ge=1, le=64, description="GaLore's projection rank.")
 
 
-def _allowed_on(ctx: ProbeContext) -> Outcome | None:
-    if ctx.device == "cpu" and ctx.params.get("allow_cpu", True) is False:
-        return Outcome.skipped("the matrix does not allow this probe on the CPU")
-    return None
-
-
 def _batch(vocab: int, device: str) -> Any:
     import torch
 
@@ -79,12 +73,11 @@ def _peak(ctx: ProbeContext) -> dict[str, Any]:
 _P = TypeVar("_P", bound=TinyParams)
 
 
-def _begin(ctx: ProbeContext, kind: type[_P]) -> Outcome | tuple[_P, float, Any, Any]:
-    """A skip where the matrix keeps the probe off the CPU; else its params, the probe's clock start (torch
-    seeded), the family's tiny config and its class."""
-    skip = _allowed_on(ctx)
-    if skip:
-        return skip
+def _begin(ctx: ProbeContext, kind: type[_P]) -> tuple[_P, float, Any, Any]:
+    """The probe's params, its clock start (torch seeded), the family's tiny config and its class.
+
+    `allow_cpu = false` never reaches here: certify skips the probe on the CPU before running it (certify.py).
+    """
     import torch
 
     params = kind.model_validate(ctx.params)
@@ -96,10 +89,7 @@ def _begin(ctx: ProbeContext, kind: type[_P]) -> Outcome | tuple[_P, float, Any,
 @register_probe("tiny-qlora", 3, gpu="optional", timeout=420.0, params=TinyParams)
 def tiny_qlora(ctx: ProbeContext) -> Outcome:
     """Two QLoRA steps (4-bit NF4 base + LoRA, paged 8-bit AdamW) on a tiny random model of the matrix's family."""
-    begun = _begin(ctx, TinyParams)
-    if isinstance(begun, Outcome):
-        return begun
-    p, start, cfg, cls = begun
+    p, start, cfg, cls = _begin(ctx, TinyParams)
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -150,10 +140,7 @@ def tiny_qlora(ctx: ProbeContext) -> Outcome:
 @register_probe("tiny-galore", 3, gpu="optional", timeout=420.0, params=GaloreParams)
 def tiny_galore(ctx: ProbeContext) -> Outcome:
     """Two GaLore steps (GaLoreAdamW8bit on the GPU, GaLoreAdamW on the CPU) on a tiny random model of the family."""
-    begun = _begin(ctx, GaloreParams)
-    if isinstance(begun, Outcome):
-        return begun
-    params, start, cfg, cls = begun
+    params, start, cfg, cls = _begin(ctx, GaloreParams)
     steps = params.steps
     model: Any = cls(cfg)
     model = model.to(ctx.device)
