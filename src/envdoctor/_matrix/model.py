@@ -23,8 +23,8 @@ from .gpu import Bf16Rule, CudaRule, DriverRule, GpuRules, MpsRule, WorkloadRule
 from .record import FORMAT_VERSION, Record, doc, evidence, reason, section
 
 __all__ = [
-    "FORMAT_VERSION", "Bf16Rule", "CudaRule", "DriverRule", "GpuRules", "InstallGroup", "KnownBadRule", "Matrix",
-    "MatrixStatus", "ModelFeatureRule", "MpsRule", "NamedRule", "PackageRule", "PlatformRule", "ProbeRef",
+    "FORMAT_VERSION", "Bf16Rule", "CudaRule", "DriverRule", "GpuRules", "ImportRule", "InstallGroup", "KnownBadRule",
+    "Matrix", "MatrixStatus", "ModelFeatureRule", "MpsRule", "NamedRule", "PackageRule", "PlatformRule", "ProbeRef",
     "PythonRule", "RenameKind", "RenameRule", "SymptomRule", "WorkloadRule",
 ]
 
@@ -182,6 +182,38 @@ class RenameRule(Record):
     invariants = (_rename_shape,)
 
 
+def _import_shape(r: Any) -> str | None:
+    if r.replacement and r.config_keyword:
+        return f"removed import {r.name!r}: give `replacement` or `config_keyword`, not both"
+    if bool(r.config_keyword) != bool(r.callable and r.via):
+        return f"removed import {r.name!r}: `config_keyword` needs `callable` and `via` (and they need it)"
+    return None
+
+
+@dataclass(frozen=True)
+class ImportRule(Record):
+    """A name that a module no longer exports, and what replaces it (lint reports the import, --fix rewrites it)."""
+
+    package: str = doc("The distribution that owns the module, e.g. 'peft'.")
+    module: str = doc("The module older code imports it from, e.g. 'peft'; its submodules match too "
+                      "('trl' covers `from trl.trainer.utils import ...`).")
+    name: str = doc("The removed name, e.g. 'prepare_model_for_int8_training'.")
+    removed: Version = doc("First version whose module no longer has it (ImportError).")
+    instead: str = doc("What to use instead, in words: the message lint prints.", min_length=1)
+    reason: str = reason()
+    evidence: tuple[str, ...] = evidence()
+    deprecated: Version | None = doc("First version that warns when it is used.", None)
+    replacement: str | None = doc("A name of the same module that takes the same arguments: --fix renames the "
+                                  "import and every use.", None)
+    callable: str | None = doc("For a removed class whose instance was passed to a call: that callable, e.g. "
+                               "'trl.SFTTrainer'.", None)
+    via: str | None = doc("The keyword of `callable` the instance was passed as, e.g. 'data_collator'.", None)
+    config_keyword: str | None = doc("The keyword of that call's `args=` config that replaces the instance, set to "
+                                     "True by --fix, e.g. 'completion_only_loss'.", None)
+
+    invariants = (_import_shape,)
+
+
 @dataclass(frozen=True)
 class SymptomRule(Record):
     """An error message, its cause, and the fix `envdoctor explain` suggests."""
@@ -303,6 +335,10 @@ class Matrix(Record):
         "API renames (lint, compat, explain).", key=("callable", "old"), label=lambda r: f"{r.callable}({r.old})",
         show=lambda r: f"{r.kind} -> {r.new}" + (f" removed in {r.removed}" if r.removed else ""),
         title="API renames", listed="count")
+    imports: tuple[ImportRule, ...] = section(
+        "Removed imports and their replacements (lint).", key=("module", "name"),
+        label=lambda r: f"{r.module}.{r.name}", show=lambda r: f"removed in {r.package} {r.removed}",
+        title="removed imports", listed="count")
     symptoms: tuple[SymptomRule, ...] = section(
         "Error symptoms (explain).", key=("id",), label=lambda r: r.id, show=lambda r: r.cause,
         title="error symptoms", listed="count")
