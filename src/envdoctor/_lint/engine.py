@@ -158,6 +158,9 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
             issues.extend(found)
             if error:
                 errors.append(error)
+    from .imports import with_imports  # removed imports, the matrix's [[imports]] (imports.py)
+
+    versions, issues = with_imports(files, matrix, versions, issues, use_pins=use_pins)
     if not fix:
         return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors))
     from .fix import fix_files

@@ -1,0 +1,105 @@
+"""Removed imports (the drift matrix's [[imports]]): `from peft import prepare_model_for_int8_training` and the like.
+
+An import of a name the installed (or pinned) release no longer has is an error: the script stops at its first
+line with an ImportError. Read with the stdlib `ast`; nothing a script says is imported or run.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from .._drift.versions import Versions, for_matrix
+from .._matrix.model import ImportRule, Matrix
+from ..errors import UsageError
+from . import finder, source
+from .engine import ERROR, WARNING, Issue
+
+VIA = "import"  # Issue.via of an import issue: `callable` is then the module, `keyword` the removed name
+
+
+def packages_of(matrix: Matrix) -> set[str]:
+    """The packages the import rules are about, canonicalized."""
+    return {canonicalize_name(r.package) for r in matrix.imports}
+
+
+def rule_for(matrix: Matrix, module: str, name: str) -> ImportRule | None:
+    """The rule about `name` imported from `module` (or from one of the rule module's submodules)."""
+    return next((r for r in matrix.imports if r.name == name
+                 and (module == r.module or module.startswith(r.module + "."))), None)
+
+
+def is_import_issue(issue: Issue) -> bool:
+    """Whether an issue is a removed import (not a keyword)."""
+    return issue.via == VIA
+
+
+def check_tree(tree: ast.AST, unit: source.Unit, matrix: Matrix, versions: Versions) -> list[Issue]:
+    """The stale imports of one parsed unit: `from M import name` and attribute uses `m.name` of an imported M."""
+    if not matrix.imports:
+        return []
+    out: list[Issue] = []
+    names = finder.aliases(tree, packages_of(matrix))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                rule = rule_for(matrix, node.module, a.name)
+                if rule is not None:
+                    out += _issue(rule, unit, a.lineno, a.col_offset, node.module, versions, "import")
+        elif isinstance(node, ast.Attribute):
+            base = finder.dotted(node.value, names)
+            rule = rule_for(matrix, base, node.attr) if base else None
+            if rule is not None and base is not None:
+                end = node.end_col_offset or node.col_offset
+                out += _issue(rule, unit, node.lineno, end - len(node.attr), base, versions, "use")
+    out.sort(key=lambda i: (i.line, i.col))
+    return out
+
+
+def _issue(rule: ImportRule, unit: source.Unit, line: int, col: int, module: str, versions: Versions,
+           how: str) -> list[Issue]:
+    v = versions.versions.get(canonicalize_name(rule.package))
+    if v is None:
+        return []
+    if v >= rule.removed:
+        severity, status, verb = ERROR, "removed", f"was removed in {rule.package} {rule.removed} (here {v})"
+    elif rule.deprecated is not None and v >= rule.deprecated:
+        severity, status, verb = WARNING, "deprecated", f"is deprecated since {rule.package} {rule.deprecated}"
+    else:
+        return []
+    what = f"from {module} import {rule.name}" if how == "import" else f"{module}.{rule.name}"
+    return [Issue(unit.path, unit.cell, line, col, module, rule.name, severity, status,  # type: ignore[arg-type]
+                  f"`{what}`: {rule.name} {verb}: {rule.instead}", rule.replacement, None, VIA, rule.reason)]
+
+
+def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions) -> list[Issue]:
+    """The stale imports of one unit; a unit that does not parse has none (the engine reports it)."""
+    try:
+        tree = ast.parse(unit.code, filename=unit.path)
+    except SyntaxError:
+        return []
+    return check_tree(tree, unit, matrix, versions)
+
+
+def with_imports(files: Sequence[Path], matrix: Matrix, versions: Versions, issues: Sequence[Issue], *,
+                 use_pins: bool) -> tuple[Versions, list[Issue]]:
+    """The engine's issues with every stale import added (in file order), and the versions of their packages."""
+    missing = packages_of(matrix) - set(versions.versions)
+    if missing:
+        extra = for_matrix(matrix, missing, use_pins=use_pins)
+        versions = Versions({**versions.versions, **extra.versions}, {**versions.sources, **extra.sources},
+                            versions.notes + extra.notes)
+    found: list[Issue] = list(issues)
+    for f in files:
+        try:
+            units = list(source.units(f))
+        except UsageError:
+            continue  # the engine has recorded why
+        for unit in units:
+            found += check_unit(unit, matrix, versions)
+    order = {str(f): n for n, f in enumerate(files)}
+    found.sort(key=lambda i: (order.get(i.path, len(order)), i.cell or 0, i.line, i.col))
+    return versions, found
