@@ -52,14 +52,24 @@ def files(paths: Iterable[str]) -> list[Path]:
 
 
 def mask(code: str) -> tuple[str, tuple[str, ...]]:
-    """Replace IPython magic lines by `pass` markers (same indentation) so that the cell parses."""
+    """Replace IPython magic lines by `pass` markers (same indentation) so that the cell parses.
+
+    A magic continued with a trailing backslash (`%pip install \\` then one package a line) is masked to its
+    last line, each continuation line at the magic's own indentation.
+    """
     originals: list[str] = []
     lines = code.split("\n")
+    indent: str | None = None  # set while a magic continues on the next line (`%pip install \`)
     for i, line in enumerate(lines):
         m = _MAGIC.match(line)
-        if m and line.strip() and not line.lstrip().startswith("#"):
-            lines[i] = f"{m.group(1)}pass  # envdoctor-magic-{len(originals)}"
-            originals.append(line)
+        if indent is None and not (m and line.strip() and not line.lstrip().startswith("#")):
+            continue
+        if indent is None and m:
+            indent = m.group(1)
+        lines[i] = f"{indent}pass  # envdoctor-magic-{len(originals)}"  # a continuation keeps the magic's indent
+        originals.append(line)
+        if not line.rstrip().endswith("\\"):
+            indent = None
     return "\n".join(lines), tuple(originals)
 
 
