@@ -128,16 +128,17 @@ def batches(examples: Sequence[Example], batch: int, seed: int, epoch: int) -> I
         yield [examples[j] for j in order[i:i + batch]]
 
 
-def cpu_tensors(group: Sequence[Example], pad_id: int) -> dict[str, Any]:
+def cpu_tensors(group: Sequence[Example], pad_id: int, width: int | None = None) -> dict[str, Any]:
     """The collated micro-batch as CPU int64 tensors (the host's share of data loading)."""
     import torch
 
-    return {k: torch.tensor(v) for k, v in collate(group, pad_id).items()}
+    return {k: torch.tensor(v) for k, v in collate(group, pad_id, width).items()}
 
 
-def collate(group: Sequence[Example], pad_id: int) -> dict[str, list[list[int]]]:
-    """Right-padded lists (the causal mask keeps real tokens from seeing the padding; pads carry no loss)."""
-    width = max(len(e.input_ids) for e in group)
+def collate(group: Sequence[Example], pad_id: int, width: int | None = None) -> dict[str, list[list[int]]]:
+    """Right-padded lists (the causal mask keeps real tokens from seeing the padding; pads carry no loss), to the
+    longest row or to `width` (a fixed shape, for a replayed CUDA graph)."""
+    width = max([len(e.input_ids) for e in group] + [width or 0])
     ids, labels, pos = [], [], []
     for e in group:
         pad = width - len(e.input_ids)

@@ -27,12 +27,14 @@ class Levers:
     checkpoint_layers: int | None = None  # None: every layer when checkpointing is on; k: only the first k
     compile: bool = False         # torch.compile each decoder layer (CUDA + triton only); excludes `lean`
     lean: bool = True             # lean NF4 + LoRA forwards (training/lean.py): less host work per matmul
+    graphs: bool = False          # CUDA graphs of forward + backward (training/graphs.py): needs lean + fused loss
 
     def describe(self) -> str:
         """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
         on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
                                    ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile),
-                                   ("lean-nf4", self.lean and not self.compile)) if v]
+                                   ("lean-nf4", self.lean and not self.compile),
+                                   ("cuda-graphs", self.graphs)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")
         return ", ".join(on) or "off"
@@ -199,14 +201,19 @@ def compile_layers(model: Any) -> Outcome:
     return Outcome(True, f"torch.compile on {len(blocks)} decoder layers")
 
 
-def set_checkpointing(model: Any, enabled: bool, layers: int | None = None) -> int:
-    """Turn on non-reentrant gradient checkpointing for all layers, or only the first `layers`; returns how many."""
+def set_checkpointing(model: Any, enabled: bool, layers: int | None = None, preserve_rng_state: bool = True) -> int:
+    """Turn on non-reentrant gradient checkpointing for all layers, or only the first `layers`; returns how many.
+
+    `preserve_rng_state=False` when the layers draw no random numbers from the RNG state (counter-based dropout,
+    graphs.py): the state cannot be saved inside a CUDA graph capture.
+    """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not enabled:
         if any(getattr(m, "gradient_checkpointing", False) is True for m in base.modules()):
             base.gradient_checkpointing_disable()
         return 0
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False,
+                                                                      "preserve_rng_state": preserve_rng_state})
     blocks = decoder_blocks(base)
     if layers is None or not blocks:
         return len(blocks) or -1

@@ -82,14 +82,18 @@ class _Run:
     step_fn: Any  # the loss module (DDP-wrapped when distributed): forward(input_ids, labels, position_ids)
     loss_fn: Any  # the same module unwrapped (eval: no gradient sync)
     fsdp: bool = False  # sharded: saving and loading are collective
+    graph: Any = None  # a graphs.StepGraph when the step is replayed as a CUDA graph
 
 
 def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any],
                reporter: Reporter | None = None, eval_examples: list[Any] | None = None,
-               world: dist.World | None = None) -> TrainResult:
-    """Train `model` on `examples` as the plan says; checkpoint, resume, evaluate, log and save into cfg.output."""
+               world: dist.World | None = None, seeds: Any = None) -> TrainResult:
+    """Train `model` on `examples` as the plan says; checkpoint, resume, evaluate, log and save into cfg.output.
+
+    `seeds` (a graphs.DropoutSeeds, its dropouts already counter-based) turns on CUDA graphs of the step.
+    """
     rep = reporter or NullReporter()
-    run = _setup(cfg, plan, model, tokenizer, len(examples), rep, world or dist.World())
+    run = _setup(cfg, plan, model, tokenizer, len(examples), rep, world or dist.World(), seeds)
     log = Log(run.out) if run.world.main else NullLog()
     rep.start(run.total, run.start)
     try:
@@ -101,7 +105,7 @@ def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, example
 
 
 def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples: int, rep: Reporter,
-           world: dist.World) -> _Run:
+           world: dist.World, seeds: Any = None) -> _Run:
     """The output folder, optimizer, schedule, precision and DDP; resumed from the last checkpoint when asked."""
     import torch
 
@@ -131,7 +135,14 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
     # the pad id only fills the right end of a row: labels (IGNORE_INDEX there) and positions never come from it,
     # so pad == eos costs nothing here (HF's DataCollatorForLanguageModeling would mask every EOS label)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp)
+    graph = None
+    if (seeds is not None and plan.fused_loss and device.type == "cuda" and dtype is not None and scaler is None
+            and not world.distributed):
+        from .graphs import StepGraph
+
+        graph = StepGraph(step_fn, [p for p in model.parameters() if p.requires_grad], dtype, seeds,
+                          1.0 / plan.grad_accum)
+    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp, graph)
 
 
 @dataclass
@@ -170,8 +181,9 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
     model.train()
     while f.step < run.total:
         t = time.perf_counter()
-        loss, seen, trained, epoch, data_s = _accumulate(plan, stream, run)
-        _optimizer_step(cfg, model, run)
+        loss_t, seen, trained, epoch, data_s = _accumulate(plan, stream, run)
+        _optimizer_step(cfg, model, run)  # queued behind the backward: the host reads the loss only after it
+        loss = float(loss_t)
         f.step += 1
         if plan.device == "cuda":
             torch.cuda.synchronize(run.device)
@@ -184,6 +196,8 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
         else:
             f.steady_s += dt - data_s
             f.steady_tokens += int(seen_g)
+        if run.graph is not None and f.step == run.start + 1 and run.graph.outcome is not None:
+            rep.message(run.graph.outcome.why)
         rep.step(f.step, f.loss, f.tokens_per_s())
         if f.step % cfg.logging_steps == 0 or f.step == run.total:
             log.write(f.step, f.loss, run.sched.get_last_lr()[0], f.tokens_per_s(), epoch, f.trained)
@@ -212,18 +226,26 @@ def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:
     dist.barrier(run.world)
 
 
-def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, int, float]:
-    """Forward and backward over grad_accum micro-batches: (loss, seen tokens, trained tokens, epoch, data seconds)."""
+def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int, float]:
+    """Forward and backward over grad_accum micro-batches: (loss on the device, seen tokens, trained tokens, epoch,
+    data seconds). Nothing here waits for the GPU: token counts come from the CPU tensors."""
     import contextlib
 
     import torch
 
-    acc, seen, trained, epoch, data_s = 0.0, 0, 0, 0, 0.0
+    acc: Any = torch.zeros((), device=run.device)
+    seen, trained, epoch, data_s = 0, 0, 0, 0.0
     for k in range(plan.grad_accum):
         t = time.perf_counter()
         group, epoch = next(stream)
-        b = cpu_tensors(group, run.pad)
+        # a graph replays one shape: every micro-batch padded to the plan's length (pads carry no loss)
+        b = cpu_tensors(group, run.pad, plan.seq if run.graph is not None else None)
+        trained += int((b["labels"][:, 1:] != -100).sum())
+        seen += sum(len(e.input_ids) for e in group)
         data_s += time.perf_counter() - t
+        if run.graph is not None:  # pinned, so the copy into the graph's inputs does not wait for the GPU
+            acc += run.graph({k: v.pin_memory().to(run.device, non_blocking=True) for k, v in b.items()})
+            continue
         # outside the data timer: a copy from pageable memory waits for the GPU's queue, which is step time
         b = {k: v.to(run.device) for k, v in b.items()}
         # DDP all-reduces on the last micro-batch only (https://pytorch.org/docs/stable/notes/ddp.html)
@@ -236,9 +258,7 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[float, int, int, in
                 loss = run.step_fn(b["input_ids"], b["labels"], b["position_ids"])
             loss = loss / plan.grad_accum
             (run.scaler.scale(loss) if run.scaler else loss).backward()
-        acc += float(loss.detach())
-        seen += sum(len(e.input_ids) for e in group)
-        trained += int((b["labels"][:, 1:] != -100).sum())
+        acc += loss.detach()
     return acc, seen, trained, epoch, data_s
 
 
@@ -256,7 +276,8 @@ def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
     else:
         run.opt.step()
     run.sched.step()
-    run.opt.zero_grad(set_to_none=True)
+    # a captured backward adds into fixed gradient buffers: zero them in place; else free them
+    run.opt.zero_grad(set_to_none=run.graph is None or run.graph.graph is None)
 
 
 def _finish(plan: Plan, model: Any, tokenizer: Any, run: _Run, f: _Fit) -> TrainResult:

@@ -87,7 +87,7 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     if levers.kernels:
         ok, why = apply_kernels(model)
         notes.append(why if ok else f"fused kernels off: {why}")
-    n = set_checkpointing(model, checkpointing, checkpoint_layers)
+    n = set_checkpointing(model, checkpointing, checkpoint_layers, preserve_rng_state=not levers.graphs)
     if checkpointing:
         notes.append(f"gradient checkpointing on {n} layers" if n >= 0 else "gradient checkpointing on")
     if levers.compile:  # dynamo traces bitsandbytes' ops, not the lean path's direct calls: one or the other
@@ -102,3 +102,23 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     # from_pretrained returns eval mode, where checkpointing and dropout silently do nothing
     model.train()
     return notes
+
+
+def graph_seeds(model: Any, levers: Levers) -> tuple[Any, str]:
+    """For CUDA graphs: the dropout counter, with every LoRA dropout made counter-based; (None, why) when not."""
+    if not levers.graphs:
+        return None, ""
+    if levers.compile or not levers.lean or not levers.fused_loss:
+        return None, "CUDA graphs off: they need the lean NF4 path and the fused loss"
+    if not model_on_cuda(model):
+        return None, "CUDA graphs off: the model is not on a CUDA device"
+    try:
+        import triton  # noqa: F401
+    except Exception as e:
+        return None, f"CUDA graphs off: triton is not importable ({type(e).__name__})"
+    from .graphs import DropoutSeeds, use_hash_dropout
+
+    device = next(p.device for p in model.parameters() if p.is_cuda)
+    seeds = DropoutSeeds(device)
+    ok, why = use_hash_dropout(model, seeds)
+    return (seeds, why) if ok else (None, f"CUDA graphs off: {why}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,7 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
 
     from .fast import Levers, fused_loss_supported
     from .loop import train_loop
-    from .model import add_lora, freeze_base, load_base, prepare
+    from .model import add_lora, freeze_base, graph_seeds, load_base, prepare
 
     torch.manual_seed(cfg.seed)  # the same LoRA initialisation on every rank (DDP also broadcasts rank 0's)
     if plan.device == "cuda" and not torch.cuda.is_available():
@@ -164,8 +165,12 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
         # loss mask, never from the pad id, so the EOS stays a target.
         rep.message("  note: pad token = EOS; padding is masked by position, so the EOS label is kept")
     examples, evals = load_data(cfg, tok, plan.seq, rep)
+    # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager); ENVDOCTOR_GRAPHS=0
+    # turns them off, for an A/B measurement
+    graphs = (cfg.method == "qlora" and plan.device == "cuda" and plan.dtype == "bf16" and plan.fused_loss
+              and world.world_size == 1 and os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0")
     levers = Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
-                    checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss)
+                    checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs)
     if cfg.method == "qlora":
         # FSDP shards NF4 codes with the other weights only when they are stored in the compute dtype
         # (bnb_4bit_quant_storage; https://huggingface.co/docs/bitsandbytes/main/en/fsdp_qlora)
@@ -185,4 +190,7 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
     for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
                         levers=levers):
         rep.message(note)
-    return train_loop(cfg, plan, model, tok, examples, rep, evals, world)
+    seeds, why = graph_seeds(model, levers)
+    if why:
+        rep.message(why)
+    return train_loop(cfg, plan, model, tok, examples, rep, evals, world, seeds)
