@@ -44,9 +44,14 @@ class RequirementsFile:
     require_hashes: bool = False  # a line carries --hash (or the file says --require-hashes): all lines do
 
 
-def read_requirements(path: str | os.PathLike[str]) -> RequirementsFile:
-    """Parse `path` (following -r and -c), or raise UsageError naming the file and line."""
-    reader = _Reader()
+def read_requirements(path: str | os.PathLike[str], *, repeats: bool = False) -> RequirementsFile:
+    """Parse `path` (following -r and -c), or raise UsageError naming the file and line.
+
+    repeats: keep a name written on two lines (`black` and `black[jupyter]`), as pip's resolver does: it merges
+    them into one requirement with both lines' extras and specifiers. Off, such a file is refused (the fix plans
+    one step per name).
+    """
+    reader = _Reader(repeats)
     reader.read(Path(path), constraint=False, via=f"-r {path}")
     require = reader.require_hashes or any(ln.hashes for ln in reader.lines)
     if require:
@@ -73,7 +78,8 @@ def _check_hash_mode(lines: list[Line], asked: bool) -> None:
 
 
 class _Reader:
-    def __init__(self) -> None:
+    def __init__(self, repeats: bool = False) -> None:
+        self.repeats = repeats
         self.lines: list[Line] = []
         self.constraints: list[Line] = []
         self.seen: dict[str, str] = {}
@@ -107,7 +113,7 @@ class _Reader:
         text, hashes = _split_hashes(line, origin)
         req = _requirement(text, path, origin)
         key = canonicalize_name(Requirement(req).name)
-        if not constraint:
+        if not constraint and not self.repeats:
             if key in self.seen:
                 raise UsageError(f"{origin}: {key} is already required at {self.seen[key]}; keep one line")
             self.seen[key] = origin

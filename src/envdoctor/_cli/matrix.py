@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -15,12 +16,15 @@ examples:
   envdoctor matrix show llama31@2024.12              one matrix, its rules and why
   envdoctor matrix validate llama31                  resolve it with a real resolver (uv, else pip)
   envdoctor matrix validate --all                    every bundled matrix (what CI runs)
+  envdoctor matrix validate requirements.txt         a requirements file, for this interpreter, as pip would
+  envdoctor matrix validate requirements.txt --allow-build   ... running its sdists' build backends, as pip does
   envdoctor matrix validate -r requirements.txt --python-version 3.12
   envdoctor matrix diff llama31@2024.06 llama31@2024.12   what moved, from what to what, and why
   envdoctor matrix freeze --name mystack > mystack.toml   this environment as a matrix
   envdoctor matrix schema > matrix.schema.json       JSON Schema of the format, for editors
 
-exit codes: 0 all good, 1 a matrix does not resolve or breaks a rule, 2 bad input or usage
+exit codes: 0 all good, 1 a matrix does not resolve, breaks a rule or could not be evaluated without building,
+2 bad input or usage
 """
 
 
@@ -41,8 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sh.set_defaults(func=_show)
 
     va = ms.add_parser("validate", help="resolve a matrix or requirements file with a real resolver")
-    va.add_argument("matrix", nargs="?", metavar="M", help="name, name@version or path to a .toml")
+    va.add_argument("matrix", nargs="?", metavar="M", help="name, name@version or path to a .toml; a path to any "
+                    "other file is read as a requirements file (as -r)")
     va.add_argument("-r", "--requirements", metavar="FILE", help="validate a requirements file instead")
+    va.add_argument("--allow-build", action="store_true",
+                    help="requirements files: trust their packages enough to run the build backend of each sdist "
+                         "(setup.py) to read its requirements, as plain pip does; this interpreter only. Without "
+                         "it, a package with no usable wheel is reported as not evaluated, never as a conflict")
     va.add_argument("--all", action="store_true", help="validate every bundled matrix")
     va.add_argument("--python-version", metavar="X.Y", help="resolve for this Python (default: the matrix's lowest "
                     "and highest allowed; for -r, this interpreter's)")
@@ -172,12 +181,18 @@ def _validate(args: argparse.Namespace) -> int:
     chosen = sum(bool(x) for x in (args.matrix, args.requirements, args.all))
     if chosen != 1:
         raise UsageError("matrix validate: give one of M, -r FILE or --all")
+    if args.matrix and not args.matrix.endswith(".toml") and os.path.isfile(args.matrix):
+        args.requirements, args.matrix = args.matrix, None  # a requirements file given as M
+    if args.allow_build and not args.requirements:
+        raise UsageError("--allow-build: only for a requirements file (a matrix is validated from wheels; "
+                         "it names its targets' Python and platform)")
     py = parse_python_version(args.python_version) if args.python_version else None
     plat = parse_platform(args.platform) if args.platform else None
     kw = dict(python_version=py, platform=plat, backend=args.backend, progress=_progress)
     if args.requirements:
         rules = [load_matrix(e.path) for e in available() if e.bundled]
-        results = [validate_requirements(args.requirements, rules=rules, **kw)]  # type: ignore[arg-type]
+        results = [validate_requirements(args.requirements, rules=rules, allow_build=args.allow_build,
+                                         **kw)]  # type: ignore[arg-type]
     else:
         refs = [e.ref for e in available() if e.bundled] if args.all else [args.matrix]
         results = [validate_matrix(load_matrix(r), **kw) for r in refs]  # type: ignore[arg-type]
@@ -198,8 +213,9 @@ def _validation_dict(v: Any) -> dict[str, Any]:
         return {"kind": p.kind, "message": p.message, "detail": list(p.detail)}
 
     return {
-        "subject": v.subject, "ok": v.ok,
-        "targets": [{"python_version": t.python_version, "platform": t.platform, "ok": t.ok, "backend": t.backend,
+        "subject": v.subject, "ok": v.ok, "verdict": v.verdict,
+        "targets": [{"python_version": t.python_version, "platform": t.platform, "ok": t.ok, "verdict": t.verdict,
+                     "backend": t.backend, "unbuilt": list(t.unbuilt),
                      "seconds": round(t.seconds, 2), "installs": dict(t.installs),
                      "problems": [problem(p) for p in t.problems]} for t in v.targets],
         "problems": [problem(p) for p in v.problems],
@@ -208,17 +224,20 @@ def _validation_dict(v: Any) -> dict[str, Any]:
 
 
 def _validation_text(v: Any) -> str:
-    out = [f"{v.subject}: {'OK' if v.ok else 'FAILED'}"]
+    heads = {"ok": "OK", "conflict": "FAILED", "broken": "FAILED", "not-evaluated": "NOT EVALUATED"}
+    out = [f"{v.subject}: {heads[v.verdict]}"]
     for t in v.targets:
-        state = f"resolves ({len(t.installs)} distributions)" if t.ok else "does not resolve" \
-            if any(p.kind == "conflict" for p in t.problems) else "resolves but breaks a rule"
+        state = {"ok": f"resolves ({len(t.installs)} distributions)", "conflict": "does not resolve",
+                 "not-evaluated": "could not be evaluated without building",
+                 "broken": "resolves but breaks a rule"}[t.verdict]
         out.append(f"  Python {t.python_version} / {t.platform}: {state} [{t.backend}, {t.seconds:.1f} s]")
         for p in t.problems:
             out.append(f"    {p.kind}: {p.message}")
     for p in v.problems:
         out.append(f"  {p.kind}: {p.message}")
     for u in v.unchecked:
-        out.append(f"  not checked: {u.reason}")
+        if not any(u.name in t.unbuilt for t in v.targets):  # said once, in the target's verdict
+            out.append(f"  not checked: {u.reason}")
     return "\n".join(out) + "\n"
 
 

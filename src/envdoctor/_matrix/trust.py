@@ -5,7 +5,20 @@ pip's `--dry-run --report`) for the matrix's declared Python and platform, expla
 "A v requires B spec; the matrix pins B==x", then checks the runtime rules that metadata does not declare
 (`known_bad` with `with`, `absent`) against the resolved set. What cannot be checked here (a build on
 another index, a VCS source, `--no-deps`, a package with no wheel) is listed as `Unchecked`, never passed silently.
-Validation resolves from wheels only: it never runs a build backend, whoever wrote the matrix (issue 15).
+
+Validation runs no build backend unless the user says so (issue 15; STYLE rule 16). Reading an sdist's
+requirements means running its build backend: pip's `--dry-run --report` always calls
+`prepare_metadata_for_build_wheel` (setup.py, for pathtools); uv reads PEP 643 static metadata (PKG-INFO 2.2+
+with Requires-Dist not Dynamic, or a static `[project]` table) without a build, but `--no-build` drops sdists from
+its resolution altogether, and a build is its fallback otherwise, so there is no "static metadata only" mode
+to rely on. So a requirements file is resolved from wheels for this interpreter, as pip would resolve it
+(`pip install --dry-run --ignore-installed --only-binary :all:`); a package that then has no usable wheel makes
+the verdict "not evaluated" naming it, never a conflict (issue 13). `allow_build=True` (`--allow-build`) trusts
+the file's packages and resolves exactly as plain pip does, builds included, for this interpreter only: pip and
+uv build an sdist with the running Python, so a foreign target stays wheels-only and says what it could not
+evaluate. Known gap: pip's wheels-only backtracking skips sdist-only releases without saying so, so with
+`--backend pip` a conflict found among older wheels is reported as a conflict (uv names such releases; auto
+prefers uv).
 """
 
 from __future__ import annotations
@@ -48,7 +61,10 @@ class Unchecked:
     reason: str
 
 
-ProblemKind = Literal["conflict", "runtime", "absent", "index", "python", "evidence", "probe"]
+ProblemKind = Literal["conflict", "unbuilt", "runtime", "absent", "index", "python", "evidence", "probe"]
+# What a target, a matrix or a file comes to: it resolves (ok), the resolver refuses it (conflict), it resolves
+# but breaks a rule or is malformed (broken), or a package with no usable wheel kept it from being evaluated.
+Verdict = Literal["ok", "conflict", "broken", "not-evaluated"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,16 @@ class TargetResult:
     seconds: float
     installs: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()
-    unbuilt: tuple[str, ...] = ()  # requested names with no wheel for the target: not evaluated without a build
+    unbuilt: tuple[str, ...] = ()  # names with no usable wheel for the target: not evaluated without a build
+
+    @property
+    def verdict(self) -> Verdict:
+        kinds = {p.kind for p in self.problems}
+        if self.ok:
+            return "ok"
+        if "conflict" in kinds:
+            return "conflict"
+        return "not-evaluated" if kinds == {"unbuilt"} else "broken"
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,17 @@ class Validation:
     @property
     def ok(self) -> bool:
         return not self.problems and all(t.ok for t in self.targets)
+
+    @property
+    def verdict(self) -> Verdict:
+        """conflict beats broken beats not-evaluated: a refusal stands whatever else could not be evaluated."""
+        verdicts = {t.verdict for t in self.targets}
+        for v in ("conflict", "broken"):
+            if v in verdicts:
+                return v  # type: ignore[return-value]
+        if self.problems:
+            return "broken"
+        return "not-evaluated" if "not-evaluated" in verdicts else "ok"
 
     @property
     def all_problems(self) -> tuple[Problem, ...]:
@@ -163,7 +199,7 @@ def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
 
     lines: list[Line] = []
     unchecked: list[Unchecked] = []
-    for entry in read_requirements(path).lines:
+    for entry in read_requirements(path, repeats=True).lines:
         req = Requirement(entry.requirement)
         name = req.name
         if req.url:
@@ -254,28 +290,36 @@ def runtime_problems(installs: dict[NormalizedName, Version], known_bad: Iterabl
 
 
 def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, backend: str, subject: str,
-                    known_bad: Sequence[KnownBadRule], absent: Sequence[str], timeout: float) -> TargetResult:
+                    known_bad: Sequence[KnownBadRule], absent: Sequence[str], timeout: float, *,
+                    native: bool = False, allow_build: bool = False) -> TargetResult:
+    """One target: declared (wheels only, --python-version/--platform) or `native` (this interpreter, as pip would)."""
     from .._resolver import Requested, resolve
 
-    res = resolve([Requested(ln.requirement, ln.origin) for ln in lines], python_version=python_version,
-                  platform=platform, backend=backend, against_installed=False, timeout=timeout, only_binary=True)
+    res = resolve([Requested(ln.requirement, ln.origin) for ln in lines],
+                  python_version=None if native else python_version, platform=None if native else platform,
+                  backend=backend, against_installed=False, timeout=timeout, only_binary=not allow_build)
     if not res.ok:
         conflict = res.conflict or Conflict(ConflictKind.FAILED, res.raw[-500:])
-        problem = explain_conflict(conflict, lines, subject)
+        if conflict.unbuilt and not allow_build:
+            problem = _unbuilt_problem(conflict, python_version, platform, native)
+        else:
+            problem = explain_conflict(conflict, lines, subject)
         return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,),
-                            _unbuilt(conflict))
+                            tuple(conflict.unbuilt))
     installs = {i.key: i.version for i in res.installs}
     problems = runtime_problems(installs, known_bad, absent)
     pairs = tuple(sorted((i.name, str(i.version)) for i in res.installs))
     return TargetResult(python_version, platform, not problems, res.backend, res.seconds, pairs, tuple(problems))
 
 
-def _unbuilt(conflict: Conflict) -> tuple[str, ...]:
-    """The requested names a wheels-only refusal names: uv says 'no usable wheels', pip finds no version."""
-    words = conflict.summary + " " + " ".join(conflict.chain)
-    if conflict.kind is ConflictKind.NOT_FOUND or "no usable wheels" in words or "building from source" in words:
-        return tuple(r.key for r in conflict.requested)
-    return ()
+def _unbuilt_problem(conflict: Conflict, python_version: str, platform: str, native: bool) -> Problem:
+    """'could not be evaluated without building: pathtools': the refusal came from a package with no usable wheel."""
+    how = ("rerun with --allow-build to trust these packages' build backends, as plain pip does"
+           if native else "only a resolution for this interpreter can build them (--allow-build without "
+                          "--python-version/--platform)")
+    return Problem("unbuilt", f"could not be evaluated without building: {', '.join(conflict.unbuilt)} (no usable "
+                              f"wheel for Python {python_version} / {platform}, and validate ran no build backend; "
+                              f"{how})", conflict.chain)
 
 
 def _unbuilt_unchecked(targets: Sequence[TargetResult]) -> list[Unchecked]:
@@ -325,10 +369,29 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
     return Validation(matrix.ref, tuple(targets), tuple(problems), tuple(unchecked), tuple(lines))
 
 
+def running_platform() -> str | None:
+    """This machine as one of PLATFORMS ('linux' for Linux on x86_64), or None for one envdoctor has no name for."""
+    import platform as _platform
+
+    machine = _platform.machine().lower()
+    arm = machine in ("arm64", "aarch64")
+    if sys.platform.startswith("linux"):
+        return "linux-aarch64" if arm else "linux" if machine in ("x86_64", "amd64") else None
+    if sys.platform == "darwin":
+        return "macos" if arm else "macos-x86_64"
+    if sys.platform == "win32" and machine in ("amd64", "x86_64"):
+        return "windows"
+    return None
+
+
 def validate_requirements(path: str | Path, *, python_version: str | None = None, platform: str | None = None,
                           backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0,
-                          progress: Progress = _quiet) -> Validation:
-    """Resolve a requirements file (read as pip reads it) and check it against the runtime rules of `rules`."""
+                          progress: Progress = _quiet, allow_build: bool = False) -> Validation:
+    """Resolve a requirements file (read as pip reads it) and check it against the runtime rules of `rules`.
+
+    With no Python or platform given (or this interpreter's), it is resolved for this interpreter as plain pip
+    would, wheels only unless `allow_build`; a declared target is resolved from wheels for that target.
+    """
     lines, unchecked = file_lines(path)
     if not lines:
         raise UsageError(f"-r {path}: no requirements to validate")
@@ -336,9 +399,17 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
     for m in rules:
         for bad in m.known_bad:
             seen.setdefault((bad.key, str(bad.specifier), str(bad.with_)), bad)
-    py = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-    progress(f"resolving {path} ({len(lines)} requirements) for Python {py} / {platform or 'linux'}")
-    target = _resolve_target(lines, py, platform or "linux", backend, "the file", list(seen.values()), (), timeout)
+    here_py, here = f"{sys.version_info.major}.{sys.version_info.minor}", running_platform()
+    py, plat = python_version or here_py, platform or here or "linux"
+    native = py == here_py and plat == here
+    if allow_build and not native:
+        raise UsageError(f"--allow-build resolves for this interpreter only (Python {here_py} / {here or 'this platform'}): "
+                         f"pip and uv build a source distribution with the running Python; drop --python-version and "
+                         f"--platform, or validate Python {py} / {plat} from wheels without --allow-build")
+    progress(f"resolving {path} ({len(lines)} requirements) for Python {py} / {plat}"
+             + (" (this interpreter)" if native else ""))
+    target = _resolve_target(lines, py, plat, backend, "the file", list(seen.values()), (), timeout,
+                             native=native, allow_build=allow_build)
     unchecked += _unbuilt_unchecked([target])
     return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
 

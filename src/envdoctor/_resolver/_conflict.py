@@ -36,6 +36,11 @@ _DEPENDS = re.compile(r"(?<!\S)(?:all versions of )?(?P<a>[A-Za-z0-9][A-Za-z0-9.
 # "you require tokenizers==0.21.0" (uv; not "we can conclude that you require ...", which is derived),
 # "The user requested tokenizers==0.21.0" / "The user requested (constraint) x==1" (pip)
 _REQUIRES = re.compile(r"(?:(?<!conclude that )you require |The user requested (?:\(constraint\) )?)" + _PKG + _SPEC)
+# uv with --no-build / --only-binary: "Because all versions of pathtools have no usable wheels", "deepspeed==0.8.0
+# has no usable wheels", and the hint "Wheels are required for `pathtools` because building from source is disabled"
+_NO_WHEEL = re.compile(r"(?:all versions of )?`?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)`?(?:(?:==|<=|>=|!=|~=|<|>)[^\s,]+)?"
+                       r" ha(?:s|ve) no usable wheels")
+_WHEELS_REQUIRED = re.compile(r"Wheels are required for `(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)` because building")
 _UNREACHABLE = ("connection refused", "failed to establish", "network is unreachable", "name resolution",
                 "timed out", "failed to fetch", "error sending request")
 
@@ -84,9 +89,17 @@ def sides_of(chain: Sequence[str], requested: Sequence[Requested]) -> tuple[Side
 
 
 def _conflict(kind: ConflictKind, summary: str, chain: Sequence[str], requested: Sequence[Requested],
-              output: str, named_in: Sequence[str] | None = None) -> Conflict:
+              output: str, named_in: Sequence[str] | None = None,
+              unbuilt: Sequence[NormalizedName] = ()) -> Conflict:
     return Conflict(kind, summary, tuple(chain), sides_of(chain, requested),
-                    _involved(chain if named_in is None else named_in, requested), unreachable(output))
+                    _involved(chain if named_in is None else named_in, requested), unreachable(output), tuple(unbuilt))
+
+
+def uv_unbuilt(output: str) -> tuple[NormalizedName, ...]:
+    """The names uv's refusal says have no usable wheels (building disabled), in the order it names them."""
+    text = re.sub(r"\s+", " ", output)
+    found = [canonicalize_name(m.group("name")) for rx in (_NO_WHEEL, _WHEELS_REQUIRED) for m in rx.finditer(text)]
+    return tuple(dict.fromkeys(found))
 
 
 def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
@@ -116,6 +129,15 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
     tail = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(("note:", "│", "╰"))]
     summary = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
     return _conflict(ConflictKind.FAILED, summary, errors, requested, output)
+
+
+def pip_not_found(output: str) -> str | None:
+    """The requirement of pip's 'Could not find a version that satisfies the requirement X' (direct or not)."""
+    for ln in output.splitlines():
+        m = _PIP_NOTFOUND.search(ln)
+        if m:
+            return m.group("req") or m.group("req2")
+    return None
 
 
 def _pip_hash_refusal(lines: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
@@ -156,7 +178,7 @@ def from_uv(output: str, requested: Sequence[Requested]) -> Conflict:
     elif "there is no version of" in " ".join(chain) or "not found in the" in " ".join(chain):
         kind = ConflictKind.NOT_FOUND
     summary = re.sub(r"\s+", " ", " ".join(chain)) if chain else "uv failed without a message"
-    return _conflict(kind, summary, chain, requested, output)
+    return _conflict(kind, summary, chain, requested, output, unbuilt=uv_unbuilt(output))
 
 
 def unreachable(output: str) -> bool:

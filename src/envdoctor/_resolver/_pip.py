@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -12,13 +13,15 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ResolutionError
 from ._common import constraints_args, index_args, install_args, query_status, requested_args, run_tool
-from ._conflict import from_pip
+from ._conflict import from_pip, pip_not_found
 from .backend import Query
-from .model import Install, Resolution, Sources
+from .model import ConflictKind, Install, Resolution, Sources
 
 
 # A declared platform name -> pip platform tags. pip expands macOS versions itself but not manylinux_2_X
@@ -86,12 +89,39 @@ class PipBackend:
             if proc.returncode != 0 or not os.path.exists(report):
                 if "No module named pip" in raw:
                     raise ResolutionError(f"{cmd[0]} has no pip and this pip cannot drive it: {raw.strip()[-200:]}")
-                return Resolution(False, "pip", conflict=from_pip(raw, query.requested), seconds=seconds, raw=raw,
-                                  command=tuple(cmd))
+                conflict = from_pip(raw, query.requested)
+                missing = pip_not_found(raw) if "--only-binary=:all:" in cmd else None
+                if missing is not None and conflict.kind is ConflictKind.NOT_FOUND:
+                    conflict = dataclasses.replace(conflict, unbuilt=self._sdist_only(query, missing))
+                return Resolution(False, "pip", conflict=conflict, seconds=seconds, raw=raw, command=tuple(cmd))
             with open(report, encoding="utf-8") as f:
                 data = json.load(f)
         installs = read_report(data, {r.key for r in query.requested})
         return Resolution(True, "pip", installs=installs, seconds=seconds, raw=raw, command=tuple(cmd))
+
+    def _sdist_only(self, query: Query, requirement: str) -> tuple[NormalizedName, ...]:
+        """The name of a wheels-only 'no matching distribution' (direct or not) when the index has it as sources only.
+
+        pip's --only-binary hides sdists, so 'from versions: none' may mean 'sdists only'. `pip index versions`
+        lists the releases that have any file usable here, sdists included, and builds nothing: a release it lists
+        that meets the requested specifier was refused for want of a wheel, not because it does not exist.
+        """
+        try:
+            req = Requirement(requirement)
+        except InvalidRequirement:
+            return ()
+        cmd = [*pip_command(query.python), "index", "versions", req.name, "--pre", *source_args(query.sources)]
+        if query.python_version is not None:
+            cmd += ["--python-version", query.python_version]
+        for tag in PIP_PLATFORMS.get(query.platform, (query.platform,)) if query.platform else ():
+            cmd += ["--platform", tag]
+        try:
+            proc, _ = run_tool("pip", cmd, timeout=min(query.timeout, 120.0), env=self.environment())
+        except ResolutionError:
+            return ()
+        listed = next((ln.split(":", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("Available versions:")), "")
+        versions = [v for v in (_version(w.strip()) for w in listed.split(",")) if v is not None]
+        return (canonicalize_name(req.name),) if any(req.specifier.contains(v, prereleases=True) for v in versions) else ()
 
     def install_command(self, python: str, specs: Sequence[str], *, sources: Sources, index_url: str | None = None,
                         no_deps: bool = False, constraints: str | None = None,
@@ -146,3 +176,10 @@ def _install(item: dict[str, Any], requested_keys: AbstractSet[str]) -> Install 
     inst = Install(meta.get("name", "?"), version, url, bool(item.get("requested")),
                    tuple(meta.get("requires_dist") or ()))
     return Install(inst.name, inst.version, inst.url, inst.requested or inst.key in requested_keys, inst.requires)
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None

@@ -77,6 +77,9 @@ class Conflict:
     sides: tuple[Side, ...] = ()
     requested: tuple[Requested, ...] = ()  # the requested lines the refusal names, with their origins
     unreachable: bool = False  # the output says the package index could not be reached
+    # Names the refusal says have no usable wheel while building was off (sdists only, or no wheel for the
+    # target): the set was not evaluated for them, which is not the same as a conflict.
+    unbuilt: tuple[NormalizedName, ...] = ()
 
     @property
     def packages(self) -> tuple[NormalizedName, ...]:
