@@ -1,18 +1,38 @@
-"""The LibCST passes of `lint --fix`: plan every edit first (and why some are unsafe), then apply them."""
+"""The LibCST passes of `lint --fix`: plan every edit first (and why some are unsafe), then apply them.
+
+Beyond renaming keywords in place, the planner rewrites the old SFTTrainer shapes: a `TrainingArguments(...)`
+that only flows into `SFTTrainer(args=)` becomes `SFTConfig(...)` with the moved keywords inside, a removed
+collator becomes its config keyword, and a removed import with a same-signature replacement is renamed at the
+import and at every use.
+"""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import libcst as cst
 from libcst.metadata import PositionProvider
+from packaging.version import Version
 
 from .._drift import rules
-from . import finder
-from .engine import Issue
+from .._matrix.model import ImportRule, Matrix
+from . import finder, imports
+from .engine import INFO, Issue
 
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+_NO_SPACE = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+_SFT_CONFIG = "trl.SFTConfig"
+# The TrainingArguments defaults that TRL's configs override (trl==1.16.0: trl/trainer/base_config.py L55, L62,
+# L68 and trl/trainer/sft_config.py L140; the SFTConfig docstring lists them). SFTTrainer converts a
+# TrainingArguments with its own values (sft_trainer.py L654-L659), so an old script trained with these: a
+# rewrite into SFTConfig(...) writes them out, or the learning rate, logging, checkpointing and precision change.
+KEPT_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("learning_rate", "5e-05"), ("logging_steps", "500"), ("gradient_checkpointing", "False"), ("bf16", "False"))
+FIX_NOTE = "--fix"  # Issue.via of a note --fix adds to what it fixed (a rewrite the user should read)
+
+Scope = cst.FunctionDef | None
 
 
 def dotted(node: cst.BaseExpression, names: dict[str, str]) -> str | None:
@@ -26,67 +46,168 @@ def _code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
+def _kw(name: str, value: cst.BaseExpression) -> cst.Arg:
+    return cst.Arg(keyword=cst.Name(name), value=value, equal=_NO_SPACE)
+
+
+def loads(tree: ast.AST) -> Counter[str]:
+    """How often each name is read other than as `name.attribute` (an attribute read keeps working on a subclass)."""
+    out: Counter[str] = Counter()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            out[node.id] += 1
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            out[node.value.id] -= 1
+    return out
+
+
 class Planner(cst.CSTVisitor):
     """Read-only pass: decide every rename and move, keyed by the original nodes."""
 
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, issues: Sequence[Issue], names: dict[str, str]) -> None:
+    def __init__(self, issues: Sequence[Issue], names: dict[str, str], matrix: Matrix | None = None,
+                 versions: Mapping[str, Version | None] | None = None, used: Counter[str] | None = None,
+                 replaced: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.by_pos = {(i.line, i.col): i for i in issues}
         self.names = names
+        self.matrix = matrix
+        self.versions = versions or {}
+        self.used = used or Counter()
+        self.replaced = dict(replaced or {})  # removed dotted path -> its replacement name, for this file
         self.renames: dict[cst.Arg, str] = {}
         self.removals: set[cst.Arg] = set()
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
+        self.converts: dict[cst.Call, cst.BaseExpression] = {}  # TrainingArguments(...) -> this func
+        self.kept: dict[cst.Call, list[cst.Arg]] = {}  # the base defaults written out, after the additions
+        self.name_renames: dict[cst.Name, str] = {}
+        self.alias_renames: dict[cst.ImportAlias, str] = {}
+        self.alias_removals: set[cst.ImportAlias] = set()
+        self.dropped_lines: set[cst.SimpleStatementLine] = set()
+        self.merge_into: cst.ImportFrom | None = None  # `from trl import ...` that gets SFTConfig
+        self.add_import: str | None = None  # a name to import from trl with a new line
         self.assigned: dict[str, list[cst.BaseExpression]] = {}  # name -> every value bound to it so far
+        self.bound_at: dict[str, tuple[Scope, int]] = {}  # name -> (function, line) of its first binding
+        self.statement_of: dict[str, cst.SimpleStatementLine] = {}  # name -> the one-statement line binding it
         self.module_consts: set[str] = set()
         self.fixed: list[Issue] = []
         self.unfixed: list[tuple[Issue, str]] = []
-        self._depth = 0
+        self._scopes: list[cst.FunctionDef] = []
+        self._line: cst.SimpleStatementLine | None = None
+        self._skip_names: set[cst.Name] = set()  # attribute and keyword names: never renamed as variables
+        self._trl_from: cst.ImportFrom | None = None
+        self._collators: list[tuple[Issue, ImportRule, cst.ImportAlias]] = []
+        self._collator_uses: Counter[str] = Counter()  # local class name -> calls rewritten
+        self._collator_why: dict[str, str] = {}
+        self._call_scope: dict[cst.Call, Scope] = {}
+
+    @property
+    def _scope(self) -> Scope:
+        return self._scopes[-1] if self._scopes else None
 
     # bindings, to know when `args=cfg` names exactly one `cfg = SFTConfig(...)`
+    def _bind(self, name: str, value: cst.BaseExpression, line: int) -> None:
+        self.assigned.setdefault(name, []).append(value)
+        self.bound_at.setdefault(name, (self._scope, line))
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._depth += 1
+        self._scopes.append(node)
+        line = self._pos(node)[0]
         for p in [*node.params.params, *node.params.kwonly_params, *node.params.posonly_params]:
-            self.assigned.setdefault(p.name.value, []).append(p.name)
+            self._bind(p.name.value, p.name, line)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._depth -= 1
+        self._scopes.pop()
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self._line = node
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        line = self._pos(node)[0]
         for t in node.targets:
             if isinstance(t.target, cst.Name):
-                self.assigned.setdefault(t.target.value, []).append(node.value)
-                if self._depth == 0 and isinstance(node.value, _LITERALS):
+                self._bind(t.target.value, node.value, line)
+                if self._line is not None and len(self._line.body) == 1:
+                    self.statement_of[t.target.value] = self._line
+                if not self._scopes and isinstance(node.value, _LITERALS):
                     self.module_consts.add(t.target.value)
             else:  # tuple targets etc.: the name is bound, but not to something we can read
                 for n in _names_in(t.target):
-                    self.assigned.setdefault(n, []).append(t.target)
+                    self._bind(n, t.target, line)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if isinstance(node.target, cst.Name):
-            self.assigned.setdefault(node.target.value, []).append(node.value or node.target)
+            self._bind(node.target.value, node.value or node.target, self._pos(node)[0])
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         for n in _names_in(node.target):
-            self.assigned.setdefault(n, []).append(node.target)
+            self._bind(n, node.target, self._pos(node)[0])
 
     def visit_For(self, node: cst.For) -> None:
         for n in _names_in(node.target):
-            self.assigned.setdefault(n, []).append(node.target)
+            self._bind(n, node.target, self._pos(node)[0])
 
     def _pos(self, node: cst.CSTNode) -> tuple[int, int]:
         start = self.get_metadata(PositionProvider, node).start
         return start.line, start.column
 
+    # removed imports: renamed where a replacement exists, the collator where its call is rewritten
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar) or node.relative:
+            return
+        module = _code(node.module) if node.module else ""
+        if module == "trl" and not self._scopes and self._trl_from is None:
+            self._trl_from = node
+        for alias in node.names:
+            issue = self.by_pos.get(self._pos(alias.name))
+            if issue is None or not imports.is_import_issue(issue):
+                continue
+            rule = imports.rule_for(self.matrix, module, issue.keyword) if self.matrix else None
+            if rule is not None and rule.replacement:
+                self.alias_renames[alias] = rule.replacement
+                self.fixed.append(issue)
+            elif rule is not None and rule.config_keyword:
+                self._collators.append((issue, rule, alias))
+            else:
+                self.unfixed.append((issue, f"no drop-in replacement: {rule.instead if rule else issue.reason}"))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._skip_names.add(node.attr)
+        issue = self.by_pos.get(self._pos(node.attr))
+        if issue is None or not imports.is_import_issue(issue):
+            return
+        if issue.new:
+            self.name_renames[node.attr] = issue.new
+            self.fixed.append(issue)
+        else:
+            rule = imports.rule_for(self.matrix, issue.callable, issue.keyword) if self.matrix else None
+            self.unfixed.append((issue, f"no drop-in replacement: {rule.instead if rule else issue.reason}"))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self._skip_names.add(node.keyword)
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+        if isinstance(node.name, cst.Name):
+            self._skip_names.add(node.name)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node in self._skip_names:
+            return
+        path = self.names.get(node.value)
+        if path is not None and path in self.replaced and path.rsplit(".", 1)[-1] == node.value:
+            self.name_renames[node] = self.replaced[path]  # `from peft import old` then old(...): every use
+
     def visit_Call(self, node: cst.Call) -> None:
+        self._call_scope[node] = self._scope
         keywords = {a.keyword.value for a in node.args if a.keyword is not None}
         moved: list[tuple[cst.Arg, Issue]] = []
         for arg in node.args:
             if arg.keyword is None:
                 continue
             issue = self.by_pos.get(self._pos(arg))
-            if issue is None or issue.keyword != arg.keyword.value:
+            if issue is None or issue.keyword != arg.keyword.value or imports.is_import_issue(issue):
                 continue
             if issue.new is None:
                 self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
@@ -100,45 +221,150 @@ class Planner(cst.CSTVisitor):
                 moved.append((arg, issue))
         if moved:
             self._plan_moves(node, moved)
+        self._plan_collator(node)
 
     def _plan_moves(self, call: cst.Call, moved: list[tuple[cst.Arg, Issue]]) -> None:
         via, target = moved[0][1].via or "", moved[0][1].target or ""
-        holder = next((a for a in call.args if a.keyword is not None and a.keyword.value == via), None)
-        show = f"{via}={rules.short(target)}(..., {moved[0][1].new}=...)"
-        if holder is None:
-            for _, issue in moved:
-                self.unfixed.append((issue, f"there is no {via}= to put it in; pass {show} yourself"))
-            return
-        config, by_name = self._config_call(holder.value, target)
-        base = next((b for b in rules.INHERITS.get(target, ()) if self._config_call(holder.value, b)[0]), None)
-        if config is None and base is not None:
-            # Rewriting TrainingArguments(...) into SFTConfig(...) is not safe: SFTConfig's defaults differ
-            # (learning_rate, logging_steps, ...), while SFTTrainer itself converts with the base's values.
-            for _, issue in moved:
-                self.unfixed.append((issue, f"{via}={_code(holder.value)} is a {rules.short(base)}: build it as "
-                                            f"{rules.short(target)}(...) with {issue.new}=... (it takes every "
-                                            f"{rules.short(base)} keyword; check the defaults that differ)"))
-            return
+        config, by_name, why = self._target(call, via, target, f"{moved[0][1].new}=...")
         if config is None:
             for _, issue in moved:
-                self.unfixed.append((issue, f"{via}={_code(holder.value)} is not a {rules.short(target)}(...) "
-                                            f"built once in this file; move it into that config by hand"))
+                self.unfixed.append((issue, why))
             return
         present = {a.keyword.value for a in config.args if a.keyword is not None}
+        holder = _arg(call, via)
         for arg, issue in moved:
             if issue.new in present or issue.keyword in present:
                 self.unfixed.append((issue, f"{rules.short(target)}(...) already sets `{issue.new}`; "
                                             f"delete one of the two"))
-            elif by_name and not self._safe(arg.value):
+            elif by_name and not self._safe(arg.value, config):
                 self.unfixed.append((issue, f"the value `{_code(arg.value)}` may not exist where "
-                                            f"{_code(holder.value)} is built; move it by hand"))
+                                            f"{_code(holder.value) if holder else via} is built; move it by hand"))
             else:
                 self.removals.add(arg)
-                self.additions.setdefault(config, []).append(
-                    cst.Arg(keyword=cst.Name(issue.new or issue.keyword), value=arg.value,
-                            equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                                  whitespace_after=cst.SimpleWhitespace(""))))
+                self.additions.setdefault(config, []).append(_kw(issue.new or issue.keyword, arg.value))
                 self.fixed.append(issue)
+
+    def _target(self, call: cst.Call, via: str, target: str, show: str) -> tuple[cst.Call | None, bool, str]:
+        """The `target(...)` call that `via=` of `call` receives (a base-class call rewritten into it), or why not."""
+        holder = _arg(call, via)
+        if holder is None:
+            return None, False, f"there is no {via}= to put it in; pass {via}={rules.short(target)}(..., {show})"
+        config, by_name = self._config_call(holder.value, target)
+        if config is not None:
+            return config, by_name, ""
+        base = next((b for b in rules.INHERITS.get(target, ()) if self._config_call(holder.value, b)[0]), None)
+        if base is None:
+            return None, False, (f"{via}={_code(holder.value)} is not a {rules.short(target)}(...) built once in "
+                                 f"this file; move it into that config by hand")
+        config, by_name = self._config_call(holder.value, base)
+        assert config is not None
+        name = _code(holder.value)
+        if by_name and self.used[name] > 1:
+            return None, False, (f"{via}={name} is a {rules.short(base)} that is also used elsewhere ({self.used[name]} "
+                                 f"reads): build it as {rules.short(target)}(...) with {show} yourself (it takes "
+                                 f"every {rules.short(base)} keyword; SFTConfig's defaults differ)")
+        why = self._convert(config, base, target)
+        return (None, False, why) if why else (config, by_name, "")
+
+    def _convert(self, config: cst.Call, base: str, target: str) -> str:
+        """Plan `Base(...)` -> `Target(...)`, writing out the base defaults the target overrides; '' or why not."""
+        if config in self.converts:
+            return ""
+        func = self._local(target)
+        if func is None:
+            return (f"{rules.short(target)} is bound to something else in this file; build the config as "
+                    f"trl.{rules.short(target)}(...) by hand")
+        self.converts[config] = func
+        present = {a.keyword.value for a in config.args if a.keyword is not None}
+        kept: list[str] = []
+        if not any(a.keyword is None and a.star == "**" for a in config.args):
+            for keyword, value in KEPT_DEFAULTS:
+                name = (rules.final_name(self.matrix, target, keyword, self.versions) if self.matrix else None) \
+                    or keyword
+                if keyword not in present and name not in present:
+                    self.kept.setdefault(config, []).append(_kw(name, cst.parse_expression(value)))
+                    kept.append(f"{name}={value}")
+        line, col = self._pos(config)
+        note = (f"{rules.short(base)}(...) -> {rules.short(target)}(...): SFTTrainer needs an {rules.short(target)} "
+                f"for the keywords moved into it" + (f"; {rules.short(base)}'s defaults written out where "
+                                                     f"{rules.short(target)}'s differ: {', '.join(kept)} (delete "
+                                                     f"them to take {rules.short(target)}'s)" if kept else ""))
+        self._note(line, col, base, rules.short(base), rules.short(target), note)
+        return ""
+
+    def _note(self, line: int, col: int, callable_: str, keyword: str, new: str, message: str) -> None:
+        issue = next(iter(self.by_pos.values()), None)
+        path, cell = (issue.path, issue.cell) if issue else ("", None)
+        self.fixed.append(Issue(path, cell, line, col, callable_, keyword, INFO, "default_changed", message, new,
+                                via=FIX_NOTE))
+
+    def _local(self, target: str) -> cst.BaseExpression | None:
+        """How this file names `target`: an imported name, `trl.SFTConfig` through `import trl`, or a new import."""
+        module, name = target.rsplit(".", 1)
+        simple = [k for k, v in self.names.items() if rules.normalize(v) == target and "." not in k]
+        if simple:
+            return cst.Name(simple[0])
+        mod = [k for k, v in self.names.items() if v == module]
+        if mod:
+            return cst.Attribute(value=cst.Name(mod[0]), attr=cst.Name(name))
+        if name in self.assigned or name in self.names:
+            return None
+        if self._trl_from is not None and module == "trl":
+            self.merge_into = self._trl_from
+        else:
+            self.add_import = name
+        return cst.Name(name)
+
+    def _plan_collator(self, call: cst.Call) -> None:
+        """`SFTTrainer(data_collator=DataCollatorForCompletionOnlyLM(...))` -> `completion_only_loss=True`."""
+        for _, rule, alias in self._collators:
+            local = _code(alias.asname.name) if alias.asname else _code(alias.name)
+            if not (rule.callable and rule.via and rule.config_keyword) or not self._is(call, rule.callable):
+                continue
+            arg = _arg(call, rule.via)
+            if arg is None:
+                continue
+            value, line = arg.value, None
+            if isinstance(value, cst.Name) and len(self.assigned.get(value.value, [])) == 1 \
+                    and self.used[value.value] == 1:
+                line, value = self.statement_of.get(value.value), self.assigned[value.value][0]
+                if line is None:
+                    continue
+            if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == local):
+                continue
+            for word in ("formatting_func", "dataset_text_field"):
+                if _arg(call, word) is not None:
+                    self._collator_why[local] = (f"{word}= says the examples are plain text, which "
+                                                 f"{rule.config_keyword}=True rejects: {rule.instead}")
+                    return
+            config, _, why = self._target(call, "args", _SFT_CONFIG, f"{rule.config_keyword}=True")
+            if config is None:
+                self._collator_why[local] = why
+                return
+            if any(a.keyword is not None and a.keyword.value == "dataset_text_field" for a in config.args):
+                self._collator_why[local] = (f"dataset_text_field= says the examples are plain text, which "
+                                             f"{rule.config_keyword}=True rejects: {rule.instead}")
+                return
+            self.removals.add(arg)
+            if line is not None:
+                self.dropped_lines.add(line)
+            if not any(a.keyword is not None and a.keyword.value == rule.config_keyword for a in config.args):
+                self.additions.setdefault(config, []).append(_kw(rule.config_keyword, cst.Name("True")))
+            self._collator_uses[local] += 1
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for issue, rule, alias in self._collators:
+            local = _code(alias.asname.name) if alias.asname else _code(alias.name)
+            done = self._collator_uses[local]
+            if done and done == self.used[local]:
+                self.alias_removals.add(alias)
+                self.fixed.append(issue)
+                self._note(issue.line, issue.col, issue.callable, issue.keyword, f"{rule.config_keyword}=True",
+                           f"{issue.keyword} -> {rules.short(_SFT_CONFIG)}({rule.config_keyword}=True); check: "
+                           f"{rule.instead}")
+            else:
+                self.unfixed.append((issue, self._collator_why.get(local) or f"not every use of {local} is an "
+                                            f"SFTTrainer({rule.via}=) this fix can rewrite: {rule.instead}"))
 
     def _config_call(self, value: cst.BaseExpression, target: str) -> tuple[cst.Call | None, bool]:
         """The target's constructor call that `via=` receives: inline, or one `name = Target(...)` earlier."""
@@ -154,15 +380,29 @@ class Planner(cst.CSTVisitor):
         path = dotted(call.func, self.names)
         return path is not None and rules.normalize(path) == target
 
-    def _safe(self, value: cst.BaseExpression) -> bool:
+    def _safe(self, value: cst.BaseExpression, config: cst.Call) -> bool:
+        """Whether `value` means the same where `config` is built: a constant, or a name bound once before it."""
         if isinstance(value, _LITERALS):
             return True
-        if isinstance(value, cst.Name):
-            return value.value in ("True", "False", "None") or (
-                value.value in self.module_consts and len(self.assigned.get(value.value, [])) == 1)
         if isinstance(value, cst.UnaryOperation):
-            return self._safe(value.expression)
-        return False
+            return self._safe(value.expression, config)
+        if isinstance(value, cst.Attribute):  # script_args.max_seq_length
+            return isinstance(value.value, cst.Name | cst.Attribute) and self._safe(value.value, config)
+        if not isinstance(value, cst.Name):
+            return False
+        if value.value in ("True", "False", "None"):
+            return True
+        if len(self.assigned.get(value.value, [])) != 1:
+            return False
+        if value.value in self.module_consts:
+            return True
+        scope, line = self.bound_at[value.value]
+        where = self._call_scope.get(config)
+        return (scope is where or scope is None) and line < self._pos(config)[0]
+
+
+def _arg(call: cst.Call, keyword: str) -> cst.Arg | None:
+    return next((a for a in call.args if a.keyword is not None and a.keyword.value == keyword), None)
 
 
 def _names_in(node: cst.CSTNode) -> list[str]:
@@ -171,6 +411,7 @@ def _names_in(node: cst.CSTNode) -> list[str]:
     if isinstance(node, cst.Tuple | cst.List):
         return [n for e in node.elements for n in _names_in(e.value)]
     return []
+
 
 
 class Fixer(cst.CSTTransformer):
@@ -184,14 +425,61 @@ class Fixer(cst.CSTTransformer):
         new = self.plan.renames.get(original_node)
         return updated_node.with_changes(keyword=cst.Name(new)) if new else updated_node
 
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        new = self.plan.name_renames.get(original_node)
+        return updated_node.with_changes(value=new) if new else updated_node
+
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         args = [u for o, u in zip(original_node.args, updated_node.args, strict=True)
                 if o not in self.plan.removals]
         if args and original_node.args and original_node.args[-1] in self.plan.removals:
             args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)  # keep the call's closing style
-        for extra in self.plan.additions.get(original_node, []):
+        for extra in [*self.plan.additions.get(original_node, []), *self.plan.kept.get(original_node, [])]:
             args = _append(args, extra)
-        return updated_node.with_changes(args=args)
+        func = self.plan.converts.get(original_node, updated_node.func)
+        return updated_node.with_changes(args=args, func=func)
+
+    def leave_ImportAlias(self, original_node: cst.ImportAlias, updated_node: cst.ImportAlias) -> cst.ImportAlias:
+        new = self.plan.alias_renames.get(original_node)
+        return updated_node.with_changes(name=cst.Name(new)) if new else updated_node
+
+    def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+                         ) -> cst.ImportFrom | cst.RemovalSentinel:
+        if isinstance(original_node.names, cst.ImportStar) or isinstance(updated_node.names, cst.ImportStar):
+            return updated_node
+        kept = [u for o, u in zip(original_node.names, updated_node.names, strict=True)
+                if o not in self.plan.alias_removals]
+        if original_node is self.plan.merge_into:
+            kept.append(cst.ImportAlias(name=cst.Name(rules.short(_SFT_CONFIG))))
+        if not kept:
+            return cst.RemoveFromParent()
+        if len(kept) != len(updated_node.names):
+            last = updated_node.names[-1].comma
+            kept = [*(a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                      if isinstance(a.comma, cst.MaybeSentinel) else a for a in kept[:-1]),
+                    kept[-1].with_changes(comma=last)]
+        return updated_node.with_changes(names=kept)
+
+    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine,
+                                  updated_node: cst.SimpleStatementLine
+                                  ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        if original_node in self.plan.dropped_lines or not updated_node.body:
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if self.plan.add_import is None:
+            return updated_node
+        line = cst.parse_statement(f"from trl import {self.plan.add_import}\n")
+        body = list(updated_node.body)
+        at = 0  # after the last import of the module's own level (or its docstring)
+        for n, stmt in enumerate(body):
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            if any(isinstance(s, cst.Import | cst.ImportFrom) for s in stmt.body) or (
+                    n == 0 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString)):
+                at = n + 1
+        return updated_node.with_changes(body=[*body[:at], line, *body[at:]])
 
 
 def _multiline(comma: cst.Comma | cst.MaybeSentinel) -> bool:

@@ -165,6 +165,6 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
         return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors))
     from .fix import fix_files
 
-    fixed, unfixed, changed = fix_files(files, issues, matrix)
+    fixed, unfixed, changed = fix_files(files, issues, matrix, versions)
     return LintResult(tuple(issues), versions, matrix.ref, len(files), tuple(errors), tuple(fixed),
                       tuple(unfixed), tuple(changed))

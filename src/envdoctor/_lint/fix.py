@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from .._drift import rules
+from .._drift.versions import Versions
 from .._matrix.model import Matrix
 from .._paths import atomic_write
 from ..errors import UsageError
-from . import finder, source
+from . import finder, imports, source
 from .engine import Issue, shared_names
+
+Judged = Mapping[str, Version | None]
 
 Fixed = list[Issue]
 Unfixed = list[tuple[Issue, str]]
@@ -27,9 +32,14 @@ def _libcst() -> Any:
     return libcst
 
 
-def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, list[str]]:
-    """Fix every fixable stale issue in place; returns (fixed, unfixed with reasons, changed files)."""
+def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
+              versions: Versions | None = None) -> tuple[Fixed, Unfixed, list[str]]:
+    """Fix every fixable stale issue in place; returns (fixed, unfixed with reasons, changed files).
+
+    `versions` (what lint judged against) names the keywords a rewrite adds as those versions spell them.
+    """
     _libcst()
+    judged: Judged = versions.versions if versions is not None else {}
     fixed: Fixed = []
     unfixed: Unfixed = []
     changed: list[str] = []
@@ -39,7 +49,7 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix) ->
         if not mine:
             continue
         fix = _fix_notebook if path.suffix == ".ipynb" else _fix_script
-        f, u, dirty = fix(path, mine, matrix)
+        f, u, dirty = fix(path, mine, matrix, judged)
         fixed += f
         unfixed += u
         if dirty:
@@ -47,19 +57,21 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix) ->
     return fixed, unfixed, changed
 
 
-def _fix_script(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, bool]:
+def _fix_script(path: Path, issues: Sequence[Issue], matrix: Matrix, judged: Judged) -> tuple[Fixed, Unfixed, bool]:
     """One .py file, rewritten in place when anything changed."""
     code = path.read_text(encoding="utf-8")
-    new, fixed, unfixed = fix_code(code, issues, matrix)
+    new, fixed, unfixed = fix_code(code, issues, matrix, versions=judged, replaced=replaced(issues, matrix))
     if new != code:
         atomic_write(path, new)
     return fixed, unfixed, new != code
 
 
-def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[Fixed, Unfixed, bool]:
+def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix,
+                  judged: Judged) -> tuple[Fixed, Unfixed, bool]:
     """Each code cell of a notebook with its magics masked; the notebook rewritten when any cell changed."""
     data = source.read_notebook(path)
-    imported = shared_names(list(source.units(path)), matrix)
+    imported = {**shared_names(list(source.units(path)), matrix), **_shared_imports(path, matrix)}
+    swaps = replaced(issues, matrix)  # an import renamed in one cell is renamed where later cells use it
     fixed: Fixed = []
     unfixed: Unfixed = []
     n, dirty = 0, False
@@ -68,10 +80,14 @@ def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[
             continue
         n += 1
         cell_issues = [i for i in issues if i.cell == n]
-        if not cell_issues:
+        if not cell_issues and not swaps:
             continue
         code, originals = source.mask(source.cell_source(cell))
-        new, f, u = fix_code(code, cell_issues, matrix, imported)
+        try:
+            ast.parse(code)
+        except SyntaxError:
+            continue  # lint has said so; a cell that does not parse is left as it is
+        new, f, u = fix_code(code, cell_issues, matrix, imported, versions=judged, replaced=swaps)
         fixed += f
         unfixed += u
         if new != code:
@@ -82,17 +98,41 @@ def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix) -> tuple[
     return fixed, unfixed, dirty
 
 
-def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix,
-             imported: dict[str, str] | None = None) -> tuple[str, Fixed, Unfixed]:
+def replaced(issues: Sequence[Issue], matrix: Matrix) -> dict[str, str]:
+    """Removed dotted paths this file imports that have a same-signature replacement: path -> new name."""
+    out: dict[str, str] = {}
+    for i in issues:
+        if imports.is_import_issue(i) and i.new and i.stale:
+            out[f"{i.callable}.{i.keyword}"] = i.new
+    return out
+
+
+def _packages(matrix: Matrix) -> set[str]:
+    return rules.packages_of(matrix) | imports.packages_of(matrix)
+
+
+def _shared_imports(path: Path, matrix: Matrix) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for unit in source.units(path):
+        try:
+            names.update(finder.aliases(ast.parse(unit.code), _packages(matrix)))
+        except SyntaxError:
+            continue
+    return names
+
+
+def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix, imported: dict[str, str] | None = None, *,
+             versions: Judged | None = None, replaced: Mapping[str, str] | None = None) -> tuple[str, Fixed, Unfixed]:
     """Rewrite one unit of Python; issues carry the positions `check_unit` found."""
     cst = _libcst()
     from libcst.metadata import MetadataWrapper
 
-    from ._cst import Fixer, Planner
+    from ._cst import Fixer, Planner, loads
 
-    names = {**(imported or {}), **finder.aliases(ast.parse(code), rules.packages_of(matrix))}
+    tree = ast.parse(code)
+    names = {**(imported or {}), **finder.aliases(tree, _packages(matrix))}
     wrapper = MetadataWrapper(cst.parse_module(code))
-    planner = Planner(issues, names)
+    planner = Planner(issues, names, matrix, versions, loads(tree), replaced)
     wrapper.visit(planner)
     new = wrapper.visit(Fixer(planner))
     return new.code, planner.fixed, planner.unfixed

@@ -75,31 +75,43 @@ def _issue(rule: ImportRule, unit: source.Unit, line: int, col: int, module: str
                   f"`{what}`: {rule.name} {verb}: {rule.instead}", rule.replacement, None, VIA, rule.reason)]
 
 
-def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions) -> list[Issue]:
-    """The stale imports of one unit; a unit that does not parse has none (the engine reports it)."""
-    try:
-        tree = ast.parse(unit.code, filename=unit.path)
-    except SyntaxError:
-        return []
-    return check_tree(tree, unit, matrix, versions)
-
-
 def with_imports(files: Sequence[Path], matrix: Matrix, versions: Versions, issues: Sequence[Issue], *,
                  use_pins: bool) -> tuple[Versions, list[Issue]]:
-    """The engine's issues with every stale import added (in file order), and the versions of their packages."""
-    missing = packages_of(matrix) - set(versions.versions)
+    """The engine's issues with every stale import added (in file order), and the versions of their packages.
+
+    A package only the import rules name (peft) is judged, and shown, when some file imports a name a rule is about.
+    """
+    units: list[source.Unit] = []
+    for f in files:
+        try:
+            units += source.units(f)
+        except UsageError:
+            continue  # the engine has recorded why
+    trees = [(u, t) for u in units if (t := _parse(u)) is not None]
+    wanted = {canonicalize_name(r.package) for _, t in trees for r in mentioned(t, matrix)}
+    missing = wanted - set(versions.versions)
     if missing:
         extra = for_matrix(matrix, missing, use_pins=use_pins)
         versions = Versions({**versions.versions, **extra.versions}, {**versions.sources, **extra.sources},
                             versions.notes + extra.notes)
     found: list[Issue] = list(issues)
-    for f in files:
-        try:
-            units = list(source.units(f))
-        except UsageError:
-            continue  # the engine has recorded why
-        for unit in units:
-            found += check_unit(unit, matrix, versions)
+    for unit, tree in trees:
+        found += check_tree(tree, unit, matrix, versions)
     order = {str(f): n for n, f in enumerate(files)}
     found.sort(key=lambda i: (order.get(i.path, len(order)), i.cell or 0, i.line, i.col))
     return versions, found
+
+
+def _parse(unit: source.Unit) -> ast.AST | None:
+    try:
+        return ast.parse(unit.code, filename=unit.path)
+    except SyntaxError:
+        return None  # the engine reports it
+
+
+def mentioned(tree: ast.AST, matrix: Matrix) -> list[ImportRule]:
+    """The import rules whose module a unit imports from (cheap: before any version is looked up)."""
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return [r for r in matrix.imports if any(m == r.module or m.startswith(r.module + ".")
+                                             or r.module.startswith(m + ".") or m == r.package for m in modules)]
