@@ -30,7 +30,6 @@ _SFT_CONFIG = "trl.SFTConfig"
 # rewrite into SFTConfig(...) writes them out, or the learning rate, logging, checkpointing and precision change.
 KEPT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("learning_rate", "5e-05"), ("logging_steps", "500"), ("gradient_checkpointing", "False"), ("bf16", "False"))
-FIX_NOTE = "--fix"  # Issue.via of a note --fix adds to what it fixed (a rewrite the user should read)
 
 Scope = cst.FunctionDef | None
 
@@ -81,6 +80,7 @@ class Planner(cst.CSTVisitor):
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
         self.converts: dict[cst.Call, cst.BaseExpression] = {}  # TrainingArguments(...) -> this func
         self.kept: dict[cst.Call, list[cst.Arg]] = {}  # the base defaults written out, after the additions
+        self.new_configs: dict[cst.Call, cst.Call] = {}  # trainer call without args= -> the config it gets
         self.name_renames: dict[cst.Name, str] = {}
         self.alias_renames: dict[cst.ImportAlias, str] = {}
         self.alias_removals: set[cst.ImportAlias] = set()
@@ -248,7 +248,7 @@ class Planner(cst.CSTVisitor):
         """The `target(...)` call that `via=` of `call` receives (a base-class call rewritten into it), or why not."""
         holder = _arg(call, via)
         if holder is None:
-            return None, False, f"there is no {via}= to put it in; pass {via}={rules.short(target)}(..., {show})"
+            return self._new_config(call, via, target, show)
         config, by_name = self._config_call(holder.value, target)
         if config is not None:
             return config, by_name, ""
@@ -266,6 +266,43 @@ class Planner(cst.CSTVisitor):
         why = self._convert(config, base, target)
         return (None, False, why) if why else (config, by_name, "")
 
+    def _new_config(self, call: cst.Call, via: str, target: str, show: str) -> tuple[cst.Call | None, bool, str]:
+        """`SFTTrainer(model, ...)` without args=: add `args=SFTConfig(output_dir="tmp_trainer", ...)`.
+
+        Old TRL handed args=None to transformers' Trainer, which built TrainingArguments(output_dir="tmp_trainer")
+        (transformers/trainer.py: `output_dir = "tmp_trainer"`); today's SFTTrainer builds an SFTConfig with its
+        own defaults instead, so the new config writes out the old folder and TrainingArguments' defaults.
+        """
+        if call in self.new_configs:
+            return self.new_configs[call], False, ""
+        positional = [a for a in call.args if a.keyword is None]
+        if len(positional) > 1 or any(a.star for a in call.args) or target != _SFT_CONFIG:
+            return None, False, f"there is no {via}= to put it in; pass {via}={rules.short(target)}(..., {show})"
+        func = self._local(target)
+        if func is None:
+            return None, False, f"{rules.short(target)} is bound to something else in this file; pass {via}= by hand"
+        config = cst.Call(func=func, args=[_kw("output_dir", cst.SimpleString('"tmp_trainer"'))])
+        self.new_configs[call] = config
+        kept = self._keep_defaults(config, target, set())
+        line, col = self._pos(call)
+        self._note(line, col, rules.short(self._is_what(call)), via, rules.short(target),
+                   f"{via}= was not given: added {via}={rules.short(target)}(output_dir=\"tmp_trainer\", ...), the "
+                   f"folder and the TrainingArguments defaults ({', '.join(kept)}) an old SFTTrainer used")
+        return config, False, ""
+
+    def _is_what(self, call: cst.Call) -> str:
+        path = dotted(call.func, self.names)
+        return rules.normalize(path) if path else _code(call.func)
+
+    def _keep_defaults(self, config: cst.Call, target: str, present: set[str]) -> list[str]:
+        kept: list[str] = []
+        for keyword, value in KEPT_DEFAULTS:
+            name = (rules.final_name(self.matrix, target, keyword, self.versions) if self.matrix else None) or keyword
+            if keyword not in present and name not in present:
+                self.kept.setdefault(config, []).append(_kw(name, cst.parse_expression(value)))
+                kept.append(f"{name}={value}")
+        return kept
+
     def _convert(self, config: cst.Call, base: str, target: str) -> str:
         """Plan `Base(...)` -> `Target(...)`, writing out the base defaults the target overrides; '' or why not."""
         if config in self.converts:
@@ -277,13 +314,8 @@ class Planner(cst.CSTVisitor):
         self.converts[config] = func
         present = {a.keyword.value for a in config.args if a.keyword is not None}
         kept: list[str] = []
-        if not any(a.keyword is None and a.star == "**" for a in config.args):
-            for keyword, value in KEPT_DEFAULTS:
-                name = (rules.final_name(self.matrix, target, keyword, self.versions) if self.matrix else None) \
-                    or keyword
-                if keyword not in present and name not in present:
-                    self.kept.setdefault(config, []).append(_kw(name, cst.parse_expression(value)))
-                    kept.append(f"{name}={value}")
+        if not any(a.star == "**" for a in config.args):  # **kwargs may set them: a second value is a TypeError
+            kept = self._keep_defaults(config, target, present)
         line, col = self._pos(config)
         note = (f"{rules.short(base)}(...) -> {rules.short(target)}(...): SFTTrainer needs an {rules.short(target)} "
                 f"for the keywords moved into it" + (f"; {rules.short(base)}'s defaults written out where "
@@ -296,7 +328,7 @@ class Planner(cst.CSTVisitor):
         issue = next(iter(self.by_pos.values()), None)
         path, cell = (issue.path, issue.cell) if issue else ("", None)
         self.fixed.append(Issue(path, cell, line, col, callable_, keyword, INFO, "default_changed", message, new,
-                                via=FIX_NOTE))
+                                via=imports.FIX_NOTE))
 
     def _local(self, target: str) -> cst.BaseExpression | None:
         """How this file names `target`: an imported name, `trl.SFTConfig` through `import trl`, or a new import."""
@@ -434,10 +466,17 @@ class Fixer(cst.CSTTransformer):
                 if o not in self.plan.removals]
         if args and original_node.args and original_node.args[-1] in self.plan.removals:
             args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)  # keep the call's closing style
-        for extra in [*self.plan.additions.get(original_node, []), *self.plan.kept.get(original_node, [])]:
-            args = _append(args, extra)
+        args = self._extend(original_node, args)
+        new = self.plan.new_configs.get(original_node)
+        if new is not None:
+            args = _append(args, _kw("args", new.with_changes(args=self._extend(new, list(new.args)))))
         func = self.plan.converts.get(original_node, updated_node.func)
         return updated_node.with_changes(args=args, func=func)
+
+    def _extend(self, original: cst.Call, args: list[cst.Arg]) -> list[cst.Arg]:
+        for extra in [*self.plan.additions.get(original, []), *self.plan.kept.get(original, [])]:
+            args = _append(args, extra)
+        return args
 
     def leave_ImportAlias(self, original_node: cst.ImportAlias, updated_node: cst.ImportAlias) -> cst.ImportAlias:
         new = self.plan.alias_renames.get(original_node)

@@ -19,6 +19,7 @@ from . import finder, source
 from .engine import ERROR, WARNING, Issue
 
 VIA = "import"  # Issue.via of an import issue: `callable` is then the module, `keyword` the removed name
+FIX_NOTE = "--fix"  # Issue.via of a note --fix adds to what it fixed (a rewrite the user should read)
 
 
 def packages_of(matrix: Matrix) -> set[str]:
@@ -43,8 +44,9 @@ def check_tree(tree: ast.AST, unit: source.Unit, matrix: Matrix, versions: Versi
         return []
     out: list[Issue] = []
     names = finder.aliases(tree, packages_of(matrix))
+    guarded = _guarded(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node not in guarded:
             for a in node.names:
                 rule = rule_for(matrix, node.module, a.name)
                 if rule is not None:
@@ -57,6 +59,36 @@ def check_tree(tree: ast.AST, unit: source.Unit, matrix: Matrix, versions: Versi
                 out += _issue(rule, unit, node.lineno, end - len(node.attr), base, versions, "use")
     out.sort(key=lambda i: (i.line, i.col))
     return out
+
+
+_CATCHES_IMPORT = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _guarded(tree: ast.AST) -> set[ast.AST]:
+    """Imports inside `try: ... except ImportError:` (either side): a fallback for other versions, not a bug.
+
+    e.g. `try: from peft import prepare_model_for_kbit_training` / `except ImportError: from peft import
+    prepare_model_for_int8_training as prepare_model_for_kbit_training` (a common shim for old peft).
+    """
+    out: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        if not any(h.type is None or _names(h.type) & _CATCHES_IMPORT for h in node.handlers):
+            continue
+        for part in [*node.body, *node.handlers]:
+            out.update(n for n in ast.walk(part) if isinstance(n, ast.ImportFrom))
+    return out
+
+
+def _names(node: ast.expr) -> set[str]:
+    if isinstance(node, ast.Tuple):
+        return {n for e in node.elts for n in _names(e)}
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Attribute):
+        return {node.attr}
+    return set()
 
 
 def _issue(rule: ImportRule, unit: source.Unit, line: int, col: int, module: str, versions: Versions,

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from .._drift.rules import short
-from .._lint.engine import LintResult
+from .._lint.engine import Issue, LintResult
+from .._lint.imports import FIX_NOTE, is_import_issue
 from . import versioned_json
 
 SCHEMA_VERSION = 1
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _fixed_line(i: Issue) -> str:
+    if i.via == FIX_NOTE:
+        return f"note     {i.where}: {i.message}"
+    new = f"{i.via}={short(i.target)}({i.new}=)" if i.target else i.new
+    return f"fixed    {i.where}: {i.keyword} -> {new}" if new else f"fixed    {i.where}: {i.keyword} (removed)"
 
 
 def render_text(result: LintResult) -> str:
@@ -15,17 +27,18 @@ def render_text(result: LintResult) -> str:
     lines += [f"envdoctor lint: {e}" for e in result.errors]
     if result.fixed or result.unfixed:
         lines.append("")
-        lines += [f"fixed    {i.where}: {i.keyword} -> {f'{i.via}={short(i.target)}({i.new}=)' if i.target else i.new}"
-                  for i in result.fixed]
+        lines += [_fixed_line(i) for i in result.fixed]
         lines += [f"NOT FIXED {i.where}: {i.keyword}: {why}" for i, why in result.unfixed]
-    stale = len(result.stale)
-    summary = (f"{stale} stale keyword{'s' if stale != 1 else ''} in {result.files} file"
-               f"{'s' if result.files != 1 else ''}" if stale else f"no stale keywords in {result.files} file"
-               f"{'s' if result.files != 1 else ''}")
+    stale = [i for i in result.stale if not is_import_issue(i)]
+    gone = len(result.stale) - len(stale)
+    files = _plural(result.files, "file")
+    found = [_plural(len(stale), "stale keyword")] if stale else []
+    found += [_plural(gone, "removed import")] if gone else []
+    summary = f"{' and '.join(found)} in {files}" if found else f"no stale keywords in {files}"
     if result.errors:
         summary += f"; {len(result.errors)} could not be read or parsed"
     if result.fixed or result.unfixed:
-        summary += f"; fixed {len(result.fixed)}, left {len(result.unfixed)}"
+        summary += f"; fixed {sum(i.via != FIX_NOTE for i in result.fixed)}, left {len(result.unfixed)}"
     lines.append(f"{summary} (judged against {result.versions.describe()})")
     lines += [f"note: {n}" for n in result.versions.notes]
     return "\n".join(lines).lstrip("\n") + "\n"
