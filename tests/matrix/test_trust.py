@@ -14,6 +14,9 @@ from envdoctor._cli import main
 from envdoctor._matrix.loader import available, load_matrix
 from envdoctor._matrix.trust import (
     Line,
+    Problem,
+    TargetResult,
+    Validation,
     explain_conflict,
     file_lines,
     matrix_lines,
@@ -139,6 +142,33 @@ def test_requirements_are_read_with_their_line_numbers(tmp_path: Path) -> None:
     assert by_name["tokenizers"].origin == "requirements.txt:8"
     assert by_name["torch"].requirement == "torch==2.4.0"
     assert "local build" in unchecked[0].reason
+
+
+def test_a_name_on_two_lines_is_one_requirement_as_pip_reads_it(tmp_path: Path) -> None:
+    # tloen/alpaca-lora's requirements.txt lists `black` and `black[jupyter]`; pip merges them (issue 13)
+    req = tmp_path / "requirements.txt"
+    req.write_text("black\nblack[jupyter]\nfire\n", encoding="utf-8")
+    lines, unchecked = file_lines(req)
+    assert [(ln.requirement, ln.origin) for ln in lines] == [
+        ("black", "requirements.txt:1"), ("black[jupyter]", "requirements.txt:2"), ("fire", "requirements.txt:3")]
+    assert unchecked == []
+
+
+def _target(ok: bool, *kinds: str) -> TargetResult:
+    return TargetResult("3.11", "linux", ok, "uv", 0.1, (), tuple(Problem(k, k) for k in kinds))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("targets", "problems", "verdict"), [
+    pytest.param([_target(True)], [], "ok", id="ok"),
+    pytest.param([_target(False, "unbuilt")], [], "not-evaluated", id="not-evaluated"),
+    pytest.param([_target(False, "unbuilt"), _target(False, "conflict")], [], "conflict", id="a-refusal-stands"),
+    pytest.param([_target(False, "runtime")], [], "broken", id="a-rule"),
+    pytest.param([_target(True)], [Problem("evidence", "e")], "broken", id="malformed"),
+    pytest.param([_target(False, "unbuilt")], [Problem("probe", "p")], "broken", id="malformed-beats-unbuilt"),
+])
+def test_the_verdict_never_calls_a_missing_wheel_a_conflict(targets, problems, verdict) -> None:  # type: ignore[no-untyped-def]
+    v = Validation("f", tuple(targets), tuple(problems))
+    assert v.verdict == verdict and v.ok is (verdict == "ok")
 
 
 def test_cli_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

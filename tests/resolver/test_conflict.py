@@ -80,3 +80,26 @@ def test_a_tool_failure_keeps_its_last_errors_and_says_when_the_index_is_unreach
                 (Requested("alpha==1.0"),))
     assert u.kind is ConflictKind.FAILED and u.unreachable and "Failed to fetch" in u.summary
     assert not unreachable(_read("uv-0.13.9", "conflict.txt"))
+
+
+@pytest.mark.parametrize(("name", "asked", "unbuilt"), [
+    pytest.param("no-usable-wheels-transitive.txt", ("bitsandbytes==0.39.0", "wandb==0.15.3"), ("pathtools",),
+                 id="transitive"),
+    pytest.param("no-usable-wheels-pinned.txt", ("click==8.0.3", "deepspeed==0.8.0"), ("deepspeed",), id="pinned"),
+    pytest.param("no-matching-abi.txt", ("torch==1.12.0",), (), id="no-wheel-for-this-python-is-a-refusal"),
+])
+def test_uv_names_the_packages_it_could_not_use_without_a_build(name: str, asked: tuple[str, ...],
+                                                                 unbuilt: tuple[str, ...]) -> None:
+    # issue 13: a package with only an sdist is "not evaluated", not a conflict; a release with wheels for other
+    # Pythons only (and no sdist) is a real refusal
+    c = from_uv(_read("uv-0.13.9", name), [Requested(a) for a in asked])
+    assert c.unbuilt == unbuilt
+
+
+def test_pips_wheels_only_not_found_names_the_requirement_even_when_it_is_not_requested() -> None:
+    from envdoctor._resolver._conflict import pip_not_found
+
+    text = _read("pip-23.2.1", "only-binary-sdist-dependency.txt")
+    assert pip_not_found(text) == "pathtools"
+    c = from_pip(text, [Requested("wandb==0.15.3")])
+    assert c.kind is ConflictKind.NOT_FOUND and c.unbuilt == ()  # the pip backend asks `pip index versions` next

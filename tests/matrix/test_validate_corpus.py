@@ -1,0 +1,105 @@
+"""`matrix validate FILE` against plain pip's own verdict on real requirement files (issue 13).
+
+Each file under corpus/requirements/ is a requirements.txt from a public repository (cited at its top); beside
+it, NAME.pip.toml records what plain pip concluded on it, run before envdoctor was (pip 23.2.1, CPython 3.11.7,
+linux x86_64, this machine's pip configuration): its verdict, the pair it blamed, and what it built from sdists.
+The test validates each file twice: with --allow-build (trusting the sdists' build backends, as pip does) the
+verdict must be pip's; without it, it must be pip's or "not evaluated" naming only packages pip built from
+source, never a conflict pip did not find.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+
+from envdoctor._cli import main
+from envdoctor._matrix.trust import running_platform, validate_requirements
+
+CORPUS = Path(__file__).parent / "corpus" / "requirements"
+FILES = sorted(CORPUS.glob("*.txt"))
+# pip's verdicts were recorded for CPython 3.11 on linux x86_64; another target is another question (torch 1.12.0
+# has cp310 wheels, so the Chinese-LLaMA-Alpaca file is satisfiable elsewhere)
+RECORDED_FOR = ((3, 11), "linux")
+
+
+def _pip(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.with_suffix(".pip.toml").read_text(encoding="utf-8"))
+
+
+def _validate(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    rc = main(["matrix", "validate", str(path), "--format", "json", *args])
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)["results"][0]
+    assert rc == (0 if result["verdict"] == "ok" else 1)
+    return result
+
+
+def _blamed(result: dict[str, Any]) -> str:
+    return " ".join(p["message"] for t in result["targets"] for p in t["problems"] if p["kind"] == "conflict")
+
+
+def test_the_corpus_is_what_the_issue_asks_for() -> None:
+    pips = {p.stem: _pip(p) for p in FILES}
+    assert len(FILES) >= 8 and all(p.with_suffix(".pip.toml").is_file() for p in FILES)
+    assert all(p.read_text(encoding="utf-8").startswith("# ") for p in FILES)  # each cites its source
+    verdicts = [v["verdict"] for v in pips.values()]
+    assert "conflict" in verdicts
+    assert any(v["verdict"] == "ok" and v["sdists"] for v in pips.values())  # satisfiable, with a source-only package
+    text = (CORPUS / "alpaca-lora.txt").read_text(encoding="utf-8").splitlines()
+    assert "black" in text and "black[jupyter]" in text
+
+
+@pytest.mark.network
+@pytest.mark.skipif((sys.version_info[:2], running_platform()) != RECORDED_FOR,
+                    reason="pip's verdicts were recorded on CPython 3.11, linux x86_64")
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_validate_gives_plain_pips_verdict(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    want = _pip(path)
+    trusted = _validate(path, capsys, "--allow-build")
+    assert trusted["verdict"] == want["verdict"], trusted
+    if want["verdict"] == "ok":
+        assert len(trusted["targets"][0]["installs"]) == want["installs"]
+    else:
+        blamed = _blamed(trusted)
+        pairs = [want["pair"], *want.get("also", [])]
+        assert any(all(name in blamed for name in pair) for pair in pairs), blamed
+
+    untrusted = _validate(path, capsys)
+    if untrusted["verdict"] == "not-evaluated":
+        unbuilt = untrusted["targets"][0]["unbuilt"]
+        assert unbuilt and set(unbuilt) <= set(want["sdists"]), untrusted  # named, and only what pip had to build
+        assert want["sdists"]
+    else:
+        assert untrusted["verdict"] == want["verdict"], untrusted
+        assert want["verdict"] == "conflict" or not want["sdists"]  # pip built nothing it could have missed
+
+
+@pytest.mark.network
+def test_a_foreign_platform_names_what_it_could_not_evaluate(capsys: pytest.CaptureFixture[str]) -> None:
+    # pathtools (wandb 0.15.3's requirement) has no wheel anywhere: from Windows' wheels it cannot be evaluated,
+    # and no build is possible for a platform that is not this one
+    result = _validate(CORPUS / "qlora.txt", capsys, "--platform", "windows", "--python-version", "3.11")
+    assert result["verdict"] == "not-evaluated" and result["targets"][0]["unbuilt"] == ["pathtools"]
+    assert "conflict" not in json.dumps(result["targets"][0]["problems"])
+
+
+@pytest.mark.network
+def test_the_pip_backend_also_says_not_evaluated() -> None:
+    # pip's --only-binary says "no matching distribution found for pathtools"; `pip index versions` shows it exists
+    v = validate_requirements(CORPUS / "qlora.txt", backend="pip")
+    assert v.verdict == "not-evaluated" and v.targets[0].unbuilt == ("pathtools",), v
+
+
+def test_allow_build_is_for_this_interpreter_only(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(CORPUS / "qlora.txt")
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.13"
+    assert main(["matrix", "validate", path, "--allow-build", "--python-version", other]) == 2
+    assert main(["matrix", "validate", "llama31", "--allow-build"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("envdoctor: error:") for e in err)
+    assert "this interpreter only" in err[0] and "only for a requirements file" in err[1]
