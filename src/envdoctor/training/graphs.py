@@ -48,9 +48,9 @@ def _triton_kernel() -> Any:
     import triton
     import triton.language as tl
 
+    # no annotations: Triton reads them as types (and `from __future__ import annotations` makes them strings)
     @triton.jit
-    def hash_dropout(x_ptr: Any, y_ptr: Any, seed_ptr: Any, site: Any, n: Any, p: Any, scale: Any,
-                     BLOCK: tl.constexpr) -> None:
+    def hash_dropout(x_ptr, y_ptr, seed_ptr, site, n, p, scale, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         inside = offs < n
         seed = tl.load(seed_ptr) + site
@@ -61,26 +61,40 @@ def _triton_kernel() -> Any:
     return hash_dropout
 
 
-_KERNEL: list[Any] = []
+_KERNEL: list[Any] = []  # [kernel] once compiled, [None] where Triton cannot compile it (the torch mask then)
+_MASK = (1 << 53) - 1
 
 
-def _mask_cpu(seed: torch.Tensor, site: int, shape: torch.Size, p: float) -> torch.Tensor:
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + site)
-    return torch.rand(shape, generator=g) >= p
+def _keep_torch(seed: torch.Tensor, site: int, x: torch.Tensor, p: float) -> torch.Tensor:
+    """The keep-mask from a splitmix64 hash of (seed, site, index) in tensor ops: on any device, no host sync."""
+    z = torch.arange(x.numel(), device=x.device, dtype=torch.int64).view(x.shape)
+    z = z * -7046029254386353131 + (seed.to(x.device) * 1_000_003 + site)  # 0x9E3779B97F4A7C15 as int64, wraps
+    z = (z ^ (z >> 30)) * -4658895280553007687
+    z = (z ^ (z >> 27)) * -7723592293110705685
+    z = z ^ (z >> 31)
+    return (z & _MASK).to(torch.float64) / float(1 << 53) >= p
 
 
 def hash_dropout(x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
     """x with elements zeroed with probability p and the rest scaled by 1/(1-p); the mask depends only on
     (seed, site, element index), so the same call gives the same mask every time (no RNG state)."""
     scale = 1.0 / (1.0 - p)
-    if not x.is_cuda:
-        return x * _mask_cpu(seed, site, x.shape, p).to(x.dtype) * scale
-    if not _KERNEL:
-        _KERNEL.append(_triton_kernel())
+    if x.is_cuda and not _KERNEL:
+        try:
+            _KERNEL.append(_triton_kernel())
+            _launch(_KERNEL[0], torch.zeros(8, device=x.device, dtype=x.dtype), seed, 0, 0.5)
+        except Exception:
+            _KERNEL[:] = [None]
+    if x.is_cuda and _KERNEL[0] is not None:
+        return _launch(_KERNEL[0], x, seed, site, p)
+    return x * _keep_torch(seed, site, x, p).to(x.dtype) * scale
+
+
+def _launch(kernel: Any, x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
     x = x.contiguous()
     y = torch.empty_like(x)
     n = x.numel()
-    _KERNEL[0][((n + _BLOCK - 1) // _BLOCK,)](x, y, seed, site, n, p, scale, BLOCK=_BLOCK)
+    kernel[((n + _BLOCK - 1) // _BLOCK,)](x, y, seed, site, n, p, 1.0 / (1.0 - p), BLOCK=_BLOCK)
     return y
 
 
