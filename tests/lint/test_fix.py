@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,15 +61,15 @@ def test_fix_reports_what_it_cannot_fix(tmp_path: Path, lint: Lint) -> None:
     path = tmp_path / "t.py"
     path.write_text("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n"
                     "a = TrainingArguments(output_dir='o', overwrite_output_dir=True)\n"
-                    "def f(m, n):\n    return SFTTrainer(model=m, max_seq_length=n)\n"
-                    "SFTTrainer(model='m', args=a, packing=True)\n", encoding="utf-8")
+                    "def f(m, c, n):\n    return SFTTrainer(m, c, max_seq_length=n)\n"
+                    "SFTTrainer(model='m', args=a, packing=True)\nprint(a.output_dir, a)\n", encoding="utf-8")
     code, out, _ = lint("--fix", str(path))
     assert code == 1
     assert f"NOT FIXED {path}:3:39: overwrite_output_dir: no equivalent" in out
-    assert f"NOT FIXED {path}:5:32: max_seq_length: there is no args= to put it in" in out
-    # the seeds' shape: args= is a TrainingArguments, which SFTConfig subclasses with other defaults
-    assert (f"NOT FIXED {path}:6:31: packing: args=a is a TrainingArguments: build it as SFTConfig(...) with "
-            "packing=...") in out
+    assert f"NOT FIXED {path}:5:29: max_seq_length: there is no args= to put it in" in out
+    # `a` is read elsewhere too (print(a)): rewriting it into an SFTConfig would change that other use
+    assert (f"NOT FIXED {path}:6:31: packing: args=a is a TrainingArguments that is also used elsewhere (2 reads): "
+            "build it as SFTConfig(...) with packing=... yourself") in out
 
 
 def test_unsafe_move_is_left_alone(tmp_path: Path, lint: Lint) -> None:
@@ -122,3 +123,120 @@ def test_move_into_a_config_built_over_several_lines(tmp_path: Path, lint: Lint)
     assert code == 0, out
     assert path.read_text(encoding="utf-8").splitlines()[3:] == [
         "           .SFTConfig(output_dir='o', max_length=8))", "    return trl.SFTTrainer(model=m, args=cfg)"]
+
+
+def _pinned(write_matrix: Any, transformers: str, trl: str) -> str:
+    return str(write_matrix('extends = "drift"\n' + "".join(
+        f'[[packages]]\nname = "{n}"\nspecifier = "=={v}"\nreason = "r"\nevidence = ["e"]\n'
+        for n, v in (("transformers", transformers), ("trl", trl)))))
+
+
+# The seed 002_56a4181f157b074b.txt's shape (a TrainingArguments variable, then SFTTrainer(args=training_args,
+# max_seq_length=..., dataset_text_field=...)), as in 0PeterAdel/CyberBrain_Model
+# Operations/Configure_Training_Arguments.py: `training_args = TrainingArguments(...)`, then `SFTTrainer(model=model,
+# tokenizer=tokenizer, ..., dataset_text_field="text", max_seq_length=2048, args=training_args)`.
+SEED = """\
+from transformers import TrainingArguments
+from trl import SFTTrainer
+
+
+def main(model, tokenizer, train_dataset):
+    training_args = TrainingArguments(
+        per_device_train_batch_size=2,
+        learning_rate=2e-4,
+        output_dir="outputs",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=train_dataset,
+        dataset_text_field="text",
+        max_seq_length=2048,
+        args=training_args,
+    )
+    return trainer
+"""
+
+SEED_FIXED = """\
+from transformers import TrainingArguments
+from trl import SFTTrainer, SFTConfig
+
+
+def main(model, tokenizer, train_dataset):
+    training_args = SFTConfig(
+        per_device_train_batch_size=2,
+        learning_rate=2e-4,
+        output_dir="outputs",
+        dataset_text_field="text",
+        max_length=2048,
+        logging_steps=500,
+        activation_checkpointing=False,
+        bf16=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=train_dataset,
+        args=training_args,
+    )
+    return trainer
+"""
+
+
+def test_training_arguments_that_only_reach_sfttrainer_become_sftconfig(tmp_path: Path, lint: Lint,
+                                                                        write_matrix: Any) -> None:
+    path = tmp_path / "t.py"
+    path.write_text(SEED, encoding="utf-8")
+    code, out, _ = lint("--matrix", _pinned(write_matrix, "5.24.0", "1.16.0"), "--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8") == SEED_FIXED
+    assert (f"note     {path}:6:21: TrainingArguments(...) -> SFTConfig(...): SFTTrainer needs an SFTConfig for the "
+            "keywords moved into it; TrainingArguments's defaults written out where SFTConfig's differ: "
+            "logging_steps=500, activation_checkpointing=False, bf16=False") in out
+    assert "fixed 3, left 0" in out.splitlines()[-1]
+
+
+def test_the_kept_defaults_are_spelled_for_the_versions_judged(tmp_path: Path, lint: Lint,
+                                                               write_matrix: Any) -> None:
+    """Before transformers 5.23 the checkpointing keyword is gradient_checkpointing; `import trl` is reused."""
+    path = tmp_path / "t.py"
+    path.write_text("import transformers, trl\n"
+                    "t = trl.SFTTrainer(model='m', args=transformers.TrainingArguments('o', bf16=True),"
+                    " max_seq_length=128)\n", encoding="utf-8")
+    code, out, _ = lint("--matrix", _pinned(write_matrix, "4.46.3", "0.13.0"), "--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8").splitlines()[1] == (
+        "t = trl.SFTTrainer(model='m', args=trl.SFTConfig('o', bf16=True, max_seq_length=128, learning_rate=5e-05, "
+        "logging_steps=500, gradient_checkpointing=False))")
+
+
+def test_an_sfttrainer_without_args_gets_the_old_default_config(tmp_path: Path, lint: Lint,
+                                                               write_matrix: Any) -> None:
+    """TRL's own 0.x README: SFTTrainer("facebook/opt-350m", train_dataset=dataset, dataset_text_field="text",
+    max_seq_length=512) (quoted in RorschachChen/GOODNOTES 2025/dataset_text_field.md)."""
+    path = tmp_path / "t.py"
+    path.write_text('"""Doc."""\nfrom datasets import load_dataset\nfrom trl.trainer import SFTTrainer\n\n'
+                    'dataset = load_dataset("imdb", split="train")\n'
+                    'trainer = SFTTrainer(\n    "facebook/opt-350m",\n    train_dataset=dataset,\n'
+                    '    dataset_text_field="text",\n    max_seq_length=512,\n)\n', encoding="utf-8")
+    code, out, _ = lint("--matrix", _pinned(write_matrix, "5.24.0", "1.16.0"), "--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8") == (
+        '"""Doc."""\nfrom datasets import load_dataset\nfrom trl.trainer import SFTTrainer\nfrom trl import SFTConfig\n'
+        '\ndataset = load_dataset("imdb", split="train")\n'
+        'trainer = SFTTrainer(\n    "facebook/opt-350m",\n    train_dataset=dataset,\n'
+        '    args=SFTConfig(output_dir="tmp_trainer", dataset_text_field="text", max_length=512, learning_rate=5e-05, '
+        'logging_steps=500, activation_checkpointing=False, bf16=False),\n)\n')
+    assert 'args= was not given: added args=SFTConfig(output_dir="tmp_trainer", ...)' in out
+
+
+def test_star_kwargs_keep_their_own_defaults(tmp_path: Path, lint: Lint) -> None:
+    """TrainingArguments(**cfg) may already set learning_rate: writing it again would be a TypeError."""
+    path = tmp_path / "t.py"
+    path.write_text("from transformers import TrainingArguments\nfrom trl import SFTConfig, SFTTrainer\n"
+                    "def f(m, cfg):\n    return SFTTrainer(model=m, args=TrainingArguments(**cfg), packing=True)\n",
+                    encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8").splitlines()[3] == (
+        "    return SFTTrainer(model=m, args=SFTConfig(**cfg, packing=True))")

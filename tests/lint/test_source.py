@@ -60,3 +60,20 @@ def test_a_file_named_twice_is_linted_and_fixed_once(tmp_path: Path, lint: Lint,
     monkeypatch.chdir(tmp_path)
     code, out, _ = lint("--fix", "t.py", "./t.py", ".")
     assert code == 0 and out.splitlines()[-1].startswith("1 stale keyword in 1 file; fixed 1, left 0")
+
+
+def test_a_pip_magic_continued_over_lines_is_masked_and_the_cell_linted(tmp_path: Path, lint: Lint) -> None:
+    """Colab notebooks install one package a line (`%pip install -q \\` then `    trl==0.8.6 \\` ...): the
+    continuation lines used to be read as Python (unexpected indent) and the whole cell was skipped."""
+    src = ["%pip install -q \\\n", "    transformers==4.38.2 \\\n", "    trl==0.8.6\n",
+           "from transformers import TrainingArguments\n", "if True:\n", "    !pip install \\\n", "       peft\n",
+           "    a = TrainingArguments(output_dir='o', evaluation_strategy='no')\n"]
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": src}]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    code, out, _ = lint(str(path))
+    assert code == 1 and "cannot parse" not in out
+    assert f"{path} [cell 1]:8:43: error: TrainingArguments(evaluation_strategy=)" in out
+    assert lint("--fix", str(path))[0] == 0
+    fixed = json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]
+    assert fixed == [*src[:7], "    a = TrainingArguments(output_dir='o', eval_strategy='no')\n"]
