@@ -31,7 +31,8 @@ def test_text_format_names_file_line_old_new_and_why(stale_script: Path, lint: L
     line = next(x for x in out.splitlines() if ":20:" in x)
     assert line.startswith(f"{path}:20:9: error: SFTTrainer(max_seq_length=) -> SFTTrainer(args=SFTConfig(max_length=))")
     assert "TRL 0.13.0 removed max_seq_length" in line
-    assert out.splitlines()[-1].startswith("5 stale keywords in 1 file (judged against transformers 5.")
+    assert out.splitlines()[-1].startswith("5 stale keywords in 1 file (judged against ")
+    assert "transformers 5." in out.splitlines()[-1]
 
 
 def test_matrix_pins_judge_instead_of_installed(tmp_path: Path, lint: Lint,

@@ -11,9 +11,27 @@ from packaging.version import Version
 
 from .._matrix.model import Matrix, RenameRule
 
-# trl.SFTConfig is a subclass of transformers.TrainingArguments: every TrainingArguments rule applies to it.
-# compat reads this from the class's MRO at runtime; lint, which never imports the libraries, reads it here.
-INHERITS: dict[str, tuple[str, ...]] = {"trl.SFTConfig": ("transformers.TrainingArguments",)}
+# Subclasses whose keywords are their base's: trl.SFTConfig is a transformers.TrainingArguments, so every
+# TrainingArguments rule applies to it, and TRL's trainers are transformers.Trainer subclasses. A class's own rule
+# for a keyword shadows its bases' (DPOTrainer(tokenizer=) follows TRL's releases, not transformers'). compat reads
+# this from the class's MRO at runtime; lint, which never imports the libraries, reads it here.
+_TA, _TR = ("transformers.TrainingArguments",), ("transformers.Trainer",)
+_TRL = ("SFT", "DPO", "ORPO", "KTO", "Reward", "GRPO", "CPO", "BCO", "GKD", "OnlineDPO", "PRM", "RLOO", "XPO",
+        "NashMD")
+# peft's AutoPeftModel*.from_pretrained hands its other keywords to the base model's from_pretrained.
+_PEFT_AUTO = ("AutoPeftModel", "AutoPeftModelForCausalLM", "AutoPeftModelForSeq2SeqLM",
+              "AutoPeftModelForSequenceClassification", "AutoPeftModelForTokenClassification",
+              "AutoPeftModelForQuestionAnswering", "AutoPeftModelForFeatureExtraction")
+INHERITS: dict[str, tuple[str, ...]] = {
+    "transformers.Seq2SeqTrainingArguments": _TA,
+    "transformers.Seq2SeqTrainer": _TR,
+    **{f"trl.{p}Config": _TA for p in _TRL},  # PPOConfig is left out: before TRL 0.12 it was no TrainingArguments
+    **{f"trl.{p}Trainer": _TR for p in _TRL},
+    **{f"peft.{c}.from_pretrained": ("transformers.*.from_pretrained",) for c in _PEFT_AUTO},
+}
+# Methods judged whatever the receiver (`model.push_to_hub(...)` on a model built at runtime), in a file that
+# imports the package: only methods whose stale keywords no other library's method of that name takes.
+ANY_RECEIVER: dict[str, str] = {"push_to_hub": "transformers.*.push_to_hub"}
 
 # What a keyword is for the given versions. "removed": the installed version rejects it. "deprecated": it still
 # works but warns. "too_new": it is newer than the installed version. "no_equivalent": nothing replaces it.
@@ -84,8 +102,12 @@ def rules_for(matrix: Matrix, callable_: str, bases: Iterable[str] = ()) -> list
     """Every rule of the callable, its declared bases and the static INHERITS table, own rules first."""
     names = [callable_, *bases, *INHERITS.get(callable_, ())]
     out: list[RenameRule] = []
-    for name in names:
-        out.extend(r for r in matrix.renames if matches(r.callable, name) and r not in out)
+    for i, name in enumerate(names):
+        mine = [r for r in matrix.renames if matches(r.callable, name) and r not in out]
+        if i:  # a closer class's rule for the same keyword (and kind of rule) shadows this one
+            closer = {(r.old, r.kind == "default_changed") for r in out}
+            mine = [r for r in mine if (r.old, r.kind == "default_changed") not in closer]
+        out.extend(mine)
     return out
 
 
@@ -174,4 +196,4 @@ def default_changes(
 
 def packages_of(matrix: Matrix) -> set[str]:
     """The packages the rename rules are about, canonicalized."""
-    return {canonicalize_name(r.package) for r in matrix.renames}
+    return {canonicalize_name(r.package) for r in matrix.renames} | {c.split(".")[0] for c in INHERITS}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from .._drift import rules
@@ -88,50 +88,100 @@ class LintResult:
 
 def shared_names(units: Sequence[source.Unit], matrix: Matrix) -> dict[str, str]:
     """Imports of every unit of a file together: a notebook imports in one cell and calls in another."""
-    names: dict[str, str] = {}
+    return shared_context(units, matrix).names
+
+
+def shared_context(units: Sequence[source.Unit], matrix: Matrix) -> finder.Context:
+    """Imports, user subclasses and module-level dicts of every unit of a file together (in cell order)."""
+    ctx = finder.Context()
+    trees = []
     for unit in units:
         try:
-            names.update(finder.aliases(ast.parse(unit.code), rules.packages_of(matrix)))
+            trees.append((unit, ast.parse(unit.code)))
         except SyntaxError:
             continue
-    return names
+    for _, tree in trees:
+        ctx.names.update(finder.aliases(tree, rules.packages_of(matrix)))
+    known = rules.known_callables(matrix)
+    for unit, tree in trees:
+        ctx.classes = finder.subclasses(tree, ctx.names, known, ctx.classes)
+        for name, keys in finder.module_dicts(tree, unit.cell).items():
+            ctx.dicts[name] = ctx.dicts[name] | keys if name in ctx.dicts else keys
+    return ctx
 
 
 def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions,
-               imported: dict[str, str] | None = None) -> tuple[list[Issue], str | None]:
-    """The issues of one unit (imported: names imported elsewhere in the file), or why it cannot be parsed."""
+               imported: dict[str, str] | finder.Context | None = None) -> tuple[list[Issue], str | None]:
+    """The issues of one unit (imported: what the file's other units import and bind), or why it cannot be parsed."""
     try:
         tree = ast.parse(unit.code, filename=unit.path)
     except SyntaxError as e:
         return [], f"{unit.where}:{e.lineno}: cannot parse: {e.msg}"
-    names = {**(imported or {}), **finder.aliases(tree, rules.packages_of(matrix))}
+    ctx = imported if isinstance(imported, finder.Context) else finder.Context(dict(imported or {}))
+    names = {**ctx.names, **finder.aliases(tree, rules.packages_of(matrix))}
     if not names:
         return [], None
     known = rules.known_callables(matrix)
+    own = finder.subclasses(tree, names, known, {k: v for k, v in ctx.classes.items()})
+    here = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    local = finder.Context(names, own, ctx.dicts)
     out: list[Issue] = []
-    for call in finder.calls(tree, names, known):
+    for call in finder.calls(tree, names, known, local):
         for kw in call.keywords:
             t = rules.translate(matrix, call.callable, kw.name, versions.versions)
             if t is None:
                 continue
-            new = t.new
-            if t.target and t.new:
-                new = rules.final_name(matrix, t.target, t.new, versions.versions) or t.new
-            out.append(Issue(unit.path, unit.cell, kw.line, kw.col, call.callable, kw.name, _SEVERITY[t.status],
-                             t.status, _message(t, new), new, t.target, t.via, t.rule.reason))
+            out.append(_issue(unit, kw, call.callable, t, matrix, versions, call.shown))
         if call.star_kwargs:
             continue  # a default may be set through **kwargs
         given = [k.name for k in call.keywords]
         for dc in rules.default_changes(matrix, call.callable, given, versions.versions):
             out.append(Issue(unit.path, unit.cell, call.line, call.col, call.callable, dc.keyword, INFO,
                              "default_changed", dc.describe(), reason=dc.rule.reason))
-    out.sort(key=lambda i: (i.line, i.col))
+    for sub, f in finder.iter_fields({k: v for k, v in own.items() if k in here}):
+        t = rules.translate(matrix, sub.base, f.name, versions.versions)
+        if t is not None:
+            issue = _issue(unit, f, sub.base, t, matrix, versions, sub.name)
+            out.append(replace(issue, message=_field_message(sub, t, issue)))
+    out = list({(i.cell, i.line, i.col, i.keyword, i.callable): i for i in out}.values())  # one dict, many calls
+    out.sort(key=lambda i: (i.cell or 0, i.line, i.col))
     return out, None
 
 
-def _message(t: rules.Translation, new: str | None) -> str:
+def _issue(unit: source.Unit, kw: finder.Keyword, callable_: str, t: rules.Translation, matrix: Matrix,
+           versions: Versions, shown: str = "") -> Issue:
+    """One stale keyword; a moved one takes its target's current name (or says the target dropped it too)."""
+    new, status, message = t.new, t.status, ""
+    if t.target and t.new:
+        there = rules.translate(matrix, t.target, t.new, versions.versions)
+        if there is not None and there.status == rules.NO_EQUIVALENT:
+            new, status = None, rules.NO_EQUIVALENT
+            message = (f"{shown or rules.short(callable_)}({t.keyword}=) has no equivalent in {there.rule.package} "
+                       f"{there.version}: {t.rule.reason} Then: {there.rule.reason}")
+        else:
+            new = rules.final_name(matrix, t.target, t.new, versions.versions) or t.new
+    message = message or _message(t, new, shown)
+    if kw.through:
+        message = f"{message} (reaches {shown or rules.short(callable_)} through {kw.through})"
+    cell = kw.cell if kw.cell is not None else unit.cell
+    return Issue(unit.path, cell, kw.line, kw.col, callable_, kw.name, _SEVERITY[status], status, message,
+                 new, t.target if new else None, t.via if new else None, t.rule.reason)
+
+
+def _field_message(sub: finder.Subclass, t: rules.Translation, issue: Issue) -> str:
+    base = rules.short(sub.base)
+    if t.status == rules.DEPRECATED:
+        return f"{sub.name}({base}) re-declares `{t.keyword}`: {issue.message}"
+    verb = "no longer reads" if t.status != rules.TOO_NEW else "does not read yet"
+    instead = f" (use `{issue.new}`)" if issue.new else ""
+    return (f"{sub.name}({base}) re-declares the field `{t.keyword}`, which {base} of {t.rule.package} {t.version} "
+            f"{verb}{instead}: the value is silently ignored, so training changes without an error. "
+            f"{t.rule.reason}")
+
+
+def _message(t: rules.Translation, new: str | None, shown: str = "") -> str:
     pkg = f"{t.rule.package} {t.version}"
-    call = rules.short(t.callable)
+    call = shown or rules.short(t.callable)
     if new is None:
         return f"{call}({t.keyword}=) has no equivalent in {pkg}: {t.rule.reason}"
     verb = rules.VERB[t.status]
@@ -152,7 +202,7 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
         except UsageError as e:  # one unreadable file in a folder must not hide the others' findings
             errors.append(str(e).removeprefix("lint: "))
             continue
-        imported = shared_names(units, matrix)
+        imported = shared_context(units, matrix)
         for unit in units:
             found, error = check_unit(unit, matrix, versions, imported)
             issues.extend(found)
