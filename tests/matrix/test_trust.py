@@ -163,6 +163,8 @@ def _target(ok: bool, *kinds: str) -> TargetResult:
     pytest.param([_target(False, "unbuilt")], [], "not-evaluated", id="not-evaluated"),
     pytest.param([_target(False, "unbuilt"), _target(False, "conflict")], [], "conflict", id="a-refusal-stands"),
     pytest.param([_target(False, "runtime")], [], "broken", id="a-rule"),
+    pytest.param([_target(False, "failed")], [], "error", id="the-resolver-failed"),
+    pytest.param([_target(False, "failed"), _target(False, "unbuilt")], [], "error", id="error-beats-unbuilt"),
     pytest.param([_target(True)], [Problem("evidence", "e")], "broken", id="malformed"),
     pytest.param([_target(False, "unbuilt")], [Problem("probe", "p")], "broken", id="malformed-beats-unbuilt"),
 ])

@@ -103,3 +103,63 @@ def test_allow_build_is_for_this_interpreter_only(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("envdoctor: error:") for e in err)
     assert "this interpreter only" in err[0] and "only for a requirements file" in err[1]
+
+
+# ----------------------------------------------------------------------------- offline: an sdist we wrote
+
+
+def _sdist(folder: Path, marker: Path) -> Path:
+    """brokenmeta 1.0 as an sdist only; its in-tree build backend writes `marker` on import, then fails."""
+    import io
+    import tarfile
+
+    files = {
+        "PKG-INFO": "Metadata-Version: 2.1\nName: brokenmeta\nVersion: 1.0\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+                      "raise RuntimeError('brokenmeta: this build backend always fails')\n",
+    }
+    path = folder / "brokenmeta-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"brokenmeta-1.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """pip (and uv, through pip's configuration) see only a folder holding brokenmeta's sdist."""
+    links = tmp_path / "links"
+    links.mkdir()
+    marker = tmp_path / "MARKER"
+    _sdist(links, marker)
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(var, raising=False)
+    req = tmp_path / "requirements.txt"
+    req.write_text("brokenmeta==1.0\n", encoding="utf-8")
+    return {"req": req, "marker": marker}
+
+
+@pytest.mark.parametrize("backend", ["uv", "pip"])
+def test_an_sdist_is_not_evaluated_and_its_backend_never_runs(backend: str, offline: dict[str, Path],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    result = _validate(offline["req"], capsys, "--backend", backend)
+    assert result["verdict"] == "not-evaluated" and result["targets"][0]["unbuilt"] == ["brokenmeta"], result
+    assert not offline["marker"].exists()
+
+
+@pytest.mark.parametrize("backend", ["uv", "pip"])
+def test_allow_build_runs_the_backend_and_a_failed_build_is_an_error_not_a_conflict(
+        backend: str, offline: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # plain pip: "metadata-generation-failed"; neither ok nor a conflict
+    result = _validate(offline["req"], capsys, "--backend", backend, "--allow-build")
+    assert offline["marker"].exists()  # trusted: the backend ran, as it does under plain pip
+    assert result["verdict"] == "error", result
+    assert "brokenmeta" in json.dumps(result["targets"][0]["problems"])

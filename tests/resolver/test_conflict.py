@@ -103,3 +103,11 @@ def test_pips_wheels_only_not_found_names_the_requirement_even_when_it_is_not_re
     assert pip_not_found(text) == "pathtools"
     c = from_pip(text, [Requested("wandb==0.15.3")])
     assert c.kind is ConflictKind.NOT_FOUND and c.unbuilt == ()  # the pip backend asks `pip index versions` next
+
+
+@pytest.mark.parametrize(("tool", "parse"), [("uv-0.13.9", from_uv), ("pip-23.2.1", from_pip)])
+def test_a_failed_build_is_a_failure_not_a_refusal(tool: str, parse) -> None:  # type: ignore[no-untyped-def]
+    # uv words it with 'cause:' lines, as it words a refusal; pip's lines do not name the package
+    c = parse(_read(tool, "build-failed.txt"), [Requested("brokenmeta==1.0")])
+    assert c.kind is ConflictKind.FAILED and c.sides == () and c.unbuilt == ()
+    assert "brokenmeta" in c.summary

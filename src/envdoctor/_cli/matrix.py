@@ -23,8 +23,8 @@ examples:
   envdoctor matrix freeze --name mystack > mystack.toml   this environment as a matrix
   envdoctor matrix schema > matrix.schema.json       JSON Schema of the format, for editors
 
-exit codes: 0 all good, 1 a matrix does not resolve, breaks a rule or could not be evaluated without building,
-2 bad input or usage
+exit codes: 0 all good, 1 a matrix does not resolve, breaks a rule, could not be evaluated without building or
+the resolver failed (a build under --allow-build, an unreachable index), 2 bad input or usage
 """
 
 
@@ -224,11 +224,11 @@ def _validation_dict(v: Any) -> dict[str, Any]:
 
 
 def _validation_text(v: Any) -> str:
-    heads = {"ok": "OK", "conflict": "FAILED", "broken": "FAILED", "not-evaluated": "NOT EVALUATED"}
+    heads = {"ok": "OK", "conflict": "FAILED", "broken": "FAILED", "error": "ERROR", "not-evaluated": "NOT EVALUATED"}
     out = [f"{v.subject}: {heads[v.verdict]}"]
     for t in v.targets:
         state = {"ok": f"resolves ({len(t.installs)} distributions)", "conflict": "does not resolve",
-                 "not-evaluated": "could not be evaluated without building",
+                 "not-evaluated": "could not be evaluated without building", "error": "the resolver failed",
                  "broken": "resolves but breaks a rule"}[t.verdict]
         out.append(f"  Python {t.python_version} / {t.platform}: {state} [{t.backend}, {t.seconds:.1f} s]")
         for p in t.problems:

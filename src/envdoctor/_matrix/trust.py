@@ -61,10 +61,12 @@ class Unchecked:
     reason: str
 
 
-ProblemKind = Literal["conflict", "unbuilt", "runtime", "absent", "index", "python", "evidence", "probe"]
+ProblemKind = Literal["conflict", "unbuilt", "failed", "runtime", "absent", "index", "python", "evidence", "probe"]
 # What a target, a matrix or a file comes to: it resolves (ok), the resolver refuses it (conflict), it resolves
-# but breaks a rule or is malformed (broken), or a package with no usable wheel kept it from being evaluated.
-Verdict = Literal["ok", "conflict", "broken", "not-evaluated"]
+# but breaks a rule or is malformed (broken), a package with no usable wheel kept it from being evaluated, or
+# the resolver itself failed (error: a build that failed under --allow-build, an index it could not reach),
+# which pip reports as an error too, not as a conflict.
+Verdict = Literal["ok", "conflict", "broken", "not-evaluated", "error"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class TargetResult:
             return "ok"
         if "conflict" in kinds:
             return "conflict"
+        if "failed" in kinds:
+            return "error"
         return "not-evaluated" if kinds == {"unbuilt"} else "broken"
 
 
@@ -115,9 +119,9 @@ class Validation:
 
     @property
     def verdict(self) -> Verdict:
-        """conflict beats broken beats not-evaluated: a refusal stands whatever else could not be evaluated."""
+        """conflict, broken, error, not-evaluated, in that order: a refusal stands whatever else went wrong."""
         verdicts = {t.verdict for t in self.targets}
-        for v in ("conflict", "broken"):
+        for v in ("conflict", "broken", "error"):
             if v in verdicts:
                 return v  # type: ignore[return-value]
         if self.problems:
@@ -302,6 +306,8 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
         conflict = res.conflict or Conflict(ConflictKind.FAILED, res.raw[-500:])
         if conflict.unbuilt and not allow_build:
             problem = _unbuilt_problem(conflict, python_version, platform, native)
+        elif conflict.kind is ConflictKind.FAILED:  # the tool failed (a build, the index): no refusal to explain
+            problem = Problem("failed", re.sub(r"\s+", " ", conflict.summary).strip(), conflict.chain)
         else:
             problem = explain_conflict(conflict, lines, subject)
         return TargetResult(python_version, platform, False, res.backend, res.seconds, (), (problem,),
@@ -400,8 +406,8 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
         for bad in m.known_bad:
             seen.setdefault((bad.key, str(bad.specifier), str(bad.with_)), bad)
     here_py, here = f"{sys.version_info.major}.{sys.version_info.minor}", running_platform()
-    py, plat = python_version or here_py, platform or here or "linux"
-    native = py == here_py and plat == here
+    py, plat = python_version or here_py, platform or here or sys.platform
+    native = py == here_py and platform in (None, here)
     if allow_build and not native:
         raise UsageError(f"--allow-build resolves for this interpreter only (Python {here_py} / {here or 'this platform'}): "
                          f"pip and uv build a source distribution with the running Python; drop --python-version and "

@@ -20,6 +20,7 @@ _PIP_NOTFOUND = re.compile(
     r"(Could not find a version that satisfies the requirement (?P<req>\S+)(?P<rest>.*)|"
     r"No matching distribution found for (?P<req2>\S+))"
 )
+_PIP_PREPARING = re.compile(r"^\s*(?:Collecting|Processing) (\S+)")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # pip's hash-checking refusals: "THESE PACKAGES DO NOT MATCH THE HASHES ..." then "    beta==1.0 from file:///...
 # (from -r req.txt (line 2)):", "Expected sha256 ...", "Got ..."; or "Hashes are required in --require-hashes
@@ -128,6 +129,11 @@ def from_pip(output: str, requested: Sequence[Requested]) -> Conflict:
     errors += list(dict.fromkeys(causes))
     tail = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(("note:", "│", "╰"))]
     summary = " ".join(errors[-2:]) if errors else (tail[-1] if tail else "pip failed without a message")
+    # a failed build's own lines do not name the package ("× Getting requirements to build wheel did not run
+    # successfully."); pip's last "Collecting x" / "Processing ./x-1.0.tar.gz" before them does
+    preparing = [m.group(1) for m in map(_PIP_PREPARING.match, lines) if m]
+    if causes and preparing:
+        summary += f" (while preparing {preparing[-1]})"
     return _conflict(ConflictKind.FAILED, summary, errors, requested, output)
 
 
@@ -161,9 +167,12 @@ def from_uv(output: str, requested: Sequence[Requested]) -> Conflict:
     lines = [ln.rstrip() for ln in output.splitlines()]
     chain: list[str] = []
     capture = False
+    # uv words a failed build with 'cause:' lines too ("error: Failed to build `x==1.0`" / "cause: The build
+    # backend returned an error"): only a resolver's refusal, "No solution found", is a chain of reasons
+    refused = "No solution found" in output
     for ln in lines:
         text = ln.strip().lstrip("╰─▶").strip()
-        if "No solution found" in ln or ln.lstrip().startswith("cause:"):
+        if "No solution found" in ln or (refused and ln.lstrip().startswith("cause:")):
             capture = True
             text = text.split("cause:", 1)[1].strip() if "cause:" in text else ""
         elif capture and ln.lstrip().startswith(("hint:", "help:")):
