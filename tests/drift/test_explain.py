@@ -81,6 +81,22 @@ TEXTS = [
                  id="trainer-tokenizer"),
     pytest.param("TypeError: SFTConfig.__init__() got an unexpected keyword argument 'max_seq_length'",
                  "sftconfig-max-seq-length", id="sftconfig"),
+    # issue 13: the texts of bitsandbytes 0.41.1/0.43.3, transformers 4.46.3, trl, and the dynamic loader
+    pytest.param("UserWarning: The installed version of bitsandbytes was compiled without GPU support. 8-bit "
+                 "optimizers, 8-bit multiplication, and GPU quantization are unavailable.", "bnb-no-gpu-build",
+                 id="bnb-no-gpu-0.41.1-source"),
+    pytest.param("CUDA SETUP: Required library version not found: libbitsandbytes_cuda118.so. Maybe you need to compile "
+                 "it from source?\nCUDA SETUP: Defaulting to libbitsandbytes_cpu.so...", "bnb-cpu-library",
+                 id="bnb-cpu-0.41.1-source"),
+    pytest.param("WARNING: BNB_CUDA_VERSION=124 environment variable detected; loading libbitsandbytes_cuda124.so.",
+                 "bnb-cuda-version-override", id="bnb-override-0.43.3-source"),
+    pytest.param("ImportError: /usr/lib/python3.10/site-packages/flash_attn_2_cuda.cpython-310-x86_64-linux-gnu.so: "
+                 "undefined symbol: _ZN3c104cuda9SetDeviceEi", "flash-attn-undefined-symbol", id="flash-undefined"),
+    pytest.param("ValueError: You can't pass `load_in_4bit`or `load_in_8bit` as a kwarg when passing "
+                 "`quantization_config` argument at the same time.", "load-in-kbit-with-quantization-config",
+                 id="kbit-4.46.3-source"),
+    pytest.param("ImportError: cannot import name 'prepare_model_for_int8_training' from 'peft' "
+                 "(/usr/lib/python3.10/site-packages/peft/__init__.py)", "removed-import", id="import-peft"),
 ]
 
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import Version
 
 from .._matrix.model import Matrix, SymptomRule
-from . import model_type, rules
+from . import bnb, conflict, flash, model_type, removed_import, rules, tolerant
+from .judge import Context, Judge
 from .patterns import bounded_text, pattern_problem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,6 +20,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _GROUP = re.compile(r"\{(\w+)\}")
 GENERIC = "unexpected-keyword"
+# Symptoms whose cause depends on facts the data cannot hold: each judge reads them from this environment.
+JUDGES: dict[str, Judge] = {
+    "bnb-no-gpu-build": bnb.no_gpu_build, "bnb-cpu-library": bnb.cpu_library,
+    "bitsandbytes-cuda-setup": bnb.cuda_setup, "bnb-cuda-version-override": bnb.override,
+    "flash-attn-undefined-symbol": flash.judge, "resolution-impossible": conflict.judge,
+    "removed-import": removed_import.judge, "cannot-import-transformers-name": removed_import.by_rule_only,
+}
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,13 @@ class Diagnosis:
     evidence: tuple[str, ...] = ()
     edit: str | None = None  # an exact edit from the rename data, e.g. "evaluation_strategy= -> eval_strategy="
     model_type: dict[str, Any] | None = None  # unknown-model-type only: name, floor, floor_exact, installed, ...
+    facts: dict[str, Any] | None = None  # what a judge read here (bitsandbytes, flash-attn, pip, imports)
 
     def to_dict(self) -> dict[str, Any]:
         """The diagnosis as JSON-ready values."""
         return {"id": self.id, "matched": self.matched, "cause": self.cause, "fix": self.fix, "edit": self.edit,
                 "has_cause": self.has_cause, "why": self.why, "reason": self.reason,
-                "evidence": list(self.evidence), "model_type": self.model_type}
+                "evidence": list(self.evidence), "model_type": self.model_type, "facts": self.facts}
 
 
 @dataclass(frozen=True)
@@ -89,26 +98,53 @@ def unsafe_symptoms(matrix: Matrix) -> dict[str, str]:
             for r in matrix.symptoms if (problem := pattern_problem(r.pattern)) is not None}
 
 
-def match(matrix: Matrix, text: str) -> list[tuple[SymptomRule, re.Match[str]]]:
+@dataclass(frozen=True)
+class Hit:
+    """Where a symptom's pattern occurs in the pasted text, and its named groups (as the library wrote them)."""
+
+    rule: SymptomRule
+    start: int  # offsets in the pasted text
+    end: int
+    groups: dict[str, str]
+    view: str  # "pasted", "unwrapped" or "unmarked": how tolerant the match had to be
+
+
+def _known_names(matrix: Matrix) -> list[str]:
+    """The names a markdown-damaged capture is read back through: keywords and imports the matrix knows."""
+    names = {r.old for r in matrix.renames} | {r.new for r in matrix.renames if r.new}
+    names |= {r.name for r in matrix.imports}
+    return sorted(names, key=len, reverse=True)
+
+
+def match(matrix: Matrix, text: str) -> list[Hit]:
     """Every symptom whose pattern occurs in text, in matrix order; the generic keyword rule only as a fallback.
 
-    A pattern that `pattern_problem` rejects is never run, and the text is bounded (`bounded_text`), so a
-    shared matrix cannot make explain hang (issue 15, finding 5).
+    Each pattern is tried on the pasted text, then unwrapped, then without markdown's marks (`tolerant`). A
+    pattern that `pattern_problem` rejects is never run, and the text is bounded (`bounded_text`), so a shared
+    matrix cannot make explain hang (issue 15, finding 5).
     """
-    found: list[tuple[SymptomRule, re.Match[str]]] = []
+    found: list[Hit] = []
     unsafe = unsafe_symptoms(matrix)
-    text = bounded_text(text)
+    seen = list(tolerant.views(bounded_text(text)))
+    known: list[str] | None = None
     for rule in matrix.symptoms:
-        if rule.id in unsafe:
+        if rule.id in unsafe or pattern_problem(tolerant.unmarked_pattern(rule.pattern)) is not None:
             continue
-        m = re.search(rule.pattern, text)
-        if m is not None:
-            found.append((rule, m))
-    specific = [(r, m) for r, m in found if r.id != GENERIC]
-    generic = [(r, m) for r, m in found if r.id == GENERIC]
-    for r, m in generic:  # keep it only when no specific symptom explains the same line
-        if not any(s.start() <= m.end() and m.start() <= s.end() for _, s in specific):
-            specific.append((r, m))
+        got = tolerant.first_match(rule.pattern, seen)
+        if got is None:
+            continue
+        view, m = got
+        groups = {k: v for k, v in m.groupdict().items() if v is not None}
+        if view.name == "unmarked":
+            known = known if known is not None else _known_names(matrix)
+            groups = {k: tolerant.restore(v, known) for k, v in groups.items()}
+        start, end = view.span(m.start(), m.end())
+        found.append(Hit(rule, start, end, groups, view.name))
+    specific = [h for h in found if h.rule.id != GENERIC]
+    generic = [h for h in found if h.rule.id == GENERIC]
+    for g in generic:  # keep it only when no specific symptom explains the same line
+        if not any(s.start <= g.end and g.start <= s.end for s in specific):
+            specific.append(g)
     return specific
 
 
@@ -209,20 +245,28 @@ def explain(
         from .._env.environment import inspect_environment
 
         env = inspect_environment()
-    out = []
-    for rule, hit in found:
-        groups = {k: v for k, v in hit.groupdict().items() if v is not None}
-        has, why = _has_cause(rule, env)
-        edit = _edit(m, groups, env)
-        if has is None and edit.rejected is not None:
-            has, why = edit.rejected, edit.why
-        out.append(Diagnosis(
-            id=rule.id, matched=_line_of(text, hit.start(), hit.end()), cause=_fill(rule.cause, groups),
-            fix=_fill(rule.fix, groups), has_cause=has, why=why, reason=rule.reason, evidence=rule.evidence,
-            edit=edit.text,
-        ))
+    out = [_diagnose(m, hit, text, env) for hit in found]
     out += _model_type_diagnoses(text, types, env)
     return Explanation(tuple(out), m.ref, tuple(unsafe_symptoms(m).values()))
+
+
+def _diagnose(matrix: Matrix, hit: Hit, text: str, env: Environment | None) -> Diagnosis:
+    """One recognised symptom: the data's cause and fix, the rename edit, and this environment's facts."""
+    rule, groups = hit.rule, hit.groups
+    has, why = _has_cause(rule, env)
+    edit = _edit(matrix, groups, env)
+    if has is None and edit.rejected is not None:
+        has, why = edit.rejected, edit.why
+    cause, fix, evidence, facts = _fill(rule.cause, groups), _fill(rule.fix, groups), rule.evidence, None
+    judge = JUDGES.get(rule.id)
+    if judge is not None:
+        j = judge(Context(rule, groups, tolerant.normalise(text), matrix, env))
+        if j is not None:
+            has, why, facts = j.has_cause, j.why, j.facts or None
+            cause, fix = j.cause or cause, j.fix or fix
+            evidence = j.evidence or evidence
+    return Diagnosis(id=rule.id, matched=_line_of(text, hit.start, hit.end), cause=cause, fix=fix, has_cause=has,
+                     why=why, reason=rule.reason, evidence=evidence, edit=edit.text, facts=facts)
 
 
 def _model_types(text: str) -> list[model_type.ModelTypeHit]:
