@@ -236,3 +236,195 @@ def test_excepthook_in_ipython() -> None:
             "ip.run_cell(\"raise RuntimeError('operator torchvision::nms does not exist')\")")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "envdoctor explain [torchvision-nms]" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- issue 13: the causes this environment has
+
+CUDA_GPU = GpuInfo(True, "cuda", "NVIDIA H200", 141 * 2**30, (9, 0), source="nvml")
+NO_GPU_TEXT = ("UserWarning: The installed version of bitsandbytes was compiled without GPU support. 8-bit "
+               "optimizers, 8-bit multiplication, and GPU quantization are unavailable.")
+
+
+def dist_info(root: Path, name: str, version: str, record: list[str] = (), direct_url: str | None = None,
+              ) -> Distribution:
+    """A real *.dist-info folder under root (its RECORD lists `record`), as the environment probe reads it."""
+    folder = root / f"{name.replace('-', '_')}-{version.split('+')[0]}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+    (folder / "RECORD").write_text("".join(f"{r},,\n" for r in record), encoding="utf-8")
+    return Distribution(name, Version(version), version, path=str(folder), location=str(root), direct_url=direct_url)
+
+
+def env_of(*dists: Distribution, gpu: GpuInfo | None = None) -> Environment:
+    return Environment(executable=sys.executable, prefix="", python_version=Version("3.11.7"), markers={},
+                       distributions={canonicalize_name(d.name): d for d in dists},
+                       gpu=gpu or GpuInfo(False, reason="NVML not found"))
+
+
+def bnb_dist(root: Path, version: str = "0.45.0", cuda: tuple[str, ...] = ("118", "121", "124")) -> Distribution:
+    return dist_info(root, "bitsandbytes", version, [f"bitsandbytes/libbitsandbytes_cuda{c}.so" for c in cuda])
+
+
+def one(text: str, env: Environment) -> Any:
+    d = explain(text, matrix=DRIFT, environment=env).diagnoses
+    assert len(d) == 1, [x.id for x in d]
+    return d[0]
+
+
+def test_bnb_no_gpu_here_is_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In CI there is no GPU: the CPU library is expected, and has_cause says so."""
+    monkeypatch.delenv("BNB_CUDA_VERSION", raising=False)
+    d = one(NO_GPU_TEXT, env_of(bnb_dist(tmp_path), make_dist(tmp_path, "torch", "2.4.0+cu124")))
+    assert d.id == "bnb-no-gpu-build" and d.has_cause is True
+    assert "no GPU detected here (NVML not found)" in d.why and "No CUDA GPU is visible" in d.cause
+    assert d.facts is not None and d.facts["shipped_cuda_libraries"] == ["118", "121", "124"]
+
+
+def make_dist(root: Path, name: str, version: str) -> Distribution:
+    return Distribution(name, Version(version), version, location=str(root))
+
+
+@pytest.mark.parametrize(("bnb", "torch", "has", "said"), [
+    ("0.42.0", "2.4.0+cu121", True, "older than 0.43.0"),
+    ("0.45.0", "2.4.0+cpu", True, "CPU build"),
+    ("0.45.0", "2.4.0+cu126", True, "does not ship"),
+    ("0.45.0", "2.4.0+cu124", False, "loads the CUDA library"),
+], ids=["old-bnb", "cpu-torch", "no-library-for-torch-cuda", "fine-here"])
+def test_bnb_with_a_gpu_names_the_reason_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bnb: str, torch: str,
+                                              has: bool, said: str) -> None:
+    monkeypatch.delenv("BNB_CUDA_VERSION", raising=False)
+    env = env_of(bnb_dist(tmp_path, bnb), make_dist(tmp_path, "torch", torch), gpu=CUDA_GPU)
+    d = one(NO_GPU_TEXT, env)
+    assert (d.has_cause, said in d.why) == (has, True), d.why
+    setup = one("RuntimeError:\n  CUDA Setup failed despite GPU being available. Please run", env)
+    assert setup.id == "bitsandbytes-cuda-setup" and setup.has_cause is has
+
+
+def test_bnb_cuda_setup_without_a_gpu_came_from_elsewhere(tmp_path: Path) -> None:
+    d = one("CUDA Setup failed despite CUDA being available.", env_of(bnb_dist(tmp_path, "0.43.3")))
+    assert d.has_cause is False and "no CUDA GPU detected here" in d.why
+
+
+def test_bnb_cpu_library_undefined_symbol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BNB_CUDA_VERSION", raising=False)
+    text = ("AttributeError: /opt/conda/lib/python3.10/site-packages/bitsandbytes/libbitsandbytes_cpu.so: "
+            "undefined symbol:\ncget_col_row_stats")  # wrapped as pasted in h2oai/h2ogpt#432
+    d = one(text, env_of(bnb_dist(tmp_path, "0.41.1", ()), make_dist(tmp_path, "torch", "2.0.1+cu117"), gpu=CUDA_GPU))
+    assert d.id == "bnb-cpu-library" and d.has_cause is True and "0.41.1" in d.cause and "cget_col_row_stats" in d.cause
+
+
+def test_bnb_cuda_version_override_is_judged_from_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "WARNING: BNB_CUDA_VERSION=124 environment variable detected; loading libbitsandbytes_cuda124.so."
+    env = env_of(bnb_dist(tmp_path, "0.45.0", ("118", "121")), make_dist(tmp_path, "torch", "2.4.0+cu121"),
+                 gpu=CUDA_GPU)
+    monkeypatch.delenv("BNB_CUDA_VERSION", raising=False)
+    unset = one(text, env)
+    assert unset.has_cause is False and "not set in this environment" in unset.why
+    assert "BNB_CUDA_VERSION=124" in unset.cause and "CUDA 12.1" in unset.cause
+    monkeypatch.setenv("BNB_CUDA_VERSION", "124")
+    d = one(text, env)
+    assert d.has_cause is True and "does not ship" in d.why and "118, 121" in d.why
+    monkeypatch.setenv("BNB_CUDA_VERSION", "121")
+    assert one(text, env).has_cause is None  # matches torch's CUDA: nothing more can be read
+
+
+FLASH = ("ImportError: /usr/lib/python3.10/site-packages/flash_attn_2_cuda.cpython-310-x86_64-linux-gnu.so: "
+         "undefined symbol: _ZN3c104cuda9SetDeviceEi")
+WHEEL_URL = json.dumps({"url": "https://example.invalid/v2.6.3/flash_attn-2.6.3%2Bcu123torch2.4cxx11abiFALSE-cp310-"
+                               "cp310-linux_x86_64.whl", "archive_info": {}})
+
+
+@pytest.mark.parametrize(("version", "direct_url", "torch", "has", "said"), [
+    ("2.6.3", WHEEL_URL, "2.5.1", True, "built for torch 2.4, but torch 2.5.1"),
+    ("2.6.3", WHEEL_URL, "2.4.1", False, "another environment"),
+    ("2.6.3+cu123torch2.3cxx11abiTRUE", None, "2.4.0", True, "built for torch 2.3"),
+    ("2.6.3", None, "2.4.0", None, "cannot be told"),
+], ids=["wheel-url-other-torch", "wheel-url-same-torch", "local-label", "sdist-cannot-tell"])
+def test_flash_attn_names_the_torch_it_was_built_for(tmp_path: Path, version: str, direct_url: str | None,
+                                                     torch: str, has: bool | None, said: str) -> None:
+    env = env_of(dist_info(tmp_path, "flash-attn", version, direct_url=direct_url),
+                 make_dist(tmp_path, "torch", f"{torch}+cu124"))
+    d = one(FLASH, env)
+    assert d.id == "flash-attn-undefined-symbol" and d.has_cause is has and said in d.why, d.why
+    assert "torch 2.5" not in d.fix or torch.startswith("2.5")
+    assert f"torch {torch.rsplit('.', 1)[0]}" in d.fix and "cp310" in d.fix and "--no-build-isolation" in d.fix
+
+
+def test_flash_attn_not_installed_here() -> None:
+    d = one(FLASH, NEW)
+    assert d.has_cause is None and "flash-attn is not installed here" in d.why
+
+
+@pytest.mark.parametrize(("text", "pair"), [
+    ("The conflict is caused by:\n  The user requested tokenizers==0.21.0\n  transformers 4.43.4 depends on "
+     "tokenizers<0.20 ald >=0.19", ("the request tokenizers==0.21.0", "transformers 4.43.4 needs tokenizers<0.20")),
+    ("The conflict is caused by:\n    vllm 0.19.1 depends on torch==2.10.0; platform_machine == \"aarch64\"\n"
+     "    compressed-tensors 0.15.0.1 depends on torch>=1.7.0\n    vllm-ascend 0.19.1rc1 depends on torch==2.9.0",
+     ("vllm 0.19.1 needs torch==2.10.0", "vllm-ascend 0.19.1rc1 needs torch==2.9.0")),
+], ids=["requested-vs-dependency", "two-pins-among-three"])
+def test_pip_conflict_block_names_the_real_pair(text: str, pair: tuple[str, str]) -> None:
+    d = one(text, NEW)
+    assert d.id == "resolution-impossible" and d.facts is not None and tuple(d.facts["pair"]) == pair
+    assert "no version of" in d.cause and "e.g." not in d.cause
+
+
+def test_removed_import_from_the_import_rules() -> None:
+    text = "ImportError: cannot import name 'DataCollatorForCompletionOnlyLM' from 'trl' (/x/trl/__init__.py)"
+    d = one(text, NEW)
+    assert d.has_cause is True and "completion_only_loss" in d.fix and "0.20.0" in d.cause
+    assert any("trl==0.20.0:trl/__init__.py" in e for e in d.evidence)
+    assert one(text, make_env({"trl": "0.19.1"})).has_cause is False
+
+
+def test_removed_import_without_a_rule_reads_the_installed_module() -> None:
+    """No rule: whether the installed trl's own __init__.py names it (read as text, for real)."""
+    missing = explain("ImportError: cannot import name 'NoSuchTrainer' from 'trl'", matrix=DRIFT).diagnoses
+    assert [(d.id, d.has_cause) for d in missing] == [("removed-import", True)]
+    present = explain("ImportError: cannot import name 'SFTTrainer' from 'trl'", matrix=DRIFT).diagnoses
+    assert [(d.id, d.has_cause) for d in present] == [("removed-import", False)]
+
+
+def test_transformers_submodule_import_names_the_replacement() -> None:
+    text = ("ImportError: cannot import name 'LlamaFlashAttention2' from "
+            "'transformers.models.llama.modeling_llama'")
+    d = one(text, NEW)
+    assert d.id == "removed-import" and "attn_implementation" in d.fix and d.has_cause is True
+
+
+@pytest.mark.parametrize("text", [
+    # GitHub ate the dunder (bold) and curly quotes came with it (yeyupiaoling/Whisper-Finetune#112)
+    "TypeError: Seq2SeqTrainingArguments.init() got an unexpected keyword argument ‘evaluation_strategy’",
+    # italics ate the keyword's underscores
+    "TypeError: TrainingArguments.__init__() got an unexpected keyword argument 'evaluation*strategy'",
+    # wrapped by a terminal
+    "TypeError: TrainingArguments.__init__() got an unexpected keyword\n    argument 'evaluation_strategy'",
+], ids=["dunder-eaten-curly", "italics", "wrapped"])
+def test_tolerant_matching_keeps_the_edit(text: str) -> None:
+    d = one(text, NEW)
+    assert d.id == "trainingargs-evaluation-strategy"
+    assert d.edit == "TrainingArguments(evaluation_strategy=...) -> TrainingArguments(eval_strategy=...)"
+    assert d.matched.startswith("TypeError:")
+
+
+def test_tolerant_generic_keyword_is_restored_through_the_rename_data() -> None:
+    d = one("TypeError: TrainingArguments.init() got an unexpected keyword argument 'nocuda'", NEW)
+    assert (d.id, d.edit) == ("unexpected-keyword", "TrainingArguments(no_cuda=...) -> TrainingArguments(use_cpu=...)")
+
+
+def test_rope_scaling_older_wordings() -> None:
+    for text in ("`rope_scaling` must be a dictionary with with two fields, `type` and `factor`, got {...}",
+                 "`rope_scaling` must be a dictionary with with two fields, `name` and `factor`, got {...}"):
+        assert one(text, OLD).id == "rope-scaling-llama3"
+
+
+def test_load_in_4bit_with_quantization_config_markdown_eaten() -> None:
+    d = one("**ValueError: You can't pass load_in_4bitor load_in_8bit as a kwarg when passing quantization_config "
+            "argument at the same time.**", NEW)
+    assert d.id == "load-in-kbit-with-quantization-config" and "quantization_config=BitsAndBytesConfig" in d.fix
+
+
+def test_json_carries_the_facts(tmp_path: Path) -> None:
+    from envdoctor._render.explain import render_json
+
+    data = json.loads(render_json(explain(NO_GPU_TEXT, matrix=DRIFT, environment=env_of(bnb_dist(tmp_path)))))
+    assert data["diagnoses"][0]["facts"]["gpu"] == "none" and data["diagnoses"][0]["facts"]["bitsandbytes"] == "0.45.0"

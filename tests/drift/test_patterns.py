@@ -11,6 +11,7 @@ import pytest
 
 from envdoctor._drift.explain import explain
 from envdoctor._drift.patterns import MAX_LINE, MAX_TEXT, bounded_text, pattern_problem
+from envdoctor._drift.tolerant import unmarked_pattern
 from envdoctor._matrix.loader import available, load_matrix
 from envdoctor._matrix.model import SymptomRule
 from envdoctor._render.explain import render_json
@@ -48,6 +49,7 @@ def test_every_bundled_symptom_pattern_passes() -> None:
         if entry.bundled:
             for rule in load_matrix(entry.path, use_cache=False).symptoms:
                 assert pattern_problem(rule.pattern) is None, (entry.ref, rule.id)
+                assert pattern_problem(unmarked_pattern(rule.pattern)) is None, (entry.ref, rule.id, "unmarked")
                 checked += 1
     assert checked > 10
 
@@ -73,3 +75,18 @@ def test_matching_is_bounded_in_length() -> None:
     assert len(text) <= MAX_TEXT and "head" not in text and text.endswith("x" * MAX_LINE)
     assert max(len(line) for line in text.split("\n")) == MAX_LINE
     assert re.search("yyy", bounded_text("yyy")) is not None
+
+
+def test_the_markdown_tolerant_pattern_keeps_group_names_and_escapes() -> None:
+    pattern = r"(?P<callable>\w+)\.__init__\(\) .* '(?P<key_word>evaluation_strategy)' (?P=key_word) \_x"
+    assert unmarked_pattern(pattern) == r"(?P<callable>\w+)\.init\(\) .* '(?P<key_word>evaluationstrategy)' (?P=key_word) x"
+    assert re.compile(unmarked_pattern(pattern))
+
+
+def test_explain_on_a_whole_log_with_no_symptom_stays_fast() -> None:
+    """The three views (pasted, unwrapped, unmarked) of a 256 KiB log, every bundled pattern: well under 2 s."""
+    drift = load_matrix("drift", use_cache=False)
+    text = ("step 10 loss=1.23 lr=2e-4 grad_norm=0.5 *** some_module_name\n" * 6000)[-MAX_TEXT:]
+    start = time.perf_counter()
+    assert not explain(text, matrix=drift, inspect=False).recognised
+    assert time.perf_counter() - start < 2

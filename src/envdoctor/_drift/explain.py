@@ -95,7 +95,8 @@ def _line_of(text: str, start: int, end: int) -> str:
 def unsafe_symptoms(matrix: Matrix) -> dict[str, str]:
     """The symptoms whose pattern could backtrack without end, by id, with why: explain skips them."""
     return {r.id: f"{matrix.ref} symptoms.{r.id}: pattern skipped: {problem}"
-            for r in matrix.symptoms if (problem := pattern_problem(r.pattern)) is not None}
+            for r in matrix.symptoms
+            if (problem := pattern_problem(r.pattern) or pattern_problem(tolerant.unmarked_pattern(r.pattern)))}
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,10 @@ def match(matrix: Matrix, text: str) -> list[Hit]:
     """
     found: list[Hit] = []
     unsafe = unsafe_symptoms(matrix)
-    seen = list(tolerant.views(bounded_text(text)))
+    seen = tolerant.Views(bounded_text(text))
     known: list[str] | None = None
     for rule in matrix.symptoms:
-        if rule.id in unsafe or pattern_problem(tolerant.unmarked_pattern(rule.pattern)) is not None:
+        if rule.id in unsafe:  # the pattern, or its markdown-tolerant form, could backtrack without end
             continue
         got = tolerant.first_match(rule.pattern, seen)
         if got is None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
+from . import tolerant
+
 if TYPE_CHECKING:  # pragma: no cover
     from .._env.environment import Environment
 
@@ -24,7 +26,6 @@ _VALUE = re.compile(rf"has\s+model\s+type\s+{_Q}{_TYPE}{_Q}\s+but\s+Transformers
 # (transformers==4.36.0:transformers/models/auto/configuration_auto.py:L1098 -> L795 `raise KeyError(key)`)
 _KEY = re.compile(rf"KeyError:\s*['\"]{_TYPE}['\"]")
 _CONTEXT = re.compile(r"CONFIG_?MAPPING|configuration_?auto")  # underscores may be eaten by markdown
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2032": "'"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,7 @@ class ModelTypeHit:
     end: int
 
 
-def normalise(text: str) -> str:
-    """Curly quotes pasted through GitHub or a chat window as straight ones (same length, same offsets)."""
-    return text.translate(_QUOTES)
+normalise = tolerant.normalise  # curly quotes as straight ones, same length and offsets
 
 
 def find(text: str, known: frozenset[str] | None = None) -> list[ModelTypeHit]:

@@ -15,10 +15,10 @@ explain searches three views of the text, each mapped back to the pasted offsets
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["View", "first_match", "normalise", "restore", "unmarked_pattern", "views"]
+__all__ = ["View", "Views", "first_match", "normalise", "restore", "unmarked_pattern", "views"]
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2032": "'",
                          "\u00a0": " ", "\u202f": " ", "\uff1a": ":"})
@@ -74,15 +74,27 @@ def _unmark(view: View) -> View:
 
 
 def views(text: str) -> Iterator[View]:
-    """The pasted text (quotes normalised), then unwrapped, then unwrapped without markdown marks."""
+    """The pasted text (quotes normalised), then unwrapped (when it differs), then without markdown marks."""
     pasted = _identity(normalise(text))
     yield pasted
     unwrapped = _unwrap(pasted)
     if unwrapped.text != pasted.text:
         yield unwrapped
-    unmarked = _unmark(unwrapped)
-    if unmarked.text != unwrapped.text:
-        yield unmarked
+    yield _unmark(unwrapped)  # even when the text has no marks: the pattern loses its underscores here
+
+
+class Views:
+    """The views of one text, each built the first time a pattern needs it (most texts match in the first)."""
+
+    def __init__(self, text: str) -> None:
+        self._made: list[View] = []
+        self._next = views(text)
+
+    def __iter__(self) -> Iterator[View]:
+        yield from self._made
+        for view in self._next:
+            self._made.append(view)
+            yield view
 
 
 def unmarked_pattern(pattern: str) -> str:
@@ -112,7 +124,7 @@ def restore(value: str, known: Iterable[str]) -> str:
     return next((k for k in known if k.replace("_", "") == value), value)
 
 
-def first_match(pattern: str, seen: Sequence[View]) -> tuple[View, re.Match[str]] | None:
+def first_match(pattern: str, seen: Iterable[View]) -> tuple[View, re.Match[str]] | None:
     """The first view in which `pattern` occurs, with its match (the unmarked view with the unmarked pattern)."""
     for view in seen:
         m = re.search(unmarked_pattern(pattern) if view.name == "unmarked" else pattern, view.text)
