@@ -240,3 +240,32 @@ def test_star_kwargs_keep_their_own_defaults(tmp_path: Path, lint: Lint) -> None
     assert code == 0, out
     assert path.read_text(encoding="utf-8").splitlines()[3] == (
         "    return SFTTrainer(model=m, args=SFTConfig(**cfg, packing=True))")
+
+
+def test_a_config_returned_by_a_function_of_the_script(tmp_path: Path, lint: Lint) -> None:
+    """Shymaa2611/Finetuning_Gamma_antonyms training.py: `args` is a variable in two functions; the moved value
+    must exist inside the function that builds the config (a literal does, the caller's `n` does not)."""
+    path = tmp_path / "t.py"
+    src = ("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n\n"
+           "def make():\n    args = TrainingArguments(output_dir='o')\n    return args\n\n"
+           "def train(m, n):\n    args = make()\n    return SFTTrainer(\n        args=args,\n        model=m,\n"
+           "        dataset_text_field='lemma',\n        max_seq_length=n\n    )\n")
+    path.write_text(src, encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 1
+    assert f"NOT FIXED {path}:14:9: max_seq_length: the value `n` may not exist where args is built" in out
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[4].startswith("    args = SFTConfig(output_dir='o', dataset_text_field='lemma', learning_rate=5e-05")
+    assert lines[9:] == ["    return SFTTrainer(", "        args=args,", "        model=m,",
+                         "        max_seq_length=n", "    )"]
+
+
+def test_a_function_called_twice_is_left_alone(tmp_path: Path, lint: Lint) -> None:
+    path = tmp_path / "t.py"
+    src = ("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n"
+           "def make():\n    return TrainingArguments(output_dir='o')\n"
+           "def train(m):\n    return SFTTrainer(args=make(), model=m, packing=True), make()\n")
+    path.write_text(src, encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 1 and path.read_text(encoding="utf-8") == src
+    assert "packing: args=make() is not a SFTConfig(...) built once in this file" in out

@@ -33,7 +33,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 out = Path(sys.argv[1])
 rows = [{"text": f"### Question: what is {a} plus {b} ### Answer: {a + b}", "question": f"what is {a} plus {b}",
-         "answer": str(a + b), "instruction": f"add {a} and {b}", "input": "", "output": str(a + b)}
+         "answer": str(a + b), "instruction": f"add {a} and {b}", "input": "", "output": str(a + b),
+         "lemma": f"{a} plus {b} is {a + b}"}
         for a in range(4) for b in range(2)]
 (out / "data.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
 words = ["<pad>", "<unk>", "<s>", "</s>"] + sorted({w for r in rows for v in r.values() for w in
@@ -280,8 +281,14 @@ trainer = SFTTrainer(
 trainer.train()
 ''', fixed=("packing", "max_seq_length")),
     # Shymaa2611/Finetuning_Gamma_antonyms training.py: the TrainingArguments come back from a function of the
-    # script (args = Training_Arguments()), so no config call is in reach of SFTTrainer(args=args, ...).
+    # script (args = Training_Arguments()) that nothing else calls; SFTTrainer(args=args, ..., packing=False) with
+    # its closing parenthesis on its own line. Changed: one example a batch, max_steps=1, report_to="none"
+    # (the original logs to tensorboard, fp16, paged_adamw_8bit), and a __main__ block in place of its main.py.
     Old("args-from-a-function", "Shymaa2611/Finetuning_Gamma_antonyms training.py", '''\
+import torch
+from datasets import load_dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM
 from trl import SFTTrainer
 from transformers import TrainingArguments
 
@@ -302,7 +309,13 @@ def Trainer(train_loader, model, lora_config):
         packing=False
     )
     return trainer
-''', fixed=(), left=("dataset_text_field", "packing")),
+
+
+if __name__ == "__main__":
+    loader = torch.utils.data.DataLoader(load_dataset("json", data_files="@DATA@", split="train"))
+    model = AutoModelForCausalLM.from_pretrained("@MODEL@")
+    Trainer(loader, model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")).train()
+''', fixed=("dataset_text_field", "packing")),
     # The TRL 0.x docs' completion-only example (quoted in RorschachChen/GOODNOTES 2025/dataset_text_field.md):
     # formatting_prompts_func builds plain text, DataCollatorForCompletionOnlyLM(" ### Answer:") masks the prompt.
     # completion_only_loss needs prompt/completion data, so --fix says how instead of guessing.
@@ -385,7 +398,7 @@ def test_fix_leaves_no_in_scope_keyword_and_the_fixed_scripts_train(tiny: Path, 
             before.append(original)
             after.append(path)
             run.append(old.name)
-    assert len(run) >= 5 and (fixed_total, left_total) == (14, 3)
+    assert len(run) >= 5 and (fixed_total, left_total) == (16, 1)
     results = _run(before + after, tiny, tmp_path)
     for name, original, path in zip(run, before, after, strict=True):
         was, now = results[str(original)], results[str(path)]

@@ -65,18 +65,24 @@ def test_validate_gives_plain_pips_verdict(path: Path, capsys: pytest.CaptureFix
     if want["verdict"] == "ok":
         assert len(trusted["targets"][0]["installs"]) == want["installs"]
     else:
-        blamed = _blamed(trusted)
-        pairs = [want["pair"], *want.get("also", [])]
-        assert any(all(name in blamed for name in pair) for pair in pairs), blamed
+        _names_a_pair_pip_or_the_metadata_names(trusted, want)
 
     untrusted = _validate(path, capsys)
     if untrusted["verdict"] == "not-evaluated":
         unbuilt = untrusted["targets"][0]["unbuilt"]
         assert unbuilt and set(unbuilt) <= set(want["sdists"]), untrusted  # named, and only what pip had to build
-        assert want["sdists"]
     else:
         assert untrusted["verdict"] == want["verdict"], untrusted
-        assert want["verdict"] == "conflict" or not want["sdists"]  # pip built nothing it could have missed
+        if want["verdict"] == "conflict":
+            _names_a_pair_pip_or_the_metadata_names(untrusted, want)
+        else:
+            assert not want["sdists"]  # wheels-only OK, and pip built nothing it could have judged otherwise
+
+
+def _names_a_pair_pip_or_the_metadata_names(result: dict[str, Any], want: dict[str, Any]) -> None:
+    blamed = _blamed(result)
+    pairs = [want["pair"], *want.get("also", [])]
+    assert any(all(name in blamed for name in pair) for pair in pairs), blamed
 
 
 @pytest.mark.network
@@ -129,6 +135,23 @@ def _sdist(folder: Path, marker: Path) -> Path:
     return path
 
 
+def _wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel with just its metadata (py3-none-any)."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {f"{info}/METADATA": meta, f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+             "Tag: py3-none-any\n", f"{name}/__init__.py": ""}
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        for arc, text in files.items():
+            whl.writestr(arc, text)
+        whl.writestr(f"{info}/RECORD", "".join(f"{arc},,\n" for arc in files) + f"{info}/RECORD,,\n")
+    return path
+
+
 @pytest.fixture
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """pip (and uv, through pip's configuration) see only a folder holding brokenmeta's sdist."""
@@ -136,6 +159,9 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     links.mkdir()
     marker = tmp_path / "MARKER"
     _sdist(links, marker)
+    _wheel(links, "alpha", "1.0", ("beta==1.0",))
+    _wheel(links, "beta", "1.0")
+    _wheel(links, "beta", "2.0")
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
@@ -144,7 +170,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         monkeypatch.delenv(var, raising=False)
     req = tmp_path / "requirements.txt"
     req.write_text("brokenmeta==1.0\n", encoding="utf-8")
-    return {"req": req, "marker": marker}
+    return {"req": req, "marker": marker, "dir": tmp_path}
 
 
 @pytest.mark.parametrize("backend", ["uv", "pip"])
@@ -163,3 +189,19 @@ def test_allow_build_runs_the_backend_and_a_failed_build_is_an_error_not_a_confl
     assert offline["marker"].exists()  # trusted: the backend ran, as it does under plain pip
     assert result["verdict"] == "error", result
     assert "brokenmeta" in json.dumps(result["targets"][0]["problems"])
+
+
+@pytest.mark.parametrize("backend", ["uv", "pip"])
+def test_a_refusal_among_wheels_stands_whatever_the_sdist_requires(backend: str, offline: dict[str, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # the lines left once brokenmeta is set aside cannot be installed, so neither can the file (pip: ResolutionImpossible)
+    req = offline["dir"] / "mixed.txt"
+    req.write_text("brokenmeta==1.0\nalpha==1.0\nbeta==2.0\n", encoding="utf-8")
+    result = _validate(req, capsys, "--backend", backend)
+    assert result["verdict"] == "conflict", result
+    blamed = _blamed(result)  # uv: "all versions of alpha depend on", pip: "alpha 1.0 depends on"
+    assert blamed.startswith("alpha") and "requires beta==1.0; the file pins beta==2.0 (mixed.txt:3)" in blamed
+    assert result["targets"][0]["unbuilt"] == ["brokenmeta"] and not offline["marker"].exists()
+    fine = offline["dir"] / "fine.txt"
+    fine.write_text("brokenmeta==1.0\nalpha==1.0\n", encoding="utf-8")
+    assert _validate(fine, capsys, "--backend", backend)["verdict"] == "not-evaluated"

@@ -31,7 +31,7 @@ _SFT_CONFIG = "trl.SFTConfig"
 KEPT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("learning_rate", "5e-05"), ("logging_steps", "500"), ("gradient_checkpointing", "False"), ("bf16", "False"))
 
-Scope = cst.FunctionDef | None
+Key = tuple[int, str]  # a variable: (line of the def it is local to, 0 for the module; its name)
 
 
 def dotted(node: cst.BaseExpression, names: dict[str, str]) -> str | None:
@@ -49,15 +49,56 @@ def _kw(name: str, value: cst.BaseExpression) -> cst.Arg:
     return cst.Arg(keyword=cst.Name(name), value=value, equal=_NO_SPACE)
 
 
-def loads(tree: ast.AST) -> Counter[str]:
-    """How often each name is read other than as `name.attribute` (an attribute read keeps working on a subclass)."""
-    out: Counter[str] = Counter()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            out[node.id] += 1
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            out[node.value.id] -= 1
+def loads(tree: ast.AST) -> Counter[Key]:
+    """How often each variable is read other than as `name.attribute` (which keeps working on a subclass).
+
+    A variable is (the line of the `def` it is local to, or 0 for the module, name); a function's read of a name
+    it does not bind counts for the module's.
+    """
+    out: Counter[Key] = Counter()
+
+    def scan(body: list[ast.stmt], scope: int, local: set[str]) -> None:
+        for stmt in body:
+            for node in _walk_here(stmt):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    scan(node.body, node.lineno, _locals(node))
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                    out[(scope if node.id in local else 0, node.id)] += 1
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    out[(scope if node.value.id in local else 0, node.value.id)] -= 1
+
+    scan(getattr(tree, "body", []), 0, set())
     return out
+
+
+def _walk_here(node: ast.AST) -> list[ast.AST]:
+    """The nodes of one statement in its own scope: a nested def is kept (with its decorators and defaults, which
+    run here), its body is not (its own scope)."""
+    out: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+            todo.extend([*n.decorator_list, *n.args.defaults, *[d for d in n.args.kw_defaults if d is not None]])
+        else:
+            todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    a = fn.args
+    names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *([a.vararg] if a.vararg else []),
+                             *([a.kwarg] if a.kwarg else [])]}
+    for stmt in fn.body:
+        for n in _walk_here(stmt):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                names.add(n.id)
+            elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(n.name)
+            elif isinstance(n, ast.Import | ast.ImportFrom):
+                names.update((al.asname or al.name).split(".")[0] for al in n.names)
+    return names
 
 
 class Planner(cst.CSTVisitor):
@@ -66,14 +107,14 @@ class Planner(cst.CSTVisitor):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, issues: Sequence[Issue], names: dict[str, str], matrix: Matrix | None = None,
-                 versions: Mapping[str, Version | None] | None = None, used: Counter[str] | None = None,
+                 versions: Mapping[str, Version | None] | None = None, used: Counter[Key] | None = None,
                  replaced: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.by_pos = {(i.line, i.col): i for i in issues}
         self.names = names
         self.matrix = matrix
         self.versions = versions or {}
-        self.used = used or Counter()
+        self.used: Counter[Key] = used or Counter()
         self.replaced = dict(replaced or {})  # removed dotted path -> its replacement name, for this file
         self.renames: dict[cst.Arg, str] = {}
         self.removals: set[cst.Arg] = set()
@@ -87,33 +128,45 @@ class Planner(cst.CSTVisitor):
         self.dropped_lines: set[cst.SimpleStatementLine] = set()
         self.merge_into: cst.ImportFrom | None = None  # `from trl import ...` that gets SFTConfig
         self.add_import: str | None = None  # a name to import from trl with a new line
-        self.assigned: dict[str, list[cst.BaseExpression]] = {}  # name -> every value bound to it so far
-        self.bound_at: dict[str, tuple[Scope, int]] = {}  # name -> (function, line) of its first binding
-        self.statement_of: dict[str, cst.SimpleStatementLine] = {}  # name -> the one-statement line binding it
+        self.assigned: dict[Key, list[cst.BaseExpression]] = {}  # variable -> every value bound to it so far
+        self.bound_at: dict[Key, int] = {}  # variable -> line of its first binding
+        self.statement_of: dict[Key, cst.SimpleStatementLine] = {}  # variable -> the one-statement line binding it
         self.module_consts: set[str] = set()
+        self.functions: dict[str, cst.FunctionDef] = {}  # the module's own functions, by name
         self.fixed: list[Issue] = []
         self.unfixed: list[tuple[Issue, str]] = []
-        self._scopes: list[cst.FunctionDef] = []
+        self._scopes: list[int] = []  # lines of the defs we are in
         self._line: cst.SimpleStatementLine | None = None
         self._skip_names: set[cst.Name] = set()  # attribute and keyword names: never renamed as variables
         self._trl_from: cst.ImportFrom | None = None
         self._collators: list[tuple[Issue, ImportRule, cst.ImportAlias]] = []
         self._collator_uses: Counter[str] = Counter()  # local class name -> calls rewritten
         self._collator_why: dict[str, str] = {}
-        self._call_scope: dict[cst.Call, Scope] = {}
+        self._call_scope: dict[cst.Call, int] = {}
 
     @property
-    def _scope(self) -> Scope:
-        return self._scopes[-1] if self._scopes else None
+    def _scope(self) -> int:
+        return self._scopes[-1] if self._scopes else 0
+
+    def _var(self, name: str, scope: int | None = None) -> Key:
+        """The variable a name means in a scope (the current one by default): local if bound there, else global."""
+        scope = self._scope if scope is None else scope
+        return (scope, name) if (scope, name) in self.assigned else (0, name)
+
+    def _values(self, name: str, scope: int | None = None) -> list[cst.BaseExpression]:
+        return self.assigned.get(self._var(name, scope), [])
 
     # bindings, to know when `args=cfg` names exactly one `cfg = SFTConfig(...)`
     def _bind(self, name: str, value: cst.BaseExpression, line: int) -> None:
-        self.assigned.setdefault(name, []).append(value)
-        self.bound_at.setdefault(name, (self._scope, line))
+        self.assigned.setdefault((self._scope, name), []).append(value)
+        self.bound_at.setdefault((self._scope, name), line)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(node)
-        line = self._pos(node)[0]
+        if not self._scopes:
+            self.functions[node.name.value] = node
+        self._bind(node.name.value, node.name, self._pos(node.name)[0])
+        line = self._pos(node.name)[0]  # the `def` line, as `ast` numbers the function's scope
+        self._scopes.append(line)
         for p in [*node.params.params, *node.params.kwonly_params, *node.params.posonly_params]:
             self._bind(p.name.value, p.name, line)
 
@@ -129,7 +182,7 @@ class Planner(cst.CSTVisitor):
             if isinstance(t.target, cst.Name):
                 self._bind(t.target.value, node.value, line)
                 if self._line is not None and len(self._line.body) == 1:
-                    self.statement_of[t.target.value] = self._line
+                    self.statement_of[(self._scope, t.target.value)] = self._line
                 if not self._scopes and isinstance(node.value, _LITERALS):
                     self.module_consts.add(t.target.value)
             else:  # tuple targets etc.: the name is bound, but not to something we can read
@@ -259,8 +312,9 @@ class Planner(cst.CSTVisitor):
         config, by_name = self._config_call(holder.value, base)
         assert config is not None
         name = _code(holder.value)
-        if by_name and self.used[name] > 1:
-            return None, False, (f"{via}={name} is a {rules.short(base)} that is also used elsewhere ({self.used[name]} "
+        reads = self.used[self._var(name)] if isinstance(holder.value, cst.Name) else 0
+        if by_name and reads > 1:
+            return None, False, (f"{via}={name} is a {rules.short(base)} that is also used elsewhere ({reads} "
                                  f"reads): build it as {rules.short(target)}(...) with {show} yourself (it takes "
                                  f"every {rules.short(base)} keyword; SFTConfig's defaults differ)")
         why = self._convert(config, base, target)
@@ -339,7 +393,7 @@ class Planner(cst.CSTVisitor):
         mod = [k for k, v in self.names.items() if v == module]
         if mod:
             return cst.Attribute(value=cst.Name(mod[0]), attr=cst.Name(name))
-        if name in self.assigned or name in self.names:
+        if (0, name) in self.assigned or name in self.names:
             return None
         if self._trl_from is not None and module == "trl":
             self.merge_into = self._trl_from
@@ -357,9 +411,9 @@ class Planner(cst.CSTVisitor):
             if arg is None:
                 continue
             value, line = arg.value, None
-            if isinstance(value, cst.Name) and len(self.assigned.get(value.value, [])) == 1 \
-                    and self.used[value.value] == 1:
-                line, value = self.statement_of.get(value.value), self.assigned[value.value][0]
+            if isinstance(value, cst.Name) and len(self._values(value.value)) == 1 \
+                    and self.used[self._var(value.value)] == 1:
+                line, value = self.statement_of.get(self._var(value.value)), self._values(value.value)[0]
                 if line is None:
                     continue
             if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == local):
@@ -388,7 +442,7 @@ class Planner(cst.CSTVisitor):
         for issue, rule, alias in self._collators:
             local = _code(alias.asname.name) if alias.asname else _code(alias.name)
             done = self._collator_uses[local]
-            if done and done == self.used[local]:
+            if done and done == self.used[(0, local)]:
                 self.alias_removals.add(alias)
                 self.fixed.append(issue)
                 self._note(issue.line, issue.col, issue.callable, issue.keyword, f"{rule.config_keyword}=True",
@@ -399,14 +453,38 @@ class Planner(cst.CSTVisitor):
                                             f"SFTTrainer({rule.via}=) this fix can rewrite: {rule.instead}"))
 
     def _config_call(self, value: cst.BaseExpression, target: str) -> tuple[cst.Call | None, bool]:
-        """The target's constructor call that `via=` receives: inline, or one `name = Target(...)` earlier."""
-        if isinstance(value, cst.Call):
-            return (value, False) if self._is(value, target) else (None, False)
+        """The target's constructor call that `via=` receives: inline, one `name = Target(...)` earlier, or what a
+        function of this file called only there returns (`args = make_args()` ... `return TrainingArguments(...)`)."""
         if isinstance(value, cst.Name):
-            bound = self.assigned.get(value.value, [])
-            if len(bound) == 1 and isinstance(bound[0], cst.Call) and self._is(bound[0], target):
-                return bound[0], True
-        return None, False
+            bound = self._values(value.value)
+            if len(bound) != 1 or not isinstance(bound[0], cst.Call):
+                return None, False
+            value, by_name = bound[0], True
+        else:
+            by_name = False
+        if not isinstance(value, cst.Call):
+            return None, False
+        if self._is(value, target):
+            return value, by_name
+        return self._returned(value, target), True
+
+    def _returned(self, call: cst.Call, target: str) -> cst.Call | None:
+        """`f()` of a module-level `def f(): ... return Target(...)` (or `x = Target(...)` ... `return x`)."""
+        fn = self.functions.get(call.func.value) if isinstance(call.func, cst.Name) else None
+        if fn is None or self.used[(0, fn.name.value)] != 1 or not isinstance(fn.body, cst.IndentedBlock):
+            return None
+        returns = [s for line in fn.body.body if isinstance(line, cst.SimpleStatementLine)
+                   for s in line.body if isinstance(s, cst.Return)]
+        if len(returns) != 1 or returns[0].value is None:
+            return None
+        value = returns[0].value
+        scope = self._pos(fn.name)[0]
+        if isinstance(value, cst.Name):
+            bound = self.assigned.get((scope, value.value), [])
+            if len(bound) != 1 or self.used[(scope, value.value)] != 1:
+                return None
+            value = bound[0]
+        return value if isinstance(value, cst.Call) and self._is(value, target) else None
 
     def _is(self, call: cst.Call, target: str) -> bool:
         path = dotted(call.func, self.names)
@@ -424,13 +502,12 @@ class Planner(cst.CSTVisitor):
             return False
         if value.value in ("True", "False", "None"):
             return True
-        if len(self.assigned.get(value.value, [])) != 1:
-            return False
-        if value.value in self.module_consts:
+        here, there = self._var(value.value), self._var(value.value, self._call_scope.get(config, 0))
+        if here != there or len(self.assigned.get(here, [])) != 1:
+            return False  # another variable (or none) of that name where the config is built
+        if here[0] == 0 and value.value in self.module_consts:
             return True
-        scope, line = self.bound_at[value.value]
-        where = self._call_scope.get(config)
-        return (scope is where or scope is None) and line < self._pos(config)[0]
+        return self.bound_at[here] < self._pos(config)[0]
 
 
 def _arg(call: cst.Call, keyword: str) -> cst.Arg | None:
@@ -465,7 +542,8 @@ class Fixer(cst.CSTTransformer):
         args = [u for o, u in zip(original_node.args, updated_node.args, strict=True)
                 if o not in self.plan.removals]
         if args and original_node.args and original_node.args[-1] in self.plan.removals:
-            args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)  # keep the call's closing style
+            gone = updated_node.args[-1]  # keep the call's closing style: its comma and what precedes `)`
+            args[-1] = args[-1].with_changes(comma=gone.comma, whitespace_after_arg=gone.whitespace_after_arg)
         args = self._extend(original_node, args)
         new = self.plan.new_configs.get(original_node)
         if new is not None:
@@ -530,6 +608,10 @@ def _append(args: list[cst.Arg], extra: cst.Arg) -> list[cst.Arg]:
     if not args:
         return [extra]
     last = args[-1]
+    if isinstance(last.comma, cst.MaybeSentinel) and isinstance(last.whitespace_after_arg, cst.ParenthesizedWhitespace) \
+            and len(args) >= 2 and _multiline(args[-2].comma):  # one per line, no trailing comma, `)` on its own line
+        return [*args[:-1], last.with_changes(comma=args[-2].comma, whitespace_after_arg=cst.SimpleWhitespace("")),
+                extra.with_changes(whitespace_after_arg=last.whitespace_after_arg)]
     if _multiline(last.comma):
         sep = args[-2].comma if len(args) >= 2 and _multiline(args[-2].comma) else last.comma
         return [*args[:-1], last.with_changes(comma=sep), extra.with_changes(comma=last.comma)]

@@ -23,6 +23,7 @@ prefers uv).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._env.satisfy import Ask, unmet
-from .._resolver import Conflict, ConflictKind
+from .._resolver import Conflict, ConflictKind, Resolution
 from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
 from .checks import index_problem as check_index  # the load refuses a bad one; kept for a built Matrix
@@ -299,12 +300,22 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
     """One target: declared (wheels only, --python-version/--platform) or `native` (this interpreter, as pip would)."""
     from .._resolver import Requested, resolve
 
-    res = resolve([Requested(ln.requirement, ln.origin) for ln in lines],
-                  python_version=None if native else python_version, platform=None if native else platform,
-                  backend=backend, against_installed=False, timeout=timeout, only_binary=not allow_build)
+    def run(subset: Sequence[Line]):  # type: ignore[no-untyped-def]
+        return resolve([Requested(ln.requirement, ln.origin) for ln in subset],
+                       python_version=None if native else python_version, platform=None if native else platform,
+                       backend=backend, against_installed=False, timeout=timeout, only_binary=not allow_build)
+
+    res = run(lines)
     if not res.ok:
         conflict = res.conflict or Conflict(ConflictKind.FAILED, res.raw[-500:])
         if conflict.unbuilt and not allow_build:
+            refusal = _without_unbuilt(lines, conflict, run)
+            if refusal is not None:  # a refusal among wheels that stands with or without the sdists
+                refused, rest, aside = refusal
+                set_aside = dataclasses.replace(conflict, unbuilt=aside)
+                return TargetResult(python_version, platform, False, res.backend, res.seconds, (),
+                                    (explain_conflict(refused, rest, subject),
+                                     _unbuilt_problem(set_aside, python_version, platform, native)), aside)
             problem = _unbuilt_problem(conflict, python_version, platform, native)
         elif conflict.kind is ConflictKind.FAILED:  # the tool failed (a build, the index): no refusal to explain
             problem = Problem("failed", re.sub(r"\s+", " ", conflict.summary).strip(), conflict.chain)
@@ -316,6 +327,31 @@ def _resolve_target(lines: Sequence[Line], python_version: str, platform: str, b
     problems = runtime_problems(installs, known_bad, absent)
     pairs = tuple(sorted((i.name, str(i.version)) for i in res.installs))
     return TargetResult(python_version, platform, not problems, res.backend, res.seconds, pairs, tuple(problems))
+
+
+def _without_unbuilt(lines: Sequence[Line], conflict: Conflict, run: Callable[[Sequence[Line]], Resolution]
+                     ) -> tuple[Conflict, list[Line], tuple[NormalizedName, ...]] | None:
+    """The refusal of the lines left when those naming an sdist-only package are set aside, if that is one.
+
+    Requirements only narrow a resolution: a set that cannot be installed stays so with more lines added. So when
+    the rest is refused for a reason that names no wheel-less package (uv names every release it set aside for
+    want of a wheel), the whole file is refused too, whatever the set-aside sdists require: pip's verdict.
+    """
+    unbuilt, rest = set(conflict.unbuilt), list(lines)
+    for _ in range(3):  # a few rounds: a second package may turn out to have no wheel once the first is gone
+        kept = [ln for ln in rest if ln.key not in unbuilt]
+        if len(kept) == len(rest) or not kept:
+            return None  # nothing more to set aside (the package is a dependency, not a line of the file)
+        rest = kept
+        again = run(rest)
+        if again.ok or again.conflict is None:
+            return None
+        if not again.conflict.unbuilt:
+            if again.conflict.kind is ConflictKind.FAILED:
+                return None
+            return again.conflict, rest, tuple(sorted(unbuilt))
+        unbuilt |= set(again.conflict.unbuilt)
+    return None
 
 
 def _unbuilt_problem(conflict: Conflict, python_version: str, platform: str, native: bool) -> Problem:

@@ -197,7 +197,7 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
             f.steady_s += dt - data_s
             f.steady_tokens += int(seen_g)
         if run.graph is not None and f.step == run.start + 1 and run.graph.outcome is not None:
-            rep.message(run.graph.outcome.why)
+            rep.message(run.graph.outcome.note)
         rep.step(f.step, f.loss, f.tokens_per_s())
         if f.step % cfg.logging_steps == 0 or f.step == run.total:
             log.write(f.step, f.loss, run.sched.get_last_lr()[0], f.tokens_per_s(), epoch, f.trained)
