@@ -268,11 +268,13 @@ def _partner(callable_: str) -> str | None:
     return None
 
 
-def diff(package: str, releases: Sequence[Release], covered: set[tuple[str, str]] | None = None) -> list[Change]:
-    """Every keyword lost between consecutive releases of one package, for every target."""
+def diff(package: str, releases: Sequence[Release], covered: set[tuple[str, str]] | None = None,
+         targets: Sequence[tuple[str, str]] | None = None) -> list[Change]:
+    """Every keyword lost between consecutive releases of one package, for every target (TARGETS by default)."""
     covered = covered or set()
     out: list[Change] = []
-    table = {c: [surface(r, where) for r in releases] for c, where in TARGETS.get(package, ())}
+    wanted = TARGETS.get(package, ()) if targets is None else targets
+    table = {c: [surface(r, where) for r in releases] for c, where in wanted}
     for callable_, surfaces in table.items():
         for i in range(1, len(releases)):
             prev, cur = surfaces[i - 1], surfaces[i]

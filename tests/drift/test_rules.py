@@ -37,6 +37,21 @@ V = Version
         pytest.param("transformers.AutoModelForCausalLM.from_pretrained", "torch_dtype",
                      {"transformers": V("4.56.0")}, ("deprecated", "dtype"), id="from-pretrained-wildcard"),
         pytest.param("transformers.TrainingArguments", "evaluation_strategy", {}, None, id="not-installed"),
+        pytest.param("transformers.Seq2SeqTrainingArguments", "evaluation_strategy", {"transformers": V("4.51.0")},
+                     ("removed", "eval_strategy"), id="seq2seq-args-inherit"),
+        pytest.param("trl.GRPOConfig", "warmup_ratio", {"transformers": V("5.15.0")}, ("removed", "warmup_steps"),
+                     id="trl-configs-inherit"),
+        # DPOTrainer's own rule (TRL 0.12.0 -> 0.16.0) shadows Trainer's (transformers 4.46.0 -> 5.0.0)
+        pytest.param("trl.DPOTrainer", "tokenizer", {"transformers": V("5.0.0"), "trl": V("0.11.4")}, None,
+                     id="own-rule-shadows-inherited"),
+        pytest.param("trl.GRPOTrainer", "tokenizer", {"transformers": V("5.0.0"), "trl": V("1.16.0")},
+                     ("removed", "processing_class"), id="trl-trainers-inherit-trainer"),
+        pytest.param("peft.AutoPeftModelForCausalLM.from_pretrained", "use_auth_token", {"transformers": V("5.0.0")},
+                     ("removed", "token"), id="peft-auto-models-inherit-from-pretrained"),
+        pytest.param("trl.DPOConfig", "max_prompt_length", {"trl": V("0.28.0")}, ("deprecated", None),
+                     id="dpoconfig-deprecated-window"),
+        pytest.param("datasets.load_dataset", "use_auth_token", {"datasets": V("3.0.0")}, ("removed", "token"),
+                     id="datasets-load-dataset"),
     ],
 )
 def test_translate_table(callable_: str, keyword: str, versions: dict[str, Version],
@@ -61,3 +76,10 @@ def test_default_change_is_reported_only_when_the_keyword_is_left_out() -> None:
 
 def test_every_status_has_its_wording() -> None:
     assert set(rules.VERB) == {rules.REMOVED, rules.DEPRECATED, rules.TOO_NEW, rules.NO_EQUIVALENT}
+
+
+def test_every_inheriting_class_names_a_base_the_rules_know() -> None:
+    known = rules.known_callables(DRIFT)
+    for name, bases in rules.INHERITS.items():
+        assert bases and all(any(rules.matches(k, b) or k == b for k in known) for b in bases), name
+    assert set(rules.ANY_RECEIVER.values()) <= {r.callable for r in DRIFT.renames}

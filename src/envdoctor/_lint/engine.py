@@ -203,9 +203,14 @@ def lint(paths: Sequence[str], matrix: Matrix, *, use_pins: bool = False, fix: b
             errors.append(str(e).removeprefix("lint: "))
             continue
         imported = shared_context(units, matrix)
+        seen: set[tuple[object, ...]] = set()
         for unit in units:
             found, error = check_unit(unit, matrix, versions, imported)
-            issues.extend(found)
+            for i in found:  # a dict of one cell that reaches calls in two cells is one issue
+                key = (i.path, i.cell, i.line, i.col, i.keyword, i.callable)
+                if key not in seen:
+                    seen.add(key)
+                    issues.append(i)
             if error:
                 errors.append(error)
     from .imports import with_imports  # removed imports, the matrix's [[imports]] (imports.py)

@@ -48,8 +48,9 @@ class Subclass:
 
     name: str
     base: str  # the rules' callable it inherits from
-    fields: tuple[Keyword, ...] = ()  # dataclass fields it declares itself (or through a user-level base)
+    fields: tuple[Keyword, ...] = ()  # dataclass fields it declares, itself or through a user-level base
     params: frozenset[str] = frozenset()  # keywords its own __init__ names (handled by the user's code)
+    own: tuple[Keyword, ...] = ()  # the fields this class itself declares (reported here, once)
 
 
 @dataclass(frozen=True)
@@ -131,17 +132,16 @@ def subclasses(tree: ast.AST, names: dict[str, str], known: set[str],
                 break
         if base is None:
             continue
-        fields = list(base.fields)
-        if _is_dataclass(node):
-            fields += [Keyword(s.target.id, s.target.lineno, s.target.col_offset) for s in node.body
-                       if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-                       and "ClassVar" not in ast.unparse(s.annotation)]
+        own = [Keyword(s.target.id, s.target.lineno, s.target.col_offset) for s in node.body
+               if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+               and "ClassVar" not in ast.unparse(s.annotation)] if _is_dataclass(node) else []
+        fields = [*base.fields, *own]
         init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
         params = base.params
         if init is not None:
             a = init.args
             params = params | {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs]}
-        out[node.name] = Subclass(node.name, base.base, tuple(fields), frozenset(params))
+        out[node.name] = Subclass(node.name, base.base, tuple(fields), frozenset(params), tuple(own))
     return out
 
 
@@ -278,5 +278,5 @@ def calls(tree: ast.AST, names: dict[str, str], known: set[str], context: Contex
 def iter_fields(classes: dict[str, Subclass]) -> Iterator[tuple[Subclass, Keyword]]:
     """Each field a user's subclass declares itself (once, at its own class)."""
     for sub in classes.values():
-        for f in sub.fields:
+        for f in sub.own:
             yield sub, f
