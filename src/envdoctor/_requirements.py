@@ -28,6 +28,9 @@ _WHEEL = re.compile(r"^(?P<name>[^-/\\]+)-(?P<version>[^-]+)-.+\.whl$")
 # pip's hash-checking mode accepts these algorithms (pip/_internal/utils/hashes.py, STRONG_HASHES)
 _HASH = re.compile(r"^(?P<algo>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)$")
 _HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
+# The other options pip takes in a requirements file (pip/_internal/req/req_file.py, SUPPORTED_OPTIONS); read
+# `as_pip`, they are set aside and reported, never applied
+_PIP_ONLY = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--trusted-host", "--use-feature")
 # option -> the field it fills; the value is the next word or after '='
 _VALUED = {"-r": "requirement", "--requirement": "requirement", "-c": "constraint", "--constraint": "constraint",
            "-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url",
@@ -42,22 +45,25 @@ class RequirementsFile:
     constraints: tuple[Line, ...]
     sources: Sources
     require_hashes: bool = False  # a line carries --hash (or the file says --require-hashes): all lines do
+    skipped: tuple[tuple[str, str], ...] = ()  # (origin, the line) set aside when read `as_pip`
 
 
-def read_requirements(path: str | os.PathLike[str], *, repeats: bool = False) -> RequirementsFile:
+def read_requirements(path: str | os.PathLike[str], *, as_pip: bool = False) -> RequirementsFile:
     """Parse `path` (following -r and -c), or raise UsageError naming the file and line.
 
-    repeats: keep a name written on two lines (`black` and `black[jupyter]`), as pip's resolver does: it merges
-    them into one requirement with both lines' extras and specifiers. Off, such a file is refused (the fix plans
-    one step per name).
+    as_pip: accept every file pip accepts, for a preview (`matrix validate`): a name written on two lines
+    (`black` and `black[jupyter]`) is kept twice, as pip's resolver merges them into one requirement with both
+    lines' extras and specifiers; an editable line and a pip option the fix cannot honour (`--trusted-host`,
+    `--pre`, `--prefer-binary` ...) are set aside in `skipped`, not refused. Off (the fix), such a file is
+    refused naming the line: the fix plans one step per name and must not drop an option silently.
     """
-    reader = _Reader(repeats)
+    reader = _Reader(as_pip)
     reader.read(Path(path), constraint=False, via=f"-r {path}")
     require = reader.require_hashes or any(ln.hashes for ln in reader.lines)
     if require:
         _check_hash_mode(reader.lines, reader.require_hashes)
     return RequirementsFile(tuple(reader.lines), tuple(reader.constraints), Sources(
-        reader.index_url, tuple(reader.extra), tuple(reader.links), reader.no_index), require)
+        reader.index_url, tuple(reader.extra), tuple(reader.links), reader.no_index), require, tuple(reader.skipped))
 
 
 def _check_hash_mode(lines: list[Line], asked: bool) -> None:
@@ -78,8 +84,9 @@ def _check_hash_mode(lines: list[Line], asked: bool) -> None:
 
 
 class _Reader:
-    def __init__(self, repeats: bool = False) -> None:
-        self.repeats = repeats
+    def __init__(self, as_pip: bool = False) -> None:
+        self.as_pip = as_pip
+        self.skipped: list[tuple[str, str]] = []
         self.lines: list[Line] = []
         self.constraints: list[Line] = []
         self.seen: dict[str, str] = {}
@@ -113,7 +120,7 @@ class _Reader:
         text, hashes = _split_hashes(line, origin)
         req = _requirement(text, path, origin)
         key = canonicalize_name(Requirement(req).name)
-        if not constraint and not self.repeats:
+        if not constraint and not self.as_pip:
             if key in self.seen:
                 raise UsageError(f"{origin}: {key} is already required at {self.seen[key]}; keep one line")
             self.seen[key] = origin
@@ -130,6 +137,12 @@ class _Reader:
         if opt not in _VALUED:
             if opt[:2] in _VALUED and len(opt) > 2:  # -rbase.txt, -ihttp://...
                 opt, value = opt[:2], opt[2:]
+            elif self.as_pip and opt in _PIP_ONLY:
+                self.skipped.append((origin, " ".join(words)))
+                return
+            elif self.as_pip:
+                raise UsageError(f"{origin}: {opt} is not an option pip takes in a requirements file (pip refuses "
+                                 f"the file too); remove it")
             else:
                 raise UsageError(f"{origin}: envdoctor fix cannot honour the option {opt} in a requirements "
                                  f"file; remove it (-i, --extra-index-url, -f, --no-index, --require-hashes, -r and -c "
@@ -139,6 +152,9 @@ class _Reader:
                 raise UsageError(f"{origin}: {opt} needs a value")
             value = words[1]
         kind = _VALUED[opt]
+        if kind == "editable" and self.as_pip:
+            self.skipped.append((origin, f"{opt} {value}"))
+            return
         if kind == "editable":
             raise UsageError(f"{origin}: editable installs (-e {value}) are not supported by envdoctor fix; "
                              f"install them with pip after the fix")

@@ -28,7 +28,7 @@ from envdoctor._matrix.trust import (
 )
 from envdoctor._resolver import Requested
 from envdoctor._resolver._conflict import from_pip, from_uv
-from envdoctor.errors import MatrixError
+from envdoctor.errors import MatrixError, UsageError
 
 SEED_000 = """\
 # seed 000_558999b393560a17.txt, STEP 2-6, as written (its 'VERIFIED' LLAMA-3.1 matrix)
@@ -152,6 +152,19 @@ def test_a_name_on_two_lines_is_one_requirement_as_pip_reads_it(tmp_path: Path) 
     assert [(ln.requirement, ln.origin) for ln in lines] == [
         ("black", "requirements.txt:1"), ("black[jupyter]", "requirements.txt:2"), ("fire", "requirements.txt:3")]
     assert unchecked == []
+
+
+def test_what_pip_accepts_and_validate_cannot_apply_is_listed_not_refused(tmp_path: Path) -> None:
+    # pip's SUPPORTED_OPTIONS (req_file.py): an editable line and options the fix would refuse are legal here
+    req = tmp_path / "requirements.txt"
+    req.write_text("--trusted-host mirror.example\n--pre\n-e .\nfire\n", encoding="utf-8")
+    lines, unchecked = file_lines(req)
+    assert [ln.requirement for ln in lines] == ["fire"]
+    assert [u.reason.split(": not applied")[0] for u in unchecked] == [
+        "requirements.txt:1: --trusted-host mirror.example", "requirements.txt:2: --pre", "requirements.txt:3: -e ."]
+    req.write_text("--no-such-option\nfire\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="requirements.txt:1: --no-such-option is not an option pip takes"):
+        file_lines(req)
 
 
 def _target(ok: bool, *kinds: str) -> TargetResult:

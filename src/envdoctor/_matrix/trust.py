@@ -204,7 +204,12 @@ def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
 
     lines: list[Line] = []
     unchecked: list[Unchecked] = []
-    for entry in read_requirements(path, repeats=True).lines:
+    read = read_requirements(path, as_pip=True)
+    for origin, text in read.skipped:
+        name = text.split()[0]
+        unchecked.append(Unchecked(name, f"{origin}: {text}: not applied here (validate resolves the requirement "
+                                         "lines with the configured index)"))
+    for entry in read.lines:
         req = Requirement(entry.requirement)
         name = req.name
         if req.url:
