@@ -144,13 +144,14 @@ def cpu_library(ctx: Context) -> Judgement:
 
 
 def cuda_setup(ctx: Context) -> Judgement:
-    """'CUDA Setup failed despite GPU being available': torch saw a GPU, bitsandbytes could not load for it."""
+    """'CUDA Setup failed despite GPU being available' / 'Could not load bitsandbytes native library': no CUDA library."""
     if ctx.env is None:
         return Judgement(None, NOT_INSPECTED)
     f = facts(ctx.env)
     if f.gpu != "cuda":
-        return Judgement(False, f"no CUDA GPU detected here ({f.gpu_said}): the message needs a GPU that torch "
-                         "sees, so it came from another machine", facts=f.to_dict())
+        return Judgement(False, f"no CUDA GPU detected here ({f.gpu_said}): bitsandbytes looks for its CUDA "
+                         "library only where torch has CUDA, so the message came from another machine",
+                         facts=f.to_dict())
     j = _cpu_library(f)
     if j.has_cause is not False:
         return j
