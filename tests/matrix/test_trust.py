@@ -162,6 +162,10 @@ def test_what_pip_accepts_and_validate_cannot_apply_is_listed_not_refused(tmp_pa
     assert [ln.requirement for ln in lines] == ["fire"]
     assert [u.reason.split(": not applied")[0] for u in unchecked] == [
         "requirements.txt:1: --trusted-host mirror.example", "requirements.txt:2: --pre", "requirements.txt:3: -e ."]
+    req.write_text("--extra-index-url https://idx.example/simple\nfire\n", encoding="utf-8")
+    assert [u.reason for u in file_lines(req)[1]] == [  # never added to the resolution silently (issue 15)
+        "requirements.txt: names its own sources (https://idx.example/simple): not used here; validate resolves "
+        "with pip's configured index"]
     req.write_text("--no-such-option\nfire\n", encoding="utf-8")
     with pytest.raises(UsageError, match="requirements.txt:1: --no-such-option is not an option pip takes"):
         file_lines(req)

@@ -205,6 +205,12 @@ def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
     lines: list[Line] = []
     unchecked: list[Unchecked] = []
     read = read_requirements(path, as_pip=True)
+    named = [*([read.sources.index_url] if read.sources.index_url else []), *read.sources.extra_index_urls,
+             *read.sources.find_links] + (["--no-index"] if read.sources.no_index else [])
+    if named:
+        # an index a file names could shadow a name on the configured one (dependency confusion, issue 15)
+        unchecked.append(Unchecked("sources", f"{Path(path).name}: names its own sources ({', '.join(named)}): not "
+                                              "used here; validate resolves with pip's configured index"))
     for origin, text in read.skipped:
         name = text.split()[0]
         unchecked.append(Unchecked(name, f"{origin}: {text}: not applied here (validate resolves the requirement "
