@@ -43,7 +43,7 @@ ELSEWHERE: dict[str, str] = {
     "install_groups": "fix installs packages group by group, in their order",
     "protected": "fix never replaces these packages",
     "renames": "lint, compat and explain (API drift)",
-    "imports": "lint reports removed imports and --fix rewrites them",
+    "imports": "lint reports removed imports (--fix renames those with a replacement); explain names them",
     "symptoms": "explain matches them against an error's text",
     "probes": "certify runs them",
 }
