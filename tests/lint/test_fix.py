@@ -269,3 +269,18 @@ def test_a_function_called_twice_is_left_alone(tmp_path: Path, lint: Lint) -> No
     code, out, _ = lint("--fix", str(path))
     assert code == 1 and path.read_text(encoding="utf-8") == src
     assert "packing: args=make() is not a SFTConfig(...) built once in this file" in out
+
+
+def test_a_value_bound_before_the_config_moves_one_bound_after_does_not(tmp_path: Path, lint: Lint) -> None:
+    """The trl examples' shape: `script_args = parser.parse_args()` then `max_seq_length=script_args.max_seq_length`."""
+    path = tmp_path / "t.py"
+    path.write_text("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n"
+                    "def main(parser, m):\n    script_args = parser.parse_args()\n"
+                    "    training_args = TrainingArguments(output_dir=script_args.out)\n    n = 2\n"
+                    "    return SFTTrainer(model=m, args=training_args, max_seq_length=script_args.max_seq_length,\n"
+                    "                      dataset_num_proc=n)\n", encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 1
+    assert f"NOT FIXED {path}:8:23: dataset_num_proc: the value `n` may not exist where training_args is built" in out
+    assert path.read_text(encoding="utf-8").splitlines()[4].startswith(
+        "    training_args = SFTConfig(output_dir=script_args.out, max_length=script_args.max_seq_length, ")
