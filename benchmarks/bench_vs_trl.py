@@ -57,7 +57,7 @@ def emit(rec: dict) -> None:
             f.write(json.dumps(rec) + "\n")
 
 
-def trl_script(case: str, dropout: float = 0.1, steps: int = STEPS) -> Path:
+def trl_script(case: str, dropout: float = 0.1, steps: int = STEPS, data: str = DATA) -> Path:
     """The reference TRL script, with only the case's batch/checkpointing (and for parity dropout) changed."""
     src = ref("trl_baseline.py").read_text(encoding="utf-8")
     subs = []
@@ -71,6 +71,8 @@ def trl_script(case: str, dropout: float = 0.1, steps: int = STEPS) -> Path:
         subs.append(("max_steps=14", f"max_steps={steps}"))
         subs.append(("print(\"RESULT \"", "print(\"LOSSES \" + json.dumps([h['loss'] for h in tr.state.log_history "
                      "if 'loss' in h]), flush=True)\nprint(\"RESULT \""))
+    if data != DATA:
+        subs.append(('os.path.join(TMP, "data.jsonl")', repr(data)))
     subs.append(("n * 2048 / dt", f"n * 2048 * {CASES[case]['batch']} / dt"))
     for old, new in subs:
         if old not in src:
@@ -120,6 +122,30 @@ def run_ours(case: str, data: str = DATA, steps: int = STEPS, graphs: bool = Tru
     return rec
 
 
+PARITY = os.path.join(TMP, "parity.jsonl")
+PARITY_STEPS = 20
+
+
+def parity() -> list[dict]:
+    """Both trainers, dropout 0, on 64 copies of one row that both tokenise to exactly 2048 tokens (2047 words +
+    EOS: one sequence per row, positions 0..2047, no packing across rows), so every batch is the same in both."""
+    text = " ".join(f"w{i % 500}" for i in range(2047))
+    with open(PARITY, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": text}) + "\n" for _ in range(64))
+    trl = run_trl("seed", dropout=0.0, steps=PARITY_STEPS, data=PARITY)
+    ours = run_ours("seed", data=PARITY, steps=PARITY_STEPS, extra=("--lora-dropout", "0"))
+    rec: dict = {"kind": "parity", "trl_losses": trl.get("losses"), "envdoctor_losses": ours.get("losses"),
+                 "trl_rc": trl["rc"], "envdoctor_rc": ours["rc"]}
+    a, b = trl.get("losses") or [], ours.get("losses") or []
+    if a and b:
+        rec["first_rel"] = abs(a[0] - b[0]) / abs(a[0])
+        rec["last_rel"] = abs(a[-1] - b[-1]) / abs(a[-1])
+        rec["max_rel"] = max(abs(x - y) / abs(x) for x, y in zip(a, b, strict=False))
+    if trl["rc"] or ours["rc"]:
+        rec["stderr"] = (trl.get("stderr") or "") + (ours.get("stderr") or "")
+    return [rec]
+
+
 def make() -> None:
     subprocess.run([sys.executable, str(ref("qlora_baseline.py")), "make"], check=True)
     if not os.path.exists(DATA) or not os.path.exists(os.path.join(MODEL, "tokenizer.json")):
@@ -151,9 +177,13 @@ def main() -> int:
     ap.add_argument("--cases", default="seed,b4")
     ap.add_argument("--tools", default="trl,envdoctor", help="trl, envdoctor, envdoctor-eager")
     ap.add_argument("--deadline-s", type=float, default=540.0)
+    ap.add_argument("--parity", action="store_true", help="first: the loss parity run (dropout 0, same rows)")
     a = ap.parse_args()
     t0 = time.time()
     make()
+    if a.parity:
+        for rec in parity():
+            emit(rec)
     rows: list[dict] = []
     for rep in range(a.reps):
         for case in a.cases.split(","):

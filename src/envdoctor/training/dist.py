@@ -104,8 +104,9 @@ def shard(stream: Iterator[Any], world: World) -> Iterator[Any]:
             yield item
 
 
-def loss_module(model: Any, fused: bool) -> Any:
-    """A module whose forward is the training loss, so DDP sees the whole step (the fused loss bypasses forward)."""
+def loss_module(model: Any, fused: bool, chunk: int | None = None) -> Any:
+    """A module whose forward is the training loss, so DDP sees the whole step (the fused loss bypasses forward);
+    `chunk`: tokens per chunk of the fused loss (None: memory.loss_chunk)."""
     import torch
 
     from .fast import causal_lm_loss
@@ -116,7 +117,7 @@ def loss_module(model: Any, fused: bool) -> Any:
             self.model = inner
 
         def forward(self, input_ids: Any, labels: Any, position_ids: Any) -> Any:
-            return causal_lm_loss(self.model, input_ids, labels, position_ids, fused=fused)
+            return causal_lm_loss(self.model, input_ids, labels, position_ids, fused=fused, chunk=chunk)
 
     return _Loss(model)
 

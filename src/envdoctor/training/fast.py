@@ -121,7 +121,7 @@ def shift_labels(labels: torch.Tensor) -> torch.Tensor:
 
 def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
                    position_ids: torch.Tensor | None = None, fused: bool = True,
-                   loss_impl: list[Any] | None = None) -> torch.Tensor:
+                   loss_impl: list[Any] | None = None, chunk: int | None = None) -> torch.Tensor:
     """The mean next-token loss of a (PEFT-wrapped) causal LM; `fused` avoids materialising the logits."""
     if not fused:
         return model(input_ids=input_ids, labels=labels, position_ids=position_ids).loss
@@ -138,7 +138,7 @@ def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
     impl = loss_impl[0] if loss_impl else None
     if impl is not None and flat.is_cuda:
         return impl(weight, flat, targets)
-    return chunked_linear_cross_entropy(flat, weight, targets)
+    return chunked_linear_cross_entropy(flat, weight, targets, chunk)
 
 
 def fused_loss_supported(model: Any) -> Outcome:
