@@ -430,3 +430,18 @@ def test_json_carries_the_facts(tmp_path: Path) -> None:
 
     data = json.loads(render_json(explain(NO_GPU_TEXT, matrix=DRIFT, environment=env_of(bnb_dist(tmp_path)))))
     assert data["diagnoses"][0]["facts"]["gpu"] == "none" and data["diagnoses"][0]["facts"]["bitsandbytes"] == "0.45.0"
+
+
+def test_real_bitsandbytes_output_from_a_gpu_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bitsandbytes 0.50.2's own output on an H200 with BNB_CUDA_VERSION=999 (tests/drift/corpus/device)."""
+    text = (Path(__file__).parent / "corpus" / "device" / "bnb-0.50.2-h200-bnb-cuda-version-999.txt").read_text()
+    env = env_of(bnb_dist(tmp_path, "0.50.2", ("118", "121", "124", "126", "128", "130", "132")),
+                 make_dist(tmp_path, "torch", "2.11.0+cu130"), gpu=CUDA_GPU)
+    monkeypatch.setenv("BNB_CUDA_VERSION", "999")
+    found = {d.id: d for d in explain(text, matrix=DRIFT, environment=env).diagnoses}
+    assert {"bnb-cuda-version-override", "bitsandbytes-cuda-setup"} <= set(found)
+    override = found["bnb-cuda-version-override"]
+    assert override.has_cause is True and "libbitsandbytes_cuda999" in override.why and "CUDA 13.0" in override.cause
+    assert found["bitsandbytes-cuda-setup"].has_cause is True
+    monkeypatch.delenv("BNB_CUDA_VERSION")
+    assert one(NO_GPU_TEXT, env).has_cause is False  # the right library for torch's CUDA 13.0 is there
