@@ -190,8 +190,8 @@ def test_training_arguments_that_only_reach_sfttrainer_become_sftconfig(tmp_path
     code, out, _ = lint("--matrix", _pinned(write_matrix, "5.24.0", "1.16.0"), "--fix", str(path))
     assert code == 0, out
     assert path.read_text(encoding="utf-8") == SEED_FIXED
-    assert (f"note     {path}:6:21: TrainingArguments(...) -> SFTConfig(...): SFTTrainer needs an SFTConfig for the "
-            "keywords moved into it; TrainingArguments's defaults written out where SFTConfig's differ: "
+    assert (f"note     {path}:6:21: TrainingArguments(...) -> SFTConfig(...), which takes the keywords moved out "
+            "of the trainer; TrainingArguments's defaults written out where SFTConfig's differ: "
             "logging_steps=500, activation_checkpointing=False, bf16=False") in out
     assert "fixed 3, left 0" in out.splitlines()[-1]
 
@@ -284,3 +284,52 @@ def test_a_value_bound_before_the_config_moves_one_bound_after_does_not(tmp_path
     assert f"NOT FIXED {path}:8:23: dataset_num_proc: the value `n` may not exist where training_args is built" in out
     assert path.read_text(encoding="utf-8").splitlines()[4].startswith(
         "    training_args = SFTConfig(output_dir=script_args.out, max_length=script_args.max_seq_length, ")
+
+
+def test_from_pretrained_without_quantization_config_gets_one(tmp_path: Path, lint: Lint) -> None:
+    """tloen/alpaca-lora finetune.py: LlamaForCausalLM.from_pretrained(base_model, load_in_8bit=True, ...);
+    BitsAndBytesConfig is imported next to the import the file has from transformers."""
+    path = tmp_path / "t.py"
+    path.write_text("import torch\nfrom transformers import LlamaForCausalLM\n"
+                    "model = LlamaForCausalLM.from_pretrained(\n    'm',\n    load_in_8bit=True,\n"
+                    "    device_map='auto',\n)\n", encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8") == (
+        "import torch\nfrom transformers import LlamaForCausalLM, BitsAndBytesConfig\n"
+        "model = LlamaForCausalLM.from_pretrained(\n    'm',\n    device_map='auto',\n"
+        "    quantization_config=BitsAndBytesConfig(load_in_8bit=True),\n)\n")
+
+
+def test_an_unused_collator_import_is_removed(tmp_path: Path, lint: Lint) -> None:
+    path = tmp_path / "t.py"
+    path.write_text("from trl import SFTTrainer, DataCollatorForCompletionOnlyLM\nSFTTrainer\n", encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 0, out
+    assert path.read_text(encoding="utf-8") == "from trl import SFTTrainer\nSFTTrainer\n"
+    assert "DataCollatorForCompletionOnlyLM was imported but not used: the import is removed" in out
+
+
+def _notebook(path: Path, *cells: str) -> None:
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "execution_count": None,
+                                           "outputs": [], "source": c} for c in cells],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+
+
+def test_a_notebook_cell_uses_what_earlier_cells_bind(tmp_path: Path, lint: Lint) -> None:
+    """mlabonne's Llama 2 fine-tuning Colab shape: the parameters in one cell, TrainingArguments and
+    SFTTrainer(max_seq_length=max_seq_length, packing=packing) in the next; a variable read by a later cell
+    is used elsewhere."""
+    params = "from transformers import TrainingArguments\nfrom trl import SFTTrainer\nmax_seq_length = None\npacking = False\n"
+    train = ("args = TrainingArguments(output_dir='o')\n"
+             "trainer = SFTTrainer(model='m', args=args, max_seq_length=max_seq_length, packing=packing)\n")
+    path = tmp_path / "nb.ipynb"
+    _notebook(path, params, train)
+    code, out, _ = lint("--fix", str(path))
+    assert code == 0, out
+    cell = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][1]["source"])
+    assert cell.startswith("from trl import SFTConfig\nargs = SFTConfig(output_dir='o', max_length=max_seq_length, "
+                           "packing=packing, ")
+    _notebook(path, params, train, "print(args)\n")
+    code, out, _ = lint("--fix", str(path))
+    assert code == 1 and "args=args is a TrainingArguments that is also used elsewhere (2 reads)" in out

@@ -24,6 +24,7 @@ from .engine import INFO, Issue
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 _NO_SPACE = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 _SFT_CONFIG = "trl.SFTConfig"
+_TRAINING_ARGUMENTS = "transformers.TrainingArguments"
 # The TrainingArguments defaults that TRL's configs override (trl==1.16.0: trl/trainer/base_config.py L55, L62,
 # L68 and trl/trainer/sft_config.py L140; the SFTConfig docstring lists them). SFTTrainer converts a
 # TrainingArguments with its own values (sft_trainer.py L654-L659), so an old script trained with these: a
@@ -108,7 +109,7 @@ class Planner(cst.CSTVisitor):
 
     def __init__(self, issues: Sequence[Issue], names: dict[str, str], matrix: Matrix | None = None,
                  versions: Mapping[str, Version | None] | None = None, used: Counter[Key] | None = None,
-                 replaced: Mapping[str, str] | None = None) -> None:
+                 replaced: Mapping[str, str] | None = None, earlier: set[str] | None = None) -> None:
         super().__init__()
         self.by_pos = {(i.line, i.col): i for i in issues}
         self.names = names
@@ -116,18 +117,19 @@ class Planner(cst.CSTVisitor):
         self.versions = versions or {}
         self.used: Counter[Key] = used or Counter()
         self.replaced = dict(replaced or {})  # removed dotted path -> its replacement name, for this file
+        self.earlier = earlier or set()  # names earlier notebook cells bind (they exist when this cell runs)
         self.renames: dict[cst.Arg, str] = {}
         self.removals: set[cst.Arg] = set()
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
         self.converts: dict[cst.Call, cst.BaseExpression] = {}  # TrainingArguments(...) -> this func
         self.kept: dict[cst.Call, list[cst.Arg]] = {}  # the base defaults written out, after the additions
-        self.new_configs: dict[cst.Call, cst.Call] = {}  # trainer call without args= -> the config it gets
+        self.new_configs: dict[cst.Call, tuple[str, cst.Call]] = {}  # call without via= -> (via, the new config)
         self.name_renames: dict[cst.Name, str] = {}
         self.alias_renames: dict[cst.ImportAlias, str] = {}
         self.alias_removals: set[cst.ImportAlias] = set()
         self.dropped_lines: set[cst.SimpleStatementLine] = set()
-        self.merge_into: cst.ImportFrom | None = None  # `from trl import ...` that gets SFTConfig
-        self.add_import: str | None = None  # a name to import from trl with a new line
+        self.merges: dict[cst.ImportFrom, list[str]] = {}  # `from trl import ...` that gets SFTConfig
+        self.new_imports: list[tuple[str, str]] = []  # (module, name) imported on a new line
         self.assigned: dict[Key, list[cst.BaseExpression]] = {}  # variable -> every value bound to it so far
         self.bound_at: dict[Key, int] = {}  # variable -> line of its first binding
         self.statement_of: dict[Key, cst.SimpleStatementLine] = {}  # variable -> the one-statement line binding it
@@ -138,7 +140,7 @@ class Planner(cst.CSTVisitor):
         self._scopes: list[int] = []  # lines of the defs we are in
         self._line: cst.SimpleStatementLine | None = None
         self._skip_names: set[cst.Name] = set()  # attribute and keyword names: never renamed as variables
-        self._trl_from: cst.ImportFrom | None = None
+        self._from: dict[str, cst.ImportFrom] = {}  # module -> its first module-level `from module import ...`
         self._collators: list[tuple[Issue, ImportRule, cst.ImportAlias]] = []
         self._collator_uses: Counter[str] = Counter()  # local class name -> calls rewritten
         self._collator_why: dict[str, str] = {}
@@ -210,8 +212,8 @@ class Planner(cst.CSTVisitor):
         if isinstance(node.names, cst.ImportStar) or node.relative:
             return
         module = _code(node.module) if node.module else ""
-        if module == "trl" and not self._scopes and self._trl_from is None:
-            self._trl_from = node
+        if not self._scopes:
+            self._from.setdefault(module, node)
         for alias in node.names:
             issue = self.by_pos.get(self._pos(alias.name))
             if issue is None or not imports.is_import_issue(issue):
@@ -321,27 +323,34 @@ class Planner(cst.CSTVisitor):
         return (None, False, why) if why else (config, by_name, "")
 
     def _new_config(self, call: cst.Call, via: str, target: str, show: str) -> tuple[cst.Call | None, bool, str]:
-        """`SFTTrainer(model, ...)` without args=: add `args=SFTConfig(output_dir="tmp_trainer", ...)`.
+        """A call without `via=` gets `via=Target(...)` for the keywords moved there.
 
-        Old TRL handed args=None to transformers' Trainer, which built TrainingArguments(output_dir="tmp_trainer")
-        (transformers/trainer.py: `output_dir = "tmp_trainer"`); today's SFTTrainer builds an SFTConfig with its
-        own defaults instead, so the new config writes out the old folder and TrainingArguments' defaults.
+        `from_pretrained(..., load_in_4bit=True)` gets `quantization_config=BitsAndBytesConfig(load_in_4bit=True)`.
+        `SFTTrainer(model, ...)` gets `args=SFTConfig(output_dir="tmp_trainer", ...)`: old TRL handed args=None
+        to transformers' Trainer, which built TrainingArguments(output_dir="tmp_trainer") (transformers/trainer.py:
+        `output_dir = "tmp_trainer"`), while today's SFTTrainer builds an SFTConfig with its own defaults; so the
+        new config writes out the old folder and TrainingArguments' defaults.
         """
+        if call in self.new_configs and self.new_configs[call][0] == via:
+            return self.new_configs[call][1], False, ""
         if call in self.new_configs:
-            return self.new_configs[call], False, ""
+            return None, False, f"there is no {via}= to put it in; pass {via}={rules.short(target)}(..., {show})"
         positional = [a for a in call.args if a.keyword is None]
-        if len(positional) > 1 or any(a.star for a in call.args) or target != _SFT_CONFIG:
+        trainer_config = _TRAINING_ARGUMENTS in rules.INHERITS.get(target, ())
+        if (trainer_config and len(positional) > 1) or any(a.star for a in call.args):  # args= may be positional
             return None, False, f"there is no {via}= to put it in; pass {via}={rules.short(target)}(..., {show})"
         func = self._local(target)
         if func is None:
             return None, False, f"{rules.short(target)} is bound to something else in this file; pass {via}= by hand"
-        config = cst.Call(func=func, args=[_kw("output_dir", cst.SimpleString('"tmp_trainer"'))])
-        self.new_configs[call] = config
-        kept = self._keep_defaults(config, target, set())
+        config = cst.Call(func=func, args=[_kw("output_dir", cst.SimpleString('"tmp_trainer"'))] if trainer_config
+                          else [])
+        self.new_configs[call] = (via, config)
         line, col = self._pos(call)
-        self._note(line, col, rules.short(self._is_what(call)), via, rules.short(target),
-                   f"{via}= was not given: added {via}={rules.short(target)}(output_dir=\"tmp_trainer\", ...), the "
-                   f"folder and the TrainingArguments defaults ({', '.join(kept)}) an old SFTTrainer used")
+        if trainer_config:
+            kept = self._keep_defaults(config, target, set())
+            self._note(line, col, self._is_what(call), via, rules.short(target),
+                       f"{via}= was not given: added {via}={rules.short(target)}(output_dir=\"tmp_trainer\", ...), "
+                       f"the folder and the TrainingArguments defaults ({', '.join(kept)}) an old trainer used")
         return config, False, ""
 
     def _is_what(self, call: cst.Call) -> str:
@@ -371,8 +380,8 @@ class Planner(cst.CSTVisitor):
         if not any(a.star == "**" for a in config.args):  # **kwargs may set them: a second value is a TypeError
             kept = self._keep_defaults(config, target, present)
         line, col = self._pos(config)
-        note = (f"{rules.short(base)}(...) -> {rules.short(target)}(...): SFTTrainer needs an {rules.short(target)} "
-                f"for the keywords moved into it" + (f"; {rules.short(base)}'s defaults written out where "
+        note = (f"{rules.short(base)}(...) -> {rules.short(target)}(...), which takes the keywords moved out of the "
+                f"trainer" + (f"; {rules.short(base)}'s defaults written out where "
                                                      f"{rules.short(target)}'s differ: {', '.join(kept)} (delete "
                                                      f"them to take {rules.short(target)}'s)" if kept else ""))
         self._note(line, col, base, rules.short(base), rules.short(target), note)
@@ -395,10 +404,11 @@ class Planner(cst.CSTVisitor):
             return cst.Attribute(value=cst.Name(mod[0]), attr=cst.Name(name))
         if (0, name) in self.assigned or name in self.names:
             return None
-        if self._trl_from is not None and module == "trl":
-            self.merge_into = self._trl_from
+        if module in self._from:
+            self.merges.setdefault(self._from[module], []).append(name)
         else:
-            self.add_import = name
+            self.new_imports.append((module, name))
+        self.names[name] = target
         return cst.Name(name)
 
     def _plan_collator(self, call: cst.Call) -> None:
@@ -442,7 +452,12 @@ class Planner(cst.CSTVisitor):
         for issue, rule, alias in self._collators:
             local = _code(alias.asname.name) if alias.asname else _code(alias.name)
             done = self._collator_uses[local]
-            if done and done == self.used[(0, local)]:
+            if not done and self.used[(0, local)] <= 0:  # imported, never used: the import alone fails
+                self.alias_removals.add(alias)
+                self.fixed.append(issue)
+                self._note(issue.line, issue.col, issue.callable, issue.keyword, "",
+                           f"{issue.keyword} was imported but not used: the import is removed")
+            elif done and done == self.used[(0, local)]:
                 self.alias_removals.add(alias)
                 self.fixed.append(issue)
                 self._note(issue.line, issue.col, issue.callable, issue.keyword, f"{rule.config_keyword}=True",
@@ -503,6 +518,8 @@ class Planner(cst.CSTVisitor):
         if value.value in ("True", "False", "None"):
             return True
         here, there = self._var(value.value), self._var(value.value, self._call_scope.get(config, 0))
+        if here == there == (0, value.value) and here not in self.assigned and value.value in self.earlier:
+            return True  # bound by an earlier notebook cell, not rebound in this one
         if here != there or len(self.assigned.get(here, [])) != 1:
             return False  # another variable (or none) of that name where the config is built
         if here[0] == 0 and value.value in self.module_consts:
@@ -545,9 +562,9 @@ class Fixer(cst.CSTTransformer):
             gone = updated_node.args[-1]  # keep the call's closing style: its comma and what precedes `)`
             args[-1] = args[-1].with_changes(comma=gone.comma, whitespace_after_arg=gone.whitespace_after_arg)
         args = self._extend(original_node, args)
-        new = self.plan.new_configs.get(original_node)
-        if new is not None:
-            args = _append(args, _kw("args", new.with_changes(args=self._extend(new, list(new.args)))))
+        if original_node in self.plan.new_configs:
+            via, new = self.plan.new_configs[original_node]
+            args = _append(args, _kw(via, new.with_changes(args=self._extend(new, list(new.args)))))
         func = self.plan.converts.get(original_node, updated_node.func)
         return updated_node.with_changes(args=args, func=func)
 
@@ -566,8 +583,7 @@ class Fixer(cst.CSTTransformer):
             return updated_node
         kept = [u for o, u in zip(original_node.names, updated_node.names, strict=True)
                 if o not in self.plan.alias_removals]
-        if original_node is self.plan.merge_into:
-            kept.append(cst.ImportAlias(name=cst.Name(rules.short(_SFT_CONFIG))))
+        kept += [cst.ImportAlias(name=cst.Name(n)) for n in self.plan.merges.get(original_node, [])]
         if not kept:
             return cst.RemoveFromParent()
         if len(kept) != len(updated_node.names):
@@ -585,9 +601,12 @@ class Fixer(cst.CSTTransformer):
         return updated_node
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if self.plan.add_import is None:
+        if not self.plan.new_imports:
             return updated_node
-        line = cst.parse_statement(f"from trl import {self.plan.add_import}\n")
+        by_module: dict[str, dict[str, None]] = {}
+        for module, name in self.plan.new_imports:
+            by_module.setdefault(module, {})[name] = None
+        lines = [cst.parse_statement(f"from {m} import {', '.join(names)}\n") for m, names in by_module.items()]
         body = list(updated_node.body)
         at = 0  # after the last import of the module's own level (or its docstring)
         for n, stmt in enumerate(body):
@@ -596,7 +615,7 @@ class Fixer(cst.CSTTransformer):
             if any(isinstance(s, cst.Import | cst.ImportFrom) for s in stmt.body) or (
                     n == 0 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString)):
                 at = n + 1
-        return updated_node.with_changes(body=[*body[:at], line, *body[at:]])
+        return updated_node.with_changes(body=[*body[:at], *lines, *body[at:]])
 
 
 def _multiline(comma: cst.Comma | cst.MaybeSentinel) -> bool:

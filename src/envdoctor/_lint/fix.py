@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,22 +73,24 @@ def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix,
     data = source.read_notebook(path)
     imported = {**shared_names(list(source.units(path)), matrix), **_shared_imports(path, matrix)}
     swaps = replaced(issues, matrix)  # an import renamed in one cell is renamed where later cells use it
+    from ._cst import loads
+
     fixed: Fixed = []
     unfixed: Unfixed = []
-    n, dirty = 0, False
-    for cell in data["cells"]:
-        if cell.get("cell_type") != "code":
-            continue
-        n += 1
+    cells = [c for c in data["cells"] if c.get("cell_type") == "code"]
+    masked = [source.mask(source.cell_source(c)) for c in cells]
+    trees = [_tree(code) for code, _ in masked]
+    reads = [Counter({k: v for k, v in loads(t).items() if k[0] == 0}) if t else Counter() for t in trees]
+    dirty = False
+    for n, (cell, (code, originals), tree) in enumerate(zip(cells, masked, trees, strict=True), start=1):
         cell_issues = [i for i in issues if i.cell == n]
-        if not cell_issues and not swaps:
-            continue
-        code, originals = source.mask(source.cell_source(cell))
-        try:
-            ast.parse(code)
-        except SyntaxError:
-            continue  # lint has said so; a cell that does not parse is left as it is
-        new, f, u = fix_code(code, cell_issues, matrix, imported, versions=judged, replaced=swaps)
+        if tree is None or (not cell_issues and not swaps):
+            continue  # a cell that does not parse is left as it is (lint has said so)
+        # cells run in order: what earlier cells bind exists here; a variable read in any other cell flows there
+        earlier = {name for t in trees[:n - 1] if t for name in _module_names(t)}
+        elsewhere = sum((r for i, r in enumerate(reads) if i != n - 1), Counter())
+        new, f, u = fix_code(code, cell_issues, matrix, imported, versions=judged, replaced=swaps, earlier=earlier,
+                             reads=elsewhere)
         fixed += f
         unfixed += u
         if new != code:
@@ -121,9 +124,35 @@ def _shared_imports(path: Path, matrix: Matrix) -> dict[str, str]:
     return names
 
 
+def _tree(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
+
+
+def _module_names(tree: ast.Module) -> set[str]:
+    """The names a cell binds at its top level (assignments, imports, defs)."""
+    out: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            out.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            out.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out.add(stmt.name)
+    return out
+
+
 def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix, imported: dict[str, str] | None = None, *,
-             versions: Judged | None = None, replaced: Mapping[str, str] | None = None) -> tuple[str, Fixed, Unfixed]:
-    """Rewrite one unit of Python; issues carry the positions `check_unit` found."""
+             versions: Judged | None = None, replaced: Mapping[str, str] | None = None,
+             earlier: set[str] | None = None, reads: Counter[tuple[int, str]] | None = None,
+             ) -> tuple[str, Fixed, Unfixed]:
+    """Rewrite one unit of Python; issues carry the positions `check_unit` found.
+
+    In a notebook cell, `earlier` are the names earlier cells bind and `reads` the variables other cells read.
+    """
     cst = _libcst()
     from libcst.metadata import MetadataWrapper
 
@@ -132,7 +161,7 @@ def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix, imported: dict[
     tree = ast.parse(code)
     names = {**(imported or {}), **finder.aliases(tree, _packages(matrix))}
     wrapper = MetadataWrapper(cst.parse_module(code))
-    planner = Planner(issues, names, matrix, versions, loads(tree), replaced)
+    planner = Planner(issues, names, matrix, versions, loads(tree) + (reads or Counter()), replaced, earlier)
     wrapper.visit(planner)
     new = wrapper.visit(Fixer(planner))
     return new.code, planner.fixed, planner.unfixed
