@@ -34,7 +34,9 @@ def _pip(path: Path) -> dict[str, Any]:
 
 def _validate(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     rc = main(["matrix", "validate", str(path), "--format", "json", *args])
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)["results"][0]
+    captured = capsys.readouterr()
+    assert captured.out, captured.err  # a usage error or a resolver that could not run says why on stderr
+    result: dict[str, Any] = json.loads(captured.out)["results"][0]
     assert rc == (0 if result["verdict"] == "ok" else 1)
     return result
 
