@@ -384,6 +384,8 @@ def test_removed_import_without_a_rule_reads_the_installed_module() -> None:
     assert [(d.id, d.has_cause) for d in missing] == [("removed-import", True)]
     present = explain("ImportError: cannot import name 'SFTTrainer' from 'trl'", matrix=DRIFT).diagnoses
     assert [(d.id, d.has_cause) for d in present] == [("removed-import", False)]
+    assert "older copy was loaded" in present[0].cause and "has no `SFTTrainer`" in present[0].cause
+    assert "has no `NoSuchTrainer`" in missing[0].cause and "trl " in missing[0].cause
 
 
 def test_transformers_submodule_import_names_the_replacement() -> None:

@@ -70,24 +70,27 @@ def judge(ctx: Context) -> Judgement:
     if rule is not None:
         return _by_rule(rule, module, installed, ctx.env)
     facts: dict[str, object] = {"name": name, "module": module, "installed": str(installed) if installed else None}
+    fix = (f"Look `{name}` up in {package}'s release notes: import its replacement, or install the release the "
+           f"code was written for (`pip show {package}` shows the installed one); restart the runtime after installing.")
+    names = _names_it(ctx.env, package, module, name) if ctx.env is not None and installed is not None else None
+    if names:
+        cause = (f"The {package} that raised this has no `{name}` in {module}, but the installed {package} {installed} "
+                 "names it: an older copy was loaded (another environment, a kernel started before the upgrade, or a "
+                 "second install that shadows it).")
+        return Judgement(False, f"the installed {package} {installed}'s {module} names `{name}`: the error came from "
+                         "another environment or a half-upgraded install (restart the runtime)", cause,
+                         "Restart the runtime; `envdoctor check` finds duplicate or shadowed installs.", facts=facts)
     here = f"{package} {installed}" if installed else f"the {package} that raised it"
     cause = (f"{here} has no `{name}` in {module}: the name was removed or renamed in a release newer than the code, "
              "or it is newer than the installed release (no import rule of the drift matrix names it).")
-    fix = (f"Look `{name}` up in {package}'s release notes: import its replacement, or install the release the "
-           f"code was written for (`pip show {package}` shows the installed one); restart the runtime after installing.")
     if ctx.env is None:
         return Judgement(None, NOT_INSPECTED, cause, fix, facts=facts)
     if installed is None:
         return Judgement(None, f"{package} is not installed here, so this environment cannot have raised it", cause,
                          fix, facts=facts)
-    names = _names_it(ctx.env, package, module, name)
     if names is None:
         return Judgement(None, f"{package} {installed} is installed here; its {module} source cannot be read to tell "
                          f"whether it has `{name}`", cause, fix, facts=facts)
-    if names:
-        return Judgement(False, f"the installed {package} {installed}'s {module} names `{name}`: the error came from "
-                         "another environment or a half-upgraded install (restart the runtime)", cause, fix,
-                         facts=facts)
     return Judgement(True, f"the installed {package} {installed}'s {module} does not name `{name}`: this environment "
                      "raises it", cause, fix, facts=facts)
 
