@@ -60,7 +60,7 @@ def judge(ctx: Context) -> Judgement:
     symbol = ctx.groups.get("symbol", "")
     abi = "__cxx11" in symbol
     cause = ("flash-attn's compiled extension (flash_attn_2_cuda) was built against another torch than the one it is "
-             f"loaded with: the installed torch has no `{symbol or 'symbol'}`. flash-attn must be reinstalled for "
+             f"loaded with, which has no `{symbol or 'symbol'}`. flash-attn must be reinstalled for "
              "the exact torch minor version (and C++ ABI) every time torch changes.")
     if abi:
         cause += " The symbol is a C++11-ABI one (__cxx11): the build and torch may also disagree on cxx11abi."
