@@ -1,4 +1,4 @@
-"""The LibCST passes of `lint --fix`: plan every edit first (and why some are unsafe), then apply them.
+"""The planning pass of `lint --fix` (LibCST): decide every edit first, and why some are unsafe; `_rewrite` applies them.
 
 Beyond renaming keywords in place, the planner rewrites the old SFTTrainer shapes: a `TrainingArguments(...)`
 that only flows into `SFTTrainer(args=)` becomes `SFTConfig(...)` with the moved keywords inside, a removed
@@ -19,6 +19,7 @@ from packaging.version import Version
 from .._drift import rules
 from .._matrix.model import ImportRule, Matrix
 from . import finder, imports
+from ._reads import Key
 from .engine import INFO, Issue
 
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
@@ -32,7 +33,6 @@ _TRAINING_ARGUMENTS = "transformers.TrainingArguments"
 KEPT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("learning_rate", "5e-05"), ("logging_steps", "500"), ("gradient_checkpointing", "False"), ("bf16", "False"))
 
-Key = tuple[int, str]  # a variable: (line of the def it is local to, 0 for the module; its name)
 
 
 def dotted(node: cst.BaseExpression, names: dict[str, str]) -> str | None:
@@ -46,60 +46,8 @@ def _code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
-def _kw(name: str, value: cst.BaseExpression) -> cst.Arg:
+def kw(name: str, value: cst.BaseExpression) -> cst.Arg:
     return cst.Arg(keyword=cst.Name(name), value=value, equal=_NO_SPACE)
-
-
-def loads(tree: ast.AST) -> Counter[Key]:
-    """How often each variable is read other than as `name.attribute` (which keeps working on a subclass).
-
-    A variable is (the line of the `def` it is local to, or 0 for the module, name); a function's read of a name
-    it does not bind counts for the module's.
-    """
-    out: Counter[Key] = Counter()
-
-    def scan(body: list[ast.stmt], scope: int, local: set[str]) -> None:
-        for stmt in body:
-            for node in _walk_here(stmt):
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                    scan(node.body, node.lineno, _locals(node))
-                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                    out[(scope if node.id in local else 0, node.id)] += 1
-                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                    out[(scope if node.value.id in local else 0, node.value.id)] -= 1
-
-    scan(getattr(tree, "body", []), 0, set())
-    return out
-
-
-def _walk_here(node: ast.AST) -> list[ast.AST]:
-    """The nodes of one statement in its own scope: a nested def is kept (with its decorators and defaults, which
-    run here), its body is not (its own scope)."""
-    out: list[ast.AST] = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        out.append(n)
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
-            todo.extend([*n.decorator_list, *n.args.defaults, *[d for d in n.args.kw_defaults if d is not None]])
-        else:
-            todo.extend(ast.iter_child_nodes(n))
-    return out
-
-
-def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    a = fn.args
-    names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *([a.vararg] if a.vararg else []),
-                             *([a.kwarg] if a.kwarg else [])]}
-    for stmt in fn.body:
-        for n in _walk_here(stmt):
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-                names.add(n.id)
-            elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                names.add(n.name)
-            elif isinstance(n, ast.Import | ast.ImportFrom):
-                names.update((al.asname or al.name).split(".")[0] for al in n.names)
-    return names
 
 
 class Planner(cst.CSTVisitor):
@@ -296,7 +244,7 @@ class Planner(cst.CSTVisitor):
                                             f"{_code(holder.value) if holder else via} is built; move it by hand"))
             else:
                 self.removals.add(arg)
-                self.additions.setdefault(config, []).append(_kw(issue.new or issue.keyword, arg.value))
+                self.additions.setdefault(config, []).append(kw(issue.new or issue.keyword, arg.value))
                 self.fixed.append(issue)
 
     def _target(self, call: cst.Call, via: str, target: str, show: str) -> tuple[cst.Call | None, bool, str]:
@@ -342,7 +290,7 @@ class Planner(cst.CSTVisitor):
         func = self._local(target)
         if func is None:
             return None, False, f"{rules.short(target)} is bound to something else in this file; pass {via}= by hand"
-        config = cst.Call(func=func, args=[_kw("output_dir", cst.SimpleString('"tmp_trainer"'))] if trainer_config
+        config = cst.Call(func=func, args=[kw("output_dir", cst.SimpleString('"tmp_trainer"'))] if trainer_config
                           else [])
         self.new_configs[call] = (via, config)
         line, col = self._pos(call)
@@ -362,7 +310,7 @@ class Planner(cst.CSTVisitor):
         for keyword, value in KEPT_DEFAULTS:
             name = (rules.final_name(self.matrix, target, keyword, self.versions) if self.matrix else None) or keyword
             if keyword not in present and name not in present:
-                self.kept.setdefault(config, []).append(_kw(name, cst.parse_expression(value)))
+                self.kept.setdefault(config, []).append(kw(name, cst.parse_expression(value)))
                 kept.append(f"{name}={value}")
         return kept
 
@@ -445,7 +393,7 @@ class Planner(cst.CSTVisitor):
             if line is not None:
                 self.dropped_lines.add(line)
             if not any(a.keyword is not None and a.keyword.value == rule.config_keyword for a in config.args):
-                self.additions.setdefault(config, []).append(_kw(rule.config_keyword, cst.Name("True")))
+                self.additions.setdefault(config, []).append(kw(rule.config_keyword, cst.Name("True")))
             self._collator_uses[local] += 1
 
     def leave_Module(self, original_node: cst.Module) -> None:
@@ -537,102 +485,3 @@ def _names_in(node: cst.CSTNode) -> list[str]:
     if isinstance(node, cst.Tuple | cst.List):
         return [n for e in node.elements for n in _names_in(e.value)]
     return []
-
-
-
-class Fixer(cst.CSTTransformer):
-    """Apply the planner's edits; every other byte of the source stays as it was."""
-
-    def __init__(self, plan: Planner) -> None:
-        super().__init__()
-        self.plan = plan
-
-    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
-        new = self.plan.renames.get(original_node)
-        return updated_node.with_changes(keyword=cst.Name(new)) if new else updated_node
-
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
-        new = self.plan.name_renames.get(original_node)
-        return updated_node.with_changes(value=new) if new else updated_node
-
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
-        args = [u for o, u in zip(original_node.args, updated_node.args, strict=True)
-                if o not in self.plan.removals]
-        if args and original_node.args and original_node.args[-1] in self.plan.removals:
-            gone = updated_node.args[-1]  # keep the call's closing style: its comma and what precedes `)`
-            args[-1] = args[-1].with_changes(comma=gone.comma, whitespace_after_arg=gone.whitespace_after_arg)
-        args = self._extend(original_node, args)
-        if original_node in self.plan.new_configs:
-            via, new = self.plan.new_configs[original_node]
-            args = _append(args, _kw(via, new.with_changes(args=self._extend(new, list(new.args)))))
-        func = self.plan.converts.get(original_node, updated_node.func)
-        return updated_node.with_changes(args=args, func=func)
-
-    def _extend(self, original: cst.Call, args: list[cst.Arg]) -> list[cst.Arg]:
-        for extra in [*self.plan.additions.get(original, []), *self.plan.kept.get(original, [])]:
-            args = _append(args, extra)
-        return args
-
-    def leave_ImportAlias(self, original_node: cst.ImportAlias, updated_node: cst.ImportAlias) -> cst.ImportAlias:
-        new = self.plan.alias_renames.get(original_node)
-        return updated_node.with_changes(name=cst.Name(new)) if new else updated_node
-
-    def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
-                         ) -> cst.ImportFrom | cst.RemovalSentinel:
-        if isinstance(original_node.names, cst.ImportStar) or isinstance(updated_node.names, cst.ImportStar):
-            return updated_node
-        kept = [u for o, u in zip(original_node.names, updated_node.names, strict=True)
-                if o not in self.plan.alias_removals]
-        kept += [cst.ImportAlias(name=cst.Name(n)) for n in self.plan.merges.get(original_node, [])]
-        if not kept:
-            return cst.RemoveFromParent()
-        if len(kept) != len(updated_node.names):
-            last = updated_node.names[-1].comma
-            kept = [*(a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-                      if isinstance(a.comma, cst.MaybeSentinel) else a for a in kept[:-1]),
-                    kept[-1].with_changes(comma=last)]
-        return updated_node.with_changes(names=kept)
-
-    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine,
-                                  updated_node: cst.SimpleStatementLine
-                                  ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        if original_node in self.plan.dropped_lines or not updated_node.body:
-            return cst.RemoveFromParent()
-        return updated_node
-
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if not self.plan.new_imports:
-            return updated_node
-        by_module: dict[str, dict[str, None]] = {}
-        for module, name in self.plan.new_imports:
-            by_module.setdefault(module, {})[name] = None
-        lines = [cst.parse_statement(f"from {m} import {', '.join(names)}\n") for m, names in by_module.items()]
-        body = list(updated_node.body)
-        at = 0  # after the last import of the module's own level (or its docstring)
-        for n, stmt in enumerate(body):
-            if not isinstance(stmt, cst.SimpleStatementLine):
-                continue
-            if any(isinstance(s, cst.Import | cst.ImportFrom) for s in stmt.body) or (
-                    n == 0 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString)):
-                at = n + 1
-        return updated_node.with_changes(body=[*body[:at], *lines, *body[at:]])
-
-
-def _multiline(comma: cst.Comma | cst.MaybeSentinel) -> bool:
-    return isinstance(comma, cst.Comma) and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
-
-
-def _append(args: list[cst.Arg], extra: cst.Arg) -> list[cst.Arg]:
-    """Append a keyword in the call's own style: one line, or one argument per line with a trailing comma."""
-    if not args:
-        return [extra]
-    last = args[-1]
-    if isinstance(last.comma, cst.MaybeSentinel) and isinstance(last.whitespace_after_arg, cst.ParenthesizedWhitespace) \
-            and len(args) >= 2 and _multiline(args[-2].comma):  # one per line, no trailing comma, `)` on its own line
-        return [*args[:-1], last.with_changes(comma=args[-2].comma, whitespace_after_arg=cst.SimpleWhitespace("")),
-                extra.with_changes(whitespace_after_arg=last.whitespace_after_arg)]
-    if _multiline(last.comma):
-        sep = args[-2].comma if len(args) >= 2 and _multiline(args[-2].comma) else last.comma
-        return [*args[:-1], last.with_changes(comma=sep), extra.with_changes(comma=last.comma)]
-    return [*args[:-1], last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-            extra.with_changes(comma=last.comma)]

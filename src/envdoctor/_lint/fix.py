@@ -73,7 +73,7 @@ def _fix_notebook(path: Path, issues: Sequence[Issue], matrix: Matrix,
     data = source.read_notebook(path)
     imported = {**shared_names(list(source.units(path)), matrix), **_shared_imports(path, matrix)}
     swaps = replaced(issues, matrix)  # an import renamed in one cell is renamed where later cells use it
-    from ._cst import loads
+    from ._reads import loads
 
     fixed: Fixed = []
     unfixed: Unfixed = []
@@ -156,7 +156,9 @@ def fix_code(code: str, issues: Sequence[Issue], matrix: Matrix, imported: dict[
     cst = _libcst()
     from libcst.metadata import MetadataWrapper
 
-    from ._cst import Fixer, Planner, loads
+    from ._cst import Planner
+    from ._reads import loads
+    from ._rewrite import Fixer
 
     tree = ast.parse(code)
     names = {**(imported or {}), **finder.aliases(tree, _packages(matrix))}
