@@ -1,4 +1,5 @@
-"""The planning pass of `lint --fix` (LibCST): decide every edit first, and why some are unsafe; `_rewrite` applies them.
+"""The planning pass of `lint --fix` (LibCST): every edit decided first, and why some are unsafe (`_rewrite`
+applies them).
 
 Beyond renaming keywords in place, the planner rewrites the old SFTTrainer shapes: a `TrainingArguments(...)`
 that only flows into `SFTTrainer(args=)` becomes `SFTConfig(...)` with the moved keywords inside, a removed
