@@ -22,7 +22,7 @@ from envdoctor._matrix.model import RenameRule
 DRIFT = load_matrix("drift", use_cache=False)
 POOL_RULES = [r for r in DRIFT.renames if r.callable == "transformers.*.from_pretrained"]
 CLASS_RULES = [r for r in DRIFT.renames if r not in POOL_RULES]
-# What signatures_probe.py does not describe: TRL's DPO/Reward pairs, push_to_hub and datasets.load_dataset. A
+# What signatures_probe.py does not describe: TRL's DPO/Reward/KTO/GRPO classes, push_to_hub and datasets.load_dataset. A
 # function's **kwargs that go to a builder config do not make it accept a keyword: its source must name it.
 EXTRA_PROBE = """
 import inspect, json, sys
@@ -30,7 +30,7 @@ sys.path.insert(0, sys.argv[2])
 from signatures_probe import describe, main
 import datasets, trl
 from transformers.utils.hub import PushToHubMixin
-from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
+from trl import DPOConfig, DPOTrainer, KTOTrainer, RewardConfig, RewardTrainer
 
 def function(fn):
     params = inspect.signature(fn).parameters
@@ -45,7 +45,7 @@ try:  # GRPO came in TRL 0.14: the older pair has none
 except ImportError:
     pass
 out["classes"].update({"trl.DPOTrainer": describe(DPOTrainer), "trl.DPOConfig": describe(DPOConfig),
-                       "trl.RewardTrainer": describe(RewardTrainer), "trl.RewardConfig": describe(RewardConfig),
+                       "trl.RewardTrainer": describe(RewardTrainer), "trl.KTOTrainer": describe(KTOTrainer), "trl.RewardConfig": describe(RewardConfig),
                        "transformers.*.push_to_hub": describe(PushToHubMixin) | function(PushToHubMixin.push_to_hub)
                        | {"var_kw": any(p.kind is p.VAR_KEYWORD
                                         for p in inspect.signature(PushToHubMixin.push_to_hub).parameters.values())},
