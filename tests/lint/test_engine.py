@@ -112,12 +112,16 @@ def test_a_users_subclass_is_judged_as_its_base_and_its_stale_fields_are_named(t
         "    optim: str = 'adamw_torch'\n"                      # still a field: fine
         "    model_max_length: int = 512\n\n"                   # the user's own: fine
         "class Deeper(MyArgs):\n    pass\n\n"
+        "class TrainingArguments(transformers.TrainingArguments):\n    evaluation_strategy: str = 'steps'\n\n"
         "a = MyArgs(output_dir='o', evaluation_strategy='no', warmup_ratio=0.1, model_max_length=8)\n"
-        "b = Deeper(output_dir='o', no_cuda=True)\n", encoding="utf-8")
+        "b = Deeper(output_dir='o', no_cuda=True)\n"
+        "c = TrainingArguments(output_dir='o', evaluation_strategy='no')\n", encoding="utf-8")
     assert _stale(lint, path) == [
         (None, 6, "transformers.TrainingArguments", "warmup_ratio", "removed", "warmup_steps"),
-        (None, 13, "transformers.TrainingArguments", "evaluation_strategy", "removed", "eval_strategy"),
-        (None, 14, "transformers.TrainingArguments", "no_cuda", "removed", "use_cpu")]
+        # not a @dataclass: its annotation is no field, and TrainingArguments(...) below is this class
+        (None, 16, "transformers.TrainingArguments", "evaluation_strategy", "removed", "eval_strategy"),
+        (None, 17, "transformers.TrainingArguments", "no_cuda", "removed", "use_cpu"),
+        (None, 18, "transformers.TrainingArguments", "evaluation_strategy", "removed", "eval_strategy")]
     field_msg = _messages(lint, path)[0]
     assert field_msg.startswith("MyArgs(TrainingArguments) re-declares the field `warmup_ratio`")
     assert "silently ignored, so training changes without an error" in field_msg
@@ -135,6 +139,9 @@ def test_keywords_in_dicts_that_reach_a_call(tmp_path: Path, lint: Lint) -> None
         "def other():\n"
         "    kw = {'evaluation_strategy': 'no'}\n"                # another function's kw: not the one above
         "    return TrainingArguments(output_dir='o', **kw)\n\n"
+        "def passthrough(**kw):\n"                            # its own **kw, not the module-level one below
+        "    return TrainingArguments(output_dir='o', **kw)\n\n"
+        "kw = {'no_cuda': True}\n"
         "cfg = SFTConfig(output_dir='o', model_init_kwargs={'use_auth_token': True, 'revision': 'main'})\n"
         "cfg.model_init_kwargs = dict(low_cpu_mem_usage=True)\n"
         "unused = {'evaluation_strategy': 'steps'}\n", encoding="utf-8")
@@ -144,8 +151,8 @@ def test_keywords_in_dicts_that_reach_a_call(tmp_path: Path, lint: Lint) -> None
          None),
         (None, 6, "transformers.AutoModelForCausalLM.from_pretrained", "load_in_8bit", "removed", "load_in_8bit"),
         (None, 10, "transformers.TrainingArguments", "evaluation_strategy", "removed", "eval_strategy"),
-        (None, 13, "transformers.AutoModelForCausalLM.from_pretrained", "use_auth_token", "removed", "token"),
-        (None, 14, "transformers.AutoModelForCausalLM.from_pretrained", "low_cpu_mem_usage", "deprecated", None)]
+        (None, 17, "transformers.AutoModelForCausalLM.from_pretrained", "use_auth_token", "removed", "token"),
+        (None, 18, "transformers.AutoModelForCausalLM.from_pretrained", "low_cpu_mem_usage", "deprecated", None)]
     assert "(reaches from_pretrained through **kw)" in _messages(lint, path)[0]
 
 

@@ -178,9 +178,9 @@ class _Scopes:
                 inner = id(child)
                 self.parent[inner] = scope
                 self.dicts[inner] = {}
-                if not isinstance(child, ast.Lambda):
-                    for p in [*child.args.posonlyargs, *child.args.args, *child.args.kwonlyargs]:
-                        self._bind(inner, p.arg, DictKeys((), False))
+                a = child.args  # parameters shadow module-level names (`def f(**kwargs)` is not a module `kwargs`)
+                for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *(x for x in (a.vararg, a.kwarg) if x)]:
+                    self._bind(inner, p.arg, DictKeys((), False))
             elif isinstance(child, ast.Assign | ast.AnnAssign):
                 targets = child.targets if isinstance(child, ast.Assign) else [child.target]
                 for t in targets:
@@ -248,10 +248,12 @@ def calls(tree: ast.AST, names: dict[str, str], known: set[str], context: Contex
     out = []
     for node, scope in scopes.calls:
         shown, skip = "", frozenset[str]()
-        path = _known(dotted(node.func, names), known) or _receiver_free(node, names)
-        if path is None and isinstance(node.func, ast.Name) and node.func.id in ctx.classes:
+        if isinstance(node.func, ast.Name) and node.func.id in ctx.classes:  # `class TrainingArguments(TA)` wins
             sub = ctx.classes[node.func.id]
-            path, shown, skip = sub.base, sub.name, sub.params | {f.name for f in sub.fields}
+            path: str | None = sub.base
+            shown, skip = sub.name, sub.params | {f.name for f in sub.fields}
+        else:
+            path = _known(dotted(node.func, names), known) or _receiver_free(node, names)
         kws = [Keyword(k.arg, k.lineno, k.col_offset) for k in node.keywords if k.arg is not None]
         star = False
         for k in node.keywords:
