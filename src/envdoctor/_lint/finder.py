@@ -178,8 +178,8 @@ class _Scopes:
                 inner = id(child)
                 self.parent[inner] = scope
                 self.dicts[inner] = {}
-                a = child.args  # parameters shadow module-level names (`def f(**kwargs)` is not a module `kwargs`)
-                for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *(x for x in (a.vararg, a.kwarg) if x)]:
+                sig = child.args  # parameters shadow module-level names (`def f(**kwargs)` is no module `kwargs`)
+                for p in [*sig.posonlyargs, *sig.args, *sig.kwonlyargs, *(x for x in (sig.vararg, sig.kwarg) if x)]:
                     self._bind(inner, p.arg, DictKeys((), False))
             elif isinstance(child, ast.Assign | ast.AnnAssign):
                 targets = child.targets if isinstance(child, ast.Assign) else [child.target]
