@@ -39,6 +39,19 @@ class ProbeStatus(str, Enum):
 PASS, FAIL, INCONCLUSIVE, SKIPPED = ProbeStatus.PASS, ProbeStatus.FAIL, ProbeStatus.INCONCLUSIVE, ProbeStatus.SKIPPED
 
 
+class _Verdict:
+    """`Outcome.passed(reason, **details)` and its siblings: the constructor of one status."""
+
+    def __init__(self, status: ProbeStatus) -> None:
+        self.status = status
+
+    def __get__(self, obj: object, owner: type[Outcome]) -> Callable[..., Outcome]:
+        def make(reason: str, **details: Any) -> Outcome:
+            return owner(self.status, reason, details)
+
+        return make
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a probe found: pass / fail / inconclusive / skipped, with a one-line reason and JSON-able details."""
@@ -50,21 +63,8 @@ class Outcome:
     def __post_init__(self) -> None:  # a plugin may still pass the plain string: "pass" becomes ProbeStatus.PASS
         object.__setattr__(self, "status", ProbeStatus(self.status))
 
-    @classmethod
-    def passed(cls, reason: str, **details: Any) -> Outcome:
-        return cls(PASS, reason, details)
-
-    @classmethod
-    def failed(cls, reason: str, **details: Any) -> Outcome:
-        return cls(FAIL, reason, details)
-
-    @classmethod
-    def inconclusive(cls, reason: str, **details: Any) -> Outcome:
-        return cls(INCONCLUSIVE, reason, details)
-
-    @classmethod
-    def skipped(cls, reason: str, **details: Any) -> Outcome:
-        return cls(SKIPPED, reason, details)
+    # Outcome.passed(reason, **details), .failed, .inconclusive, .skipped: an Outcome of that status
+    passed, failed, inconclusive, skipped = _Verdict(PASS), _Verdict(FAIL), _Verdict(INCONCLUSIVE), _Verdict(SKIPPED)
 
 
 @dataclass(frozen=True)

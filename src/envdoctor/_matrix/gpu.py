@@ -15,52 +15,50 @@ def _settings(rule: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in vars(rule).items() if k not in ("reason", "evidence"))
 
 
-
-@dataclass(frozen=True)
-class CudaRule(Record):
-    """The stack needs a CUDA GPU."""
+@dataclass(frozen=True, kw_only=True)
+class _GpuRule(Record):
+    """A GPU rule: why it exists and where that is written down (its settings follow in each kind)."""
 
     reason: str = reason()
     evidence: tuple[str, ...] = evidence()
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaRule(_GpuRule):
+    """The stack needs a CUDA GPU."""
+
     required: bool = doc("Whether a CUDA GPU is required.", True)
     packages: tuple[str, ...] = doc("The packages that need CUDA.", ())
 
 
-@dataclass(frozen=True)
-class Bf16Rule(Record):
+@dataclass(frozen=True, kw_only=True)
+class Bf16Rule(_GpuRule):
     """bf16 compute needs a minimum compute capability; below it the stack falls back."""
 
-    reason: str = reason()
-    evidence: tuple[str, ...] = evidence()
     min_compute_capability: float = doc("The lowest compute capability with bf16 compute, e.g. 8.0 (Ampere).", 8.0)
     fallback: Precision = doc("The precision to use below it.", "fp16")
 
 
-@dataclass(frozen=True)
-class MpsRule(Record):
+@dataclass(frozen=True, kw_only=True)
+class MpsRule(_GpuRule):
     """Whether Apple's MPS backend can stand in for CUDA."""
 
-    reason: str = reason()
-    evidence: tuple[str, ...] = evidence()
     supported: bool = doc("Whether the stack runs on MPS.", False)
 
 
-@dataclass(frozen=True)
-class WorkloadRule(Record):
+@dataclass(frozen=True, kw_only=True)
+class WorkloadRule(_GpuRule):
     """A workload and the GPU memory it needs."""
 
     name: str = doc("The workload, e.g. 'qlora-8b'.")
     min_vram_gib: float = doc("GPU memory it needs, in GiB.", gt=0)
-    reason: str = reason()
-    evidence: tuple[str, ...] = evidence()
 
 
-@dataclass(frozen=True)
-class DriverRule(Record):
+@dataclass(frozen=True, kw_only=True)
+class DriverRule(_GpuRule):
     """The NVIDIA driver must support the CUDA version torch was built for."""
 
-    reason: str = reason()
-    evidence: tuple[str, ...] = evidence()
     check: bool = doc("torch's CUDA build must not be newer than the driver's CUDA.", True)
 
 
