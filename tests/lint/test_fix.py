@@ -60,12 +60,12 @@ def test_fix_rewrites_keeping_comments_and_the_result_runs(stale_script: Path, t
 def test_fix_reports_what_it_cannot_fix(tmp_path: Path, lint: Lint) -> None:
     path = tmp_path / "t.py"
     path.write_text("from transformers import TrainingArguments\nfrom trl import SFTTrainer\n"
-                    "a = TrainingArguments(output_dir='o', overwrite_output_dir=True)\n"
+                    "a = TrainingArguments(output_dir='o', include_inputs_for_metrics=True)\n"
                     "def f(m, c, n):\n    return SFTTrainer(m, c, max_seq_length=n)\n"
                     "SFTTrainer(model='m', args=a, packing=True)\nprint(a.output_dir, a)\n", encoding="utf-8")
     code, out, _ = lint("--fix", str(path))
     assert code == 1
-    assert f"NOT FIXED {path}:3:39: overwrite_output_dir: no equivalent" in out
+    assert f"NOT FIXED {path}:3:39: include_inputs_for_metrics: no equivalent" in out
     assert f"NOT FIXED {path}:5:29: max_seq_length: there is no args= to put it in" in out
     # `a` is read elsewhere too (print(a)): rewriting it into an SFTConfig would change that other use
     assert (f"NOT FIXED {path}:6:31: packing: args=a is a TrainingArguments that is also used elsewhere (2 reads): "

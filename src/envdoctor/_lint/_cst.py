@@ -60,7 +60,8 @@ class Planner(cst.CSTVisitor):
                  versions: Mapping[str, Version | None] | None = None, used: Counter[Key] | None = None,
                  replaced: Mapping[str, str] | None = None, earlier: set[str] | None = None) -> None:
         super().__init__()
-        self.by_pos = {(i.line, i.col): i for i in issues}
+        self.issues = list(issues)
+        self.by_pos = {(i.line, i.col): i for i in reversed(self.issues)}  # the first issue at a place decides
         self.names = names
         self.matrix = matrix
         self.versions = versions or {}
@@ -69,6 +70,8 @@ class Planner(cst.CSTVisitor):
         self.earlier = earlier or set()  # names earlier notebook cells bind (they exist when this cell runs)
         self.renames: dict[cst.Arg, str] = {}
         self.removals: set[cst.Arg] = set()
+        self.key_removals: set[cst.DictElement] = set()  # `{"low_cpu_mem_usage": True}`: a dropped key
+        self.key_renames: dict[cst.SimpleString, str] = {}  # a dict key (or `kw["key"]`) renamed, quotes kept
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
         self.converts: dict[cst.Call, cst.BaseExpression] = {}  # TrainingArguments(...) -> this func
         self.kept: dict[cst.Call, list[cst.Arg]] = {}  # the base defaults written out, after the additions
@@ -141,6 +144,9 @@ class Planner(cst.CSTVisitor):
                     self._bind(n, t.target, line)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        issue = self.by_pos.get(self._pos(node.target))
+        if issue is not None and isinstance(node.target, cst.Name) and issue.keyword == node.target.value:
+            self.unfixed.append((issue, _field_why(issue)))
         if isinstance(node.target, cst.Name):
             self._bind(node.target.value, node.value or node.target, self._pos(node)[0])
 
@@ -214,18 +220,70 @@ class Planner(cst.CSTVisitor):
             if issue is None or issue.keyword != arg.keyword.value or imports.is_import_issue(issue):
                 continue
             if issue.new is None:
-                self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
+                self._drop(issue, arg)
             elif issue.target is None:
                 if issue.new in keywords:
                     self.unfixed.append((issue, f"both `{issue.keyword}` and `{issue.new}` are given; keep one"))
                 else:
                     self.renames[arg] = issue.new
                     self.fixed.append(issue)
+            elif issue.through:  # dict(max_seq_length=...) that reaches SFTTrainer(**kw): not this call's keyword
+                self.unfixed.append((issue, _through_why(issue)))
             else:
                 moved.append((arg, issue))
         if moved:
             self._plan_moves(node, moved)
         self._plan_collator(node)
+
+    def _drop(self, issue: Issue, node: cst.Arg | cst.DictElement) -> None:
+        """A keyword with no equivalent: deleted when its rule says that changes nothing, else left with why."""
+        if not issue.drop:
+            self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
+            return
+        if isinstance(node, cst.Arg):
+            self.removals.add(node)
+        else:
+            self.key_removals.add(node)
+        self.fixed.append(issue)
+        self._note(issue.line, issue.col, issue.callable, issue.keyword, "",
+                   f"`{issue.keyword}` deleted from {rules.short(issue.callable)}(...): {issue.reason}")
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        """String keys of a dict literal that reaches a call through `**` (or `model_init_kwargs=`)."""
+        keys = {e.key.evaluated_value for e in node.elements
+                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)}
+        for e in node.elements:
+            if not (isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)):
+                continue
+            issue = self.by_pos.get(self._pos(e.key))
+            if issue is None or issue.keyword != e.key.evaluated_value or imports.is_import_issue(issue):
+                continue
+            if issue.new is None:
+                self._drop(issue, e)
+            elif issue.target is not None:
+                self.unfixed.append((issue, _through_why(issue)))
+            elif issue.new in keys:
+                self.unfixed.append((issue, f"both `{issue.keyword}` and `{issue.new}` are keys; keep one"))
+            else:
+                self.key_renames[e.key] = issue.new
+                self.fixed.append(issue)
+
+    def visit_SubscriptElement(self, node: cst.SubscriptElement) -> None:
+        """`kw["torch_dtype"] = ...` of a dict that reaches a call: a rename is the string; anything else is left."""
+        key = node.slice.value if isinstance(node.slice, cst.Index) else None
+        if not isinstance(key, cst.SimpleString):
+            return
+        issue = self.by_pos.get(self._pos(key))
+        if issue is None or issue.keyword != key.evaluated_value or imports.is_import_issue(issue):
+            return
+        if issue.new is not None and issue.target is None:
+            self.key_renames[key] = issue.new
+            self.fixed.append(issue)
+        elif issue.new is None:
+            self.unfixed.append((issue, f"set as {issue.through[2:] or 'a dict'}[{key.value}]: delete that statement "
+                                        f"by hand ({issue.reason})" if issue.drop else f"no equivalent: {issue.reason}"))
+        else:
+            self.unfixed.append((issue, _through_why(issue)))
 
     def _plan_moves(self, call: cst.Call, moved: list[tuple[cst.Arg, Issue]]) -> None:
         via, target = moved[0][1].via or "", moved[0][1].target or ""
@@ -398,6 +456,21 @@ class Planner(cst.CSTVisitor):
             self._collator_uses[local] += 1
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        self._collators_done()
+        # every stale issue ends fixed or NOT FIXED: one that shares its place with another shares its outcome
+        fixed = {(i.line, i.col) for i in self.fixed if i.severity != INFO}
+        why = {(i.line, i.col): w for i, w in self.unfixed}
+        seen = {id(i) for i in self.fixed} | {id(i) for i, _ in self.unfixed}
+        for i in self.issues:
+            if id(i) in seen:
+                continue
+            if (i.line, i.col) in fixed:
+                self.fixed.append(i)
+            else:
+                self.unfixed.append((i, why.get((i.line, i.col)) or "not a keyword, dict key or import this fix can "
+                                                                     "rewrite where it is written; edit it by hand"))
+
+    def _collators_done(self) -> None:
         for issue, rule, alias in self._collators:
             local = _code(alias.asname.name) if alias.asname else _code(alias.name)
             done = self._collator_uses[local]
@@ -474,6 +547,21 @@ class Planner(cst.CSTVisitor):
         if here[0] == 0 and value.value in self.module_consts:
             return True
         return self.bound_at[here] < self._pos(config)[0]
+
+
+def _field_why(issue: Issue) -> str:
+    """Why a dataclass field a user's subclass re-declares is left alone."""
+    what = (f"rename it to `{issue.new}` by hand" if issue.new and not issue.target
+            else f"delete it by hand ({issue.reason})")
+    return (f"a field the subclass re-declares: renaming or deleting it changes the class's attribute and its "
+            f"command-line flag (HfArgumentParser), which other code may use; {what} and update what reads "
+            f"`.{issue.keyword}`")
+
+
+def _through_why(issue: Issue) -> str:
+    """Why a moved keyword that reaches its call through a dict is left alone."""
+    return (f"it reaches {rules.short(issue.callable)} through {issue.through or 'a dict'}, not written in the call: "
+            f"move it into {issue.via}={rules.short(issue.target or '')}(..., {issue.new}=...) by hand")
 
 
 def _arg(call: cst.Call, keyword: str) -> cst.Arg | None:

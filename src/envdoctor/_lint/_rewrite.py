@@ -35,6 +35,22 @@ class Fixer(cst.CSTTransformer):
         func = self.plan.converts.get(original_node, updated_node.func)
         return updated_node.with_changes(args=args, func=func)
 
+    def leave_Dict(self, original_node: cst.Dict, updated_node: cst.Dict) -> cst.Dict:
+        kept = [u for o, u in zip(original_node.elements, updated_node.elements, strict=True)
+                if o not in self.plan.key_removals]
+        if len(kept) == len(updated_node.elements):
+            return updated_node
+        if kept and original_node.elements[-1] in self.plan.key_removals:  # keep the closing style, as for a call
+            gone = updated_node.elements[-1]
+            kept[-1] = kept[-1].with_changes(comma=gone.comma)
+        return updated_node.with_changes(elements=kept)
+
+    def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString) -> cst.SimpleString:
+        new = self.plan.key_renames.get(original_node)
+        if new is None:
+            return updated_node
+        return updated_node.with_changes(value=f"{updated_node.prefix}{updated_node.quote}{new}{updated_node.quote}")
+
     def _extend(self, original: cst.Call, args: list[cst.Arg]) -> list[cst.Arg]:
         for extra in [*self.plan.additions.get(original, []), *self.plan.kept.get(original, [])]:
             args = _append(args, extra)

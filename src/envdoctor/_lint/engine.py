@@ -40,6 +40,8 @@ class Issue:
     target: str | None = None
     via: str | None = None
     reason: str = ""  # the rule's reason, for --fix to quote without parsing the message
+    drop: bool = False  # the rule says --fix may delete the keyword (no equivalent, and deleting changes nothing)
+    through: str = ""  # how the keyword reaches the call when not written in it ("**kw", "model_init_kwargs")
 
     @property
     def where(self) -> str:
@@ -151,13 +153,14 @@ def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions,
 def _issue(unit: source.Unit, kw: finder.Keyword, callable_: str, t: rules.Translation, matrix: Matrix,
            versions: Versions, shown: str = "") -> Issue:
     """One stale keyword; a moved one takes its target's current name (or says the target dropped it too)."""
-    new, status, message = t.new, t.status, ""
+    new, status, message, drop, reason = t.new, t.status, "", t.rule.drop, t.rule.reason
     if t.target and t.new:
         there = rules.translate(matrix, t.target, t.new, versions.versions)
         if there is not None and there.status == rules.NO_EQUIVALENT:
-            new, status = None, rules.NO_EQUIVALENT
+            new, status, drop = None, rules.NO_EQUIVALENT, there.rule.drop  # the target dropped it: may go too
+            reason = f"{t.rule.reason} Then: {there.rule.reason}"
             message = (f"{shown or rules.short(callable_)}({t.keyword}=) has no equivalent in {there.rule.package} "
-                       f"{there.version}: {t.rule.reason} Then: {there.rule.reason}")
+                       f"{there.version}: {reason}")
         else:
             new = rules.final_name(matrix, t.target, t.new, versions.versions) or t.new
     message = message or _message(t, new, shown)
@@ -165,7 +168,8 @@ def _issue(unit: source.Unit, kw: finder.Keyword, callable_: str, t: rules.Trans
         message = f"{message} (reaches {shown or rules.short(callable_)} through {kw.through})"
     cell = kw.cell if kw.cell is not None else unit.cell
     return Issue(unit.path, cell, kw.line, kw.col, callable_, kw.name, _SEVERITY[status], status, message,
-                 new, t.target if new else None, t.via if new else None, t.rule.reason)
+                 new, t.target if new else None, t.via if new else None, reason, drop and new is None,
+                 kw.through)
 
 
 def _field_message(sub: finder.Subclass, t: rules.Translation, issue: Issue) -> str:

@@ -178,8 +178,11 @@ class RenameRule(Record):
     removed: Version | None = doc("First version that rejects `old`.", None)
     old_default: str | None = doc("For 'default_changed': the default before.", None)
     new_default: str | None = doc("For 'default_changed': the default after.", None)
+    drop: bool = doc("For 'removed': `lint --fix` may delete the keyword, because the release that removed it "
+                     "behaves as if it were always set, or it had no effect (the evidence must show which).", False)
 
-    invariants = (_rename_shape,)
+    invariants = (_rename_shape,
+                  lambda r: f"`drop` on {r.old!r} needs kind 'removed'" if r.drop and r.kind != "removed" else None)
 
 
 def _import_shape(r: Any) -> str | None:
