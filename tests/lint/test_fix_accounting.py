@@ -131,3 +131,40 @@ def test_the_drift_matrix_drops_only_what_its_evidence_shows(keyword: str) -> No
 
     rules = [r for r in load_matrix("drift").renames if r.old == keyword and r.kind == "removed"]
     assert rules and all(r.drop and len(r.evidence) >= 2 for r in rules)
+
+
+def test_a_removed_boolean_becomes_what_its_value_means_now(tmp_path: Path, lint: Lint) -> None:
+    path = tmp_path / "t.py"
+    path.write_text(
+        "from transformers import AutoModelForCausalLM, TrainingArguments\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("m", use_flash_attention_2=True)\n'
+        'm2 = AutoModelForCausalLM.from_pretrained("m", **dict(use_flash_attention_2=flags.flash))\n'
+        'a = TrainingArguments(output_dir="o", group_by_length=group_by_length)\n'
+        'b = TrainingArguments(output_dir="o", group_by_length=False, train_sampling_strategy="random")\n'
+        'kw = {"use_flash_attention_2": False}\n'
+        'm3 = AutoModelForCausalLM.from_pretrained("m", **kw)\n', encoding="utf-8")
+    code, out, _ = lint("--fix", str(path))
+    new = path.read_text(encoding="utf-8")
+    assert code == 1
+    assert "from_pretrained(\"m\", attn_implementation='flash_attention_2')\n" in new
+    assert "**dict(attn_implementation=('flash_attention_2' if flags.flash else None)))\n" in new
+    assert "train_sampling_strategy=('group_by_length' if group_by_length else 'random'))\n" in new
+    assert f"fixed    {path}:3:51: use_flash_attention_2 -> attn_implementation" in out
+    assert (f"note     {path}:5:39: group_by_length=group_by_length -> train_sampling_strategy=('group_by_length' if "
+            "group_by_length else 'random'): group_by_length=True is gone in transformers 5.2.0") in out
+    assert (f"NOT FIXED {path}:6:39: group_by_length: both `group_by_length` and `train_sampling_strategy` are given; "
+            "keep `train_sampling_strategy`") in out
+    assert (f"NOT FIXED {path}:7:7: use_flash_attention_2: a dict key: write attn_implementation='flash_attention_2' "
+            "for use_flash_attention_2=True (or attn_implementation=None for False) by hand") in out
+    assert "fixed 3, left 2" in out
+
+
+@pytest.mark.parametrize(("true_means", "false_means", "problem"), [
+    pytest.param("a='x'", None, "go together", id="one-without-the-other"),
+    pytest.param("a='x'", "b=None", "name one keyword", id="two-keywords"),
+    pytest.param("a=x", "a=None", "Python literal", id="not-a-literal"),
+])
+def test_true_means_and_false_means_are_checked(true_means: str, false_means: str | None, problem: str) -> None:
+    rule = RenameRule(package="transformers", callable="transformers.TrainingArguments", old="x", reason="r",
+                      kind="removed", true_means=true_means, false_means=false_means)
+    assert any(problem in (check(rule) or "") for check in RenameRule.invariants)

@@ -168,7 +168,7 @@ trainer.train()
     # tloen/alpaca-lora finetune.py: prepare_model_for_int8_training(model), LoraConfig(q_proj, v_proj),
     # transformers.Trainer(args=transformers.TrainingArguments(..., evaluation_strategy=...), data_collator=
     # transformers.DataCollatorForSeq2Seq(...)). Changed: no load_in_8bit (CPU), fp16=False, max_steps=1,
-    # report_to="none", no group_by_length= (transformers 5.2 removed it with no keyword equivalent).
+    # report_to="none".
     Old("alpaca-lora", "tloen/alpaca-lora finetune.py", '''\
 import torch
 import transformers
@@ -183,7 +183,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 
 
 def train(base_model="@MODEL@", data_path="@DATA@", output_dir="@OUT@/alpaca", micro_batch_size=2,
-          cutoff_len=64, val_set_size=0):
+          cutoff_len=64, val_set_size=0, group_by_length=False):
     model = LlamaForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     tokenizer.pad_token_id = 0
@@ -216,6 +216,7 @@ def train(base_model="@MODEL@", data_path="@DATA@", output_dir="@OUT@/alpaca", m
             save_strategy="steps",
             save_steps=200,
             output_dir=output_dir,
+            group_by_length=group_by_length,
             report_to="none",
         ),
         data_collator=transformers.DataCollatorForSeq2Seq(
@@ -228,7 +229,7 @@ def train(base_model="@MODEL@", data_path="@DATA@", output_dir="@OUT@/alpaca", m
 
 if __name__ == "__main__":
     train()
-''', fixed=("torch_dtype", "prepare_model_for_int8_training", "evaluation_strategy")),
+''', fixed=("torch_dtype", "prepare_model_for_int8_training", "evaluation_strategy", "group_by_length")),
     # JAYANDJEAN/From_Transformer_to_GPTs 04_llama2/05_sfttrainer.py: SFTConfig(dataset_text_field="text",
     # max_seq_length=512, output_dir="/tmp") and SFTTrainer("facebook/opt-350m", train_dataset=, args=sft_config).
     # Changed: the local model folder for the hub id, max_steps=1, report_to="none", bf16=False (CPU).
@@ -398,7 +399,7 @@ def test_fix_leaves_no_in_scope_keyword_and_the_fixed_scripts_train(tiny: Path, 
             before.append(original)
             after.append(path)
             run.append(old.name)
-    assert len(run) >= 5 and (fixed_total, left_total) == (16, 1)
+    assert len(run) >= 5 and (fixed_total, left_total) == (17, 1)
     results = _run(before + after, tiny, tmp_path)
     for name, original, path in zip(run, before, after, strict=True):
         was, now = results[str(original)], results[str(path)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import libcst as cst
 from libcst.metadata import PositionProvider
@@ -70,6 +71,7 @@ class Planner(cst.CSTVisitor):
         self.earlier = earlier or set()  # names earlier notebook cells bind (they exist when this cell runs)
         self.renames: dict[cst.Arg, str] = {}
         self.removals: set[cst.Arg] = set()
+        self.means_args: dict[cst.Arg, tuple[str, str, str, bool | None]] = {}  # (keyword, True, False, the literal)
         self.key_removals: set[cst.DictElement] = set()  # `{"low_cpu_mem_usage": True}`: a dropped key
         self.key_renames: dict[cst.SimpleString, str] = {}  # a dict key (or `kw["key"]`) renamed, quotes kept
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
@@ -220,7 +222,7 @@ class Planner(cst.CSTVisitor):
             if issue is None or issue.keyword != arg.keyword.value or imports.is_import_issue(issue):
                 continue
             if issue.new is None:
-                self._drop(issue, arg)
+                self._drop(issue, arg, keywords)
             elif issue.target is None:
                 if issue.new in keywords:
                     self.unfixed.append((issue, f"both `{issue.keyword}` and `{issue.new}` are given; keep one"))
@@ -235,8 +237,12 @@ class Planner(cst.CSTVisitor):
             self._plan_moves(node, moved)
         self._plan_collator(node)
 
-    def _drop(self, issue: Issue, node: cst.Arg | cst.DictElement) -> None:
-        """A keyword with no equivalent: deleted when its rule says that changes nothing, else left with why."""
+    def _drop(self, issue: Issue, node: cst.Arg | cst.DictElement, given: set[str] | None = None) -> None:
+        """A keyword with no equivalent: a boolean becomes what its value means now, one that changes nothing is
+        deleted (as its rule says); else it is left with why."""
+        if issue.means is not None:
+            self._means(issue, node, given or set())
+            return
         if not issue.drop:
             self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
             return
@@ -247,6 +253,23 @@ class Planner(cst.CSTVisitor):
         self.fixed.append(issue)
         self._note(issue.line, issue.col, issue.callable, issue.keyword, "",
                    f"`{issue.keyword}` deleted from {rules.short(issue.callable)}(...): {issue.reason}")
+
+    def _means(self, issue: Issue, node: cst.Arg | cst.DictElement, given: set[str]) -> None:
+        """`group_by_length=x` -> `train_sampling_strategy=('group_by_length' if x else 'random')` (literals folded)."""
+        keyword, yes, no = issue.means or ("", "", "")
+        if not isinstance(node, cst.Arg):
+            self.unfixed.append((issue, f"a dict key: write {keyword}={yes} for {issue.keyword}=True (or {keyword}="
+                                        f"{no} for False) by hand"))
+            return
+        if keyword in given:
+            self.unfixed.append((issue, f"both `{issue.keyword}` and `{keyword}` are given; keep `{keyword}`"))
+            return
+        flag = {"True": True, "False": False}.get(node.value.value) if isinstance(node.value, cst.Name) else None
+        self.means_args[node] = (keyword, yes, no, flag)
+        self.fixed.append(replace(issue, new=keyword))  # shown as `old -> keyword`
+        shown = (yes if flag else no) if flag is not None else f"({yes} if {_code(node.value)} else {no})"
+        self._note(issue.line, issue.col, issue.callable, issue.keyword, keyword,
+                   f"{issue.keyword}={_code(node.value)} -> {keyword}={shown}: {issue.reason}")
 
     def visit_Dict(self, node: cst.Dict) -> None:
         """String keys of a dict literal that reaches a call through `**` (or `model_init_kwargs=`)."""
@@ -460,9 +483,9 @@ class Planner(cst.CSTVisitor):
         # every stale issue ends fixed or NOT FIXED: one that shares its place with another shares its outcome
         fixed = {(i.line, i.col) for i in self.fixed if i.severity != INFO}
         why = {(i.line, i.col): w for i, w in self.unfixed}
-        seen = {id(i) for i in self.fixed} | {id(i) for i, _ in self.unfixed}
+        seen = {_key(i) for i in self.fixed if i.severity != INFO} | {_key(i) for i, _ in self.unfixed}
         for i in self.issues:
-            if id(i) in seen:
+            if _key(i) in seen:
                 continue
             if (i.line, i.col) in fixed:
                 self.fixed.append(i)
@@ -547,6 +570,10 @@ class Planner(cst.CSTVisitor):
         if here[0] == 0 and value.value in self.module_consts:
             return True
         return self.bound_at[here] < self._pos(config)[0]
+
+
+def _key(i: Issue) -> tuple[int, int, str, str]:
+    return i.line, i.col, i.keyword, i.callable
 
 
 def _field_why(issue: Issue) -> str:

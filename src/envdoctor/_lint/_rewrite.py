@@ -15,6 +15,13 @@ class Fixer(cst.CSTTransformer):
         self.plan = plan
 
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
+        means = self.plan.means_args.get(original_node)
+        if means is not None:
+            keyword, yes, no, flag = means
+            value = cst.parse_expression(yes if flag else no) if flag is not None else cst.IfExp(
+                test=updated_node.value, body=cst.parse_expression(yes), orelse=cst.parse_expression(no),
+                lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            return updated_node.with_changes(keyword=cst.Name(keyword), value=value)
         new = self.plan.renames.get(original_node)
         return updated_node.with_changes(keyword=cst.Name(new)) if new else updated_node
 

@@ -9,7 +9,7 @@ from typing import Final, Literal
 
 from .._drift import rules
 from .._drift.versions import Versions, for_matrix
-from .._matrix.model import Matrix
+from .._matrix.model import Matrix, RenameRule
 from ..errors import UsageError
 from . import finder, source
 
@@ -42,6 +42,7 @@ class Issue:
     reason: str = ""  # the rule's reason, for --fix to quote without parsing the message
     drop: bool = False  # the rule says --fix may delete the keyword (no equivalent, and deleting changes nothing)
     through: str = ""  # how the keyword reaches the call when not written in it ("**kw", "model_init_kwargs")
+    means: tuple[str, str, str] | None = None  # a removed boolean: (keyword, literal for True, literal for False)
 
     @property
     def where(self) -> str:
@@ -153,11 +154,12 @@ def check_unit(unit: source.Unit, matrix: Matrix, versions: Versions,
 def _issue(unit: source.Unit, kw: finder.Keyword, callable_: str, t: rules.Translation, matrix: Matrix,
            versions: Versions, shown: str = "") -> Issue:
     """One stale keyword; a moved one takes its target's current name (or says the target dropped it too)."""
-    new, status, message, drop, reason = t.new, t.status, "", t.rule.drop, t.rule.reason
+    new, status, message, drop, reason, last = t.new, t.status, "", t.rule.drop, t.rule.reason, t.rule
     if t.target and t.new:
         there = rules.translate(matrix, t.target, t.new, versions.versions)
         if there is not None and there.status == rules.NO_EQUIVALENT:
-            new, status, drop = None, rules.NO_EQUIVALENT, there.rule.drop  # the target dropped it: may go too
+            new, status, last = None, rules.NO_EQUIVALENT, there.rule
+            drop = there.rule.drop  # the target dropped it: may go too
             reason = f"{t.rule.reason} Then: {there.rule.reason}"
             message = (f"{shown or rules.short(callable_)}({t.keyword}=) has no equivalent in {there.rule.package} "
                        f"{there.version}: {reason}")
@@ -169,7 +171,12 @@ def _issue(unit: source.Unit, kw: finder.Keyword, callable_: str, t: rules.Trans
     cell = kw.cell if kw.cell is not None else unit.cell
     return Issue(unit.path, cell, kw.line, kw.col, callable_, kw.name, _SEVERITY[status], status, message,
                  new, t.target if new else None, t.via if new else None, reason, drop and new is None,
-                 kw.through)
+                 kw.through, _means(last) if new is None else None)
+
+
+def _means(rule: RenameRule) -> tuple[str, str, str] | None:
+    yes, no = rule.means(True), rule.means(False)
+    return (yes[0], yes[1], no[1]) if yes and no else None
 
 
 def _field_message(sub: finder.Subclass, t: rules.Translation, issue: Issue) -> str:

@@ -180,9 +180,38 @@ class RenameRule(Record):
     new_default: str | None = doc("For 'default_changed': the default after.", None)
     drop: bool = doc("For 'removed': `lint --fix` may delete the keyword, because the release that removed it "
                      "behaves as if it were always set, or it had no effect (the evidence must show which).", False)
+    true_means: str | None = doc("For a removed boolean keyword: the `keyword=literal` that `old=True` means now, "
+                                 "e.g. \"attn_implementation='flash_attention_2'\"; --fix writes it instead.", None)
+    false_means: str | None = doc("With `true_means`: the `keyword=literal` that `old=False` means now (the same "
+                                  "keyword); a value that is not a literal becomes `keyword=(T if value else F)`.", None)
+
+    def means(self, flag: bool) -> tuple[str, str] | None:
+        """(keyword, Python literal) that `old=flag` means now; the literal is only ever checked by `ast`, never run."""
+        return RenameRule._split(self.true_means if flag else self.false_means)
+
+    @staticmethod
+    def _split(text: str | None) -> tuple[str, str] | None:
+        keyword, eq, value = (text or "").partition("=")
+        return (keyword.strip(), value.strip()) if eq else None
+
+    @staticmethod
+    def _means_shape(r: Any) -> str | None:
+        import ast
+
+        if r.true_means is None and r.false_means is None:
+            return None
+        if r.kind != "removed" or r.true_means is None or r.false_means is None:
+            return f"{r.old!r}: `true_means` and `false_means` go together, on kind 'removed'"
+        (k1, v1), (k2, v2) = RenameRule._split(r.true_means) or ("", ""), RenameRule._split(r.false_means) or ("", "")
+        try:
+            ast.literal_eval(v1), ast.literal_eval(v2)
+        except (ValueError, SyntaxError):
+            return f"{r.old!r}: `true_means`/`false_means` must be `keyword=<Python literal>`"
+        return None if k1 == k2 and k1.isidentifier() else f"{r.old!r}: `true_means`/`false_means` name one keyword"
 
     invariants = (_rename_shape,
-                  lambda r: f"`drop` on {r.old!r} needs kind 'removed'" if r.drop and r.kind != "removed" else None)
+                  lambda r: f"`drop` on {r.old!r} needs kind 'removed'" if r.drop and r.kind != "removed" else None,
+                  lambda r: RenameRule._means_shape(r))
 
 
 def _import_shape(r: Any) -> str | None:
