@@ -12,17 +12,16 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 import libcst as cst
-from libcst.metadata import PositionProvider
 from packaging.version import Version
 
 from .._drift import rules
 from .._matrix.model import ImportRule, Matrix
 from . import finder, imports
+from ._keys import Edits, code_of, field_why, through_why
 from ._reads import Key
-from .engine import INFO, Issue
+from .engine import Issue
 
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 _NO_SPACE = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
@@ -41,28 +40,20 @@ def dotted(node: cst.BaseExpression, names: dict[str, str]) -> str | None:
     """The imported dotted path a LibCST expression names: the `ast` finder's answer for the same source."""
     if not isinstance(node, cst.Name | cst.Attribute):
         return None
-    return finder.dotted(ast.parse(f"({_code(node)})", mode="eval").body, names)  # parenthesised: may span lines
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
+    return finder.dotted(ast.parse(f"({code_of(node)})", mode="eval").body, names)  # parenthesised: may span lines
 
 
 def kw(name: str, value: cst.BaseExpression) -> cst.Arg:
     return cst.Arg(keyword=cst.Name(name), value=value, equal=_NO_SPACE)
 
 
-class Planner(cst.CSTVisitor):
+class Planner(Edits):
     """Read-only pass: decide every rename and move, keyed by the original nodes."""
-
-    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, issues: Sequence[Issue], names: dict[str, str], matrix: Matrix | None = None,
                  versions: Mapping[str, Version | None] | None = None, used: Counter[Key] | None = None,
                  replaced: Mapping[str, str] | None = None, earlier: set[str] | None = None) -> None:
-        super().__init__()
-        self.issues = list(issues)
-        self.by_pos = {(i.line, i.col): i for i in reversed(self.issues)}  # the first issue at a place decides
+        super().__init__(issues)
         self.names = names
         self.matrix = matrix
         self.versions = versions or {}
@@ -70,10 +61,6 @@ class Planner(cst.CSTVisitor):
         self.replaced = dict(replaced or {})  # removed dotted path -> its replacement name, for this file
         self.earlier = earlier or set()  # names earlier notebook cells bind (they exist when this cell runs)
         self.renames: dict[cst.Arg, str] = {}
-        self.removals: set[cst.Arg] = set()
-        self.means_args: dict[cst.Arg, tuple[str, str, str, bool | None]] = {}  # (keyword, True, False, the literal)
-        self.key_removals: set[cst.DictElement] = set()  # `{"low_cpu_mem_usage": True}`: a dropped key
-        self.key_renames: dict[cst.SimpleString, str] = {}  # a dict key (or `kw["key"]`) renamed, quotes kept
         self.additions: dict[cst.Call, list[cst.Arg]] = {}
         self.converts: dict[cst.Call, cst.BaseExpression] = {}  # TrainingArguments(...) -> this func
         self.kept: dict[cst.Call, list[cst.Arg]] = {}  # the base defaults written out, after the additions
@@ -89,8 +76,6 @@ class Planner(cst.CSTVisitor):
         self.statement_of: dict[Key, cst.SimpleStatementLine] = {}  # variable -> the one-statement line binding it
         self.module_consts: set[str] = set()
         self.functions: dict[str, cst.FunctionDef] = {}  # the module's own functions, by name
-        self.fixed: list[Issue] = []
-        self.unfixed: list[tuple[Issue, str]] = []
         self._scopes: list[int] = []  # lines of the defs we are in
         self._line: cst.SimpleStatementLine | None = None
         self._skip_names: set[cst.Name] = set()  # attribute and keyword names: never renamed as variables
@@ -148,7 +133,7 @@ class Planner(cst.CSTVisitor):
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         issue = self.by_pos.get(self._pos(node.target))
         if issue is not None and isinstance(node.target, cst.Name) and issue.keyword == node.target.value:
-            self.unfixed.append((issue, _field_why(issue)))
+            self.unfixed.append((issue, field_why(issue)))
         if isinstance(node.target, cst.Name):
             self._bind(node.target.value, node.value or node.target, self._pos(node)[0])
 
@@ -160,15 +145,11 @@ class Planner(cst.CSTVisitor):
         for n in _names_in(node.target):
             self._bind(n, node.target, self._pos(node)[0])
 
-    def _pos(self, node: cst.CSTNode) -> tuple[int, int]:
-        start = self.get_metadata(PositionProvider, node).start
-        return start.line, start.column
-
     # removed imports: renamed where a replacement exists, the collator where its call is rewritten
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar) or node.relative:
             return
-        module = _code(node.module) if node.module else ""
+        module = code_of(node.module) if node.module else ""
         if not self._scopes:
             self._from.setdefault(module, node)
         for alias in node.names:
@@ -230,83 +211,12 @@ class Planner(cst.CSTVisitor):
                     self.renames[arg] = issue.new
                     self.fixed.append(issue)
             elif issue.through:  # dict(max_seq_length=...) that reaches SFTTrainer(**kw): not this call's keyword
-                self.unfixed.append((issue, _through_why(issue)))
+                self.unfixed.append((issue, through_why(issue)))
             else:
                 moved.append((arg, issue))
         if moved:
             self._plan_moves(node, moved)
         self._plan_collator(node)
-
-    def _drop(self, issue: Issue, node: cst.Arg | cst.DictElement, given: set[str] | None = None) -> None:
-        """A keyword with no equivalent: a boolean becomes what its value means now, one that changes nothing is
-        deleted (as its rule says); else it is left with why."""
-        if issue.means is not None:
-            self._means(issue, node, given or set())
-            return
-        if not issue.drop:
-            self.unfixed.append((issue, f"no equivalent: {issue.reason}"))
-            return
-        if isinstance(node, cst.Arg):
-            self.removals.add(node)
-        else:
-            self.key_removals.add(node)
-        self.fixed.append(issue)
-        self._note(issue.line, issue.col, issue.callable, issue.keyword, "",
-                   f"`{issue.keyword}` deleted from {rules.short(issue.callable)}(...): {issue.reason}")
-
-    def _means(self, issue: Issue, node: cst.Arg | cst.DictElement, given: set[str]) -> None:
-        """`group_by_length=x` -> `train_sampling_strategy=('group_by_length' if x else 'random')` (literals folded)."""
-        keyword, yes, no = issue.means or ("", "", "")
-        if not isinstance(node, cst.Arg):
-            self.unfixed.append((issue, f"a dict key: write {keyword}={yes} for {issue.keyword}=True (or {keyword}="
-                                        f"{no} for False) by hand"))
-            return
-        if keyword in given:
-            self.unfixed.append((issue, f"both `{issue.keyword}` and `{keyword}` are given; keep `{keyword}`"))
-            return
-        flag = {"True": True, "False": False}.get(node.value.value) if isinstance(node.value, cst.Name) else None
-        self.means_args[node] = (keyword, yes, no, flag)
-        self.fixed.append(replace(issue, new=keyword))  # shown as `old -> keyword`
-        shown = (yes if flag else no) if flag is not None else f"({yes} if {_code(node.value)} else {no})"
-        self._note(issue.line, issue.col, issue.callable, issue.keyword, keyword,
-                   f"{issue.keyword}={_code(node.value)} -> {keyword}={shown}: {issue.reason}")
-
-    def visit_Dict(self, node: cst.Dict) -> None:
-        """String keys of a dict literal that reaches a call through `**` (or `model_init_kwargs=`)."""
-        keys = {e.key.evaluated_value for e in node.elements
-                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)}
-        for e in node.elements:
-            if not (isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)):
-                continue
-            issue = self.by_pos.get(self._pos(e.key))
-            if issue is None or issue.keyword != e.key.evaluated_value or imports.is_import_issue(issue):
-                continue
-            if issue.new is None:
-                self._drop(issue, e)
-            elif issue.target is not None:
-                self.unfixed.append((issue, _through_why(issue)))
-            elif issue.new in keys:
-                self.unfixed.append((issue, f"both `{issue.keyword}` and `{issue.new}` are keys; keep one"))
-            else:
-                self.key_renames[e.key] = issue.new
-                self.fixed.append(issue)
-
-    def visit_SubscriptElement(self, node: cst.SubscriptElement) -> None:
-        """`kw["torch_dtype"] = ...` of a dict that reaches a call: a rename is the string; anything else is left."""
-        key = node.slice.value if isinstance(node.slice, cst.Index) else None
-        if not isinstance(key, cst.SimpleString):
-            return
-        issue = self.by_pos.get(self._pos(key))
-        if issue is None or issue.keyword != key.evaluated_value or imports.is_import_issue(issue):
-            return
-        if issue.new is not None and issue.target is None:
-            self.key_renames[key] = issue.new
-            self.fixed.append(issue)
-        elif issue.new is None:
-            self.unfixed.append((issue, f"set as {issue.through[2:] or 'a dict'}[{key.value}]: delete that statement "
-                                        f"by hand ({issue.reason})" if issue.drop else f"no equivalent: {issue.reason}"))
-        else:
-            self.unfixed.append((issue, _through_why(issue)))
 
     def _plan_moves(self, call: cst.Call, moved: list[tuple[cst.Arg, Issue]]) -> None:
         via, target = moved[0][1].via or "", moved[0][1].target or ""
@@ -322,8 +232,8 @@ class Planner(cst.CSTVisitor):
                 self.unfixed.append((issue, f"{rules.short(target)}(...) already sets `{issue.new}`; "
                                             f"delete one of the two"))
             elif by_name and not self._safe(arg.value, config):
-                self.unfixed.append((issue, f"the value `{_code(arg.value)}` may not exist where "
-                                            f"{_code(holder.value) if holder else via} is built; move it by hand"))
+                self.unfixed.append((issue, f"the value `{code_of(arg.value)}` may not exist where "
+                                            f"{code_of(holder.value) if holder else via} is built; move it by hand"))
             else:
                 self.removals.add(arg)
                 self.additions.setdefault(config, []).append(kw(issue.new or issue.keyword, arg.value))
@@ -339,11 +249,11 @@ class Planner(cst.CSTVisitor):
             return config, by_name, ""
         base = next((b for b in rules.INHERITS.get(target, ()) if self._config_call(holder.value, b)[0]), None)
         if base is None:
-            return None, False, (f"{via}={_code(holder.value)} is not a {rules.short(target)}(...) built once in "
+            return None, False, (f"{via}={code_of(holder.value)} is not a {rules.short(target)}(...) built once in "
                                  f"this file; move it into that config by hand")
         config, by_name = self._config_call(holder.value, base)
         assert config is not None
-        name = _code(holder.value)
+        name = code_of(holder.value)
         reads = self.used[self._var(name)] if isinstance(holder.value, cst.Name) else 0
         if by_name and reads > 1:
             return None, False, (f"{via}={name} is a {rules.short(base)} that is also used elsewhere ({reads} "
@@ -385,7 +295,7 @@ class Planner(cst.CSTVisitor):
 
     def _is_what(self, call: cst.Call) -> str:
         path = dotted(call.func, self.names)
-        return rules.normalize(path) if path else _code(call.func)
+        return rules.normalize(path) if path else code_of(call.func)
 
     def _keep_defaults(self, config: cst.Call, target: str, present: set[str]) -> list[str]:
         kept: list[str] = []
@@ -417,12 +327,6 @@ class Planner(cst.CSTVisitor):
         self._note(line, col, base, rules.short(base), rules.short(target), note)
         return ""
 
-    def _note(self, line: int, col: int, callable_: str, keyword: str, new: str, message: str) -> None:
-        issue = next(iter(self.by_pos.values()), None)
-        path, cell = (issue.path, issue.cell) if issue else ("", None)
-        self.fixed.append(Issue(path, cell, line, col, callable_, keyword, INFO, "default_changed", message, new,
-                                via=imports.FIX_NOTE))
-
     def _local(self, target: str) -> cst.BaseExpression | None:
         """How this file names `target`: an imported name, `trl.SFTConfig` through `import trl`, or a new import."""
         module, name = target.rsplit(".", 1)
@@ -444,7 +348,7 @@ class Planner(cst.CSTVisitor):
     def _plan_collator(self, call: cst.Call) -> None:
         """`SFTTrainer(data_collator=DataCollatorForCompletionOnlyLM(...))` -> `completion_only_loss=True`."""
         for _, rule, alias in self._collators:
-            local = _code(alias.asname.name) if alias.asname else _code(alias.name)
+            local = code_of(alias.asname.name) if alias.asname else code_of(alias.name)
             if not (rule.callable and rule.via and rule.config_keyword) or not self._is(call, rule.callable):
                 continue
             arg = _arg(call, rule.via)
@@ -480,22 +384,11 @@ class Planner(cst.CSTVisitor):
 
     def leave_Module(self, original_node: cst.Module) -> None:
         self._collators_done()
-        # every stale issue ends fixed or NOT FIXED: one that shares its place with another shares its outcome
-        fixed = {(i.line, i.col) for i in self.fixed if i.severity != INFO}
-        why = {(i.line, i.col): w for i, w in self.unfixed}
-        seen = {_key(i) for i in self.fixed if i.severity != INFO} | {_key(i) for i, _ in self.unfixed}
-        for i in self.issues:
-            if _key(i) in seen:
-                continue
-            if (i.line, i.col) in fixed:
-                self.fixed.append(i)
-            else:
-                self.unfixed.append((i, why.get((i.line, i.col)) or "not a keyword, dict key or import this fix can "
-                                                                     "rewrite where it is written; edit it by hand"))
+        self._account()
 
     def _collators_done(self) -> None:
         for issue, rule, alias in self._collators:
-            local = _code(alias.asname.name) if alias.asname else _code(alias.name)
+            local = code_of(alias.asname.name) if alias.asname else code_of(alias.name)
             done = self._collator_uses[local]
             if not done and self.used[(0, local)] <= 0:  # imported, never used: the import alone fails
                 self.alias_removals.add(alias)
@@ -570,25 +463,6 @@ class Planner(cst.CSTVisitor):
         if here[0] == 0 and value.value in self.module_consts:
             return True
         return self.bound_at[here] < self._pos(config)[0]
-
-
-def _key(i: Issue) -> tuple[int, int, str, str]:
-    return i.line, i.col, i.keyword, i.callable
-
-
-def _field_why(issue: Issue) -> str:
-    """Why a dataclass field a user's subclass re-declares is left alone."""
-    what = (f"rename it to `{issue.new}` by hand" if issue.new and not issue.target
-            else f"delete it by hand ({issue.reason})")
-    return (f"a field the subclass re-declares: renaming or deleting it changes the class's attribute and its "
-            f"command-line flag (HfArgumentParser), which other code may use; {what} and update what reads "
-            f"`.{issue.keyword}`")
-
-
-def _through_why(issue: Issue) -> str:
-    """Why a moved keyword that reaches its call through a dict is left alone."""
-    return (f"it reaches {rules.short(issue.callable)} through {issue.through or 'a dict'}, not written in the call: "
-            f"move it into {issue.via}={rules.short(issue.target or '')}(..., {issue.new}=...) by hand")
 
 
 def _arg(call: cst.Call, keyword: str) -> cst.Arg | None:
