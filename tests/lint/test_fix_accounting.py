@@ -168,3 +168,19 @@ def test_true_means_and_false_means_are_checked(true_means: str, false_means: st
     rule = RenameRule(package="transformers", callable="transformers.TrainingArguments", old="x", reason="r",
                       kind="removed", true_means=true_means, false_means=false_means)
     assert any(problem in (check(rule) or "") for check in RenameRule.invariants)
+
+
+def test_an_issue_in_a_cell_that_cannot_be_rewritten_is_still_listed(tmp_path: Path) -> None:
+    from envdoctor._lint.engine import Issue
+    from envdoctor._lint.fix import fix_files
+    from envdoctor._matrix.loader import load_matrix
+
+    nb = tmp_path / "n.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["def (:\n"], "metadata": {}, "outputs": [],
+                                         "execution_count": None}], "metadata": {}, "nbformat": 4,
+                              "nbformat_minor": 5}), encoding="utf-8")
+    issue = Issue(str(nb), 1, 1, 0, "transformers.TrainingArguments", "evaluation_strategy", "error", "removed", "m",
+                  "eval_strategy")
+    fixed, unfixed, changed = fix_files([nb], [issue], load_matrix("drift"))
+    assert (fixed, changed) == ([], [])
+    assert unfixed == [(issue, "its cell or file could not be rewritten; edit it by hand")]

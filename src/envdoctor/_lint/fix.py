@@ -51,6 +51,9 @@ def fix_files(files: Sequence[Path], issues: Sequence[Issue], matrix: Matrix,
             continue
         fix = _fix_notebook if path.suffix == ".ipynb" else _fix_script
         f, u, dirty = fix(path, mine, matrix, judged)
+        done = {(i.cell, i.line, i.col, i.keyword) for i in f} | {(i.cell, i.line, i.col, i.keyword) for i, _ in u}
+        u += [(i, "its cell or file could not be rewritten; edit it by hand") for i in mine
+              if (i.cell, i.line, i.col, i.keyword) not in done]  # every stale issue is accounted for
         fixed += f
         unfixed += u
         if dirty:
