@@ -154,9 +154,8 @@ def test_a_removed_boolean_becomes_what_its_value_means_now(tmp_path: Path, lint
             "group_by_length else 'random'): group_by_length=True is gone in transformers 5.2.0") in out
     assert (f"NOT FIXED {path}:6:39: group_by_length: both `group_by_length` and `train_sampling_strategy` are given; "
             "keep `train_sampling_strategy`") in out
-    assert (f"NOT FIXED {path}:7:7: use_flash_attention_2: a dict key: write attn_implementation='flash_attention_2' "
-            "for use_flash_attention_2=True (or attn_implementation=None for False) by hand") in out
-    assert "fixed 3, left 2" in out
+    assert 'kw = {"attn_implementation": None}\n' in new  # a dict key: the key (its quotes) and the value
+    assert "fixed 4, left 1" in out
 
 
 @pytest.mark.parametrize(("true_means", "false_means", "problem"), [

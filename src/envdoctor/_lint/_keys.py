@@ -35,6 +35,7 @@ class Edits(cst.CSTVisitor):
         self.means_args: dict[cst.Arg, tuple[str, str, str, bool | None]] = {}  # (keyword, True, False, the literal)
         self.key_removals: set[cst.DictElement] = set()  # `{"low_cpu_mem_usage": True}`: a dropped key
         self.key_renames: dict[cst.SimpleString, str] = {}  # a dict key (or `kw["key"]`) renamed, quotes kept
+        self.means_keys: dict[cst.DictElement, tuple[str, str, str, bool | None]] = {}  # as means_args, in a dict
 
     def _pos(self, node: cst.CSTNode) -> tuple[int, int]:
         start = self.get_metadata(PositionProvider, node).start
@@ -66,15 +67,14 @@ class Edits(cst.CSTVisitor):
     def _means(self, issue: Issue, node: cst.Arg | cst.DictElement, given: set[str]) -> None:
         """`group_by_length=x` -> `train_sampling_strategy=('group_by_length' if x else 'random')` (literals folded)."""
         keyword, yes, no = issue.means or ("", "", "")
-        if not isinstance(node, cst.Arg):
-            self.unfixed.append((issue, f"a dict key: write {keyword}={yes} for {issue.keyword}=True (or {keyword}="
-                                        f"{no} for False) by hand"))
-            return
         if keyword in given:
             self.unfixed.append((issue, f"both `{issue.keyword}` and `{keyword}` are given; keep `{keyword}`"))
             return
         flag = {"True": True, "False": False}.get(node.value.value) if isinstance(node.value, cst.Name) else None
-        self.means_args[node] = (keyword, yes, no, flag)
+        if isinstance(node, cst.Arg):
+            self.means_args[node] = (keyword, yes, no, flag)
+        else:  # {"use_flash_attention_2": True}: the key (quotes kept) and the value
+            self.means_keys[node] = (keyword, yes, no, flag)
         self.fixed.append(replace(issue, new=keyword))  # shown as `old -> keyword`
         shown = (yes if flag else no) if flag is not None else f"({yes} if {code_of(node.value)} else {no})"
         self._note(issue.line, issue.col, issue.callable, issue.keyword, keyword,
@@ -82,7 +82,7 @@ class Edits(cst.CSTVisitor):
 
     def visit_Dict(self, node: cst.Dict) -> None:
         """String keys of a dict literal that reaches a call through `**` (or `model_init_kwargs=`)."""
-        keys = {e.key.evaluated_value for e in node.elements
+        keys = {str(e.key.evaluated_value) for e in node.elements
                 if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)}
         for e in node.elements:
             if not (isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)):
@@ -91,7 +91,7 @@ class Edits(cst.CSTVisitor):
             if issue is None or issue.keyword != e.key.evaluated_value or imports.is_import_issue(issue):
                 continue
             if issue.new is None:
-                self._drop(issue, e)
+                self._drop(issue, e, keys)
             elif issue.target is not None:
                 self.unfixed.append((issue, through_why(issue)))
             elif issue.new in keys:

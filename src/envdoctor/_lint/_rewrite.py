@@ -17,11 +17,7 @@ class Fixer(cst.CSTTransformer):
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
         means = self.plan.means_args.get(original_node)
         if means is not None:
-            keyword, yes, no, flag = means
-            value = cst.parse_expression(yes if flag else no) if flag is not None else cst.IfExp(
-                test=updated_node.value, body=cst.parse_expression(yes), orelse=cst.parse_expression(no),
-                lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-            return updated_node.with_changes(keyword=cst.Name(keyword), value=value)
+            return updated_node.with_changes(keyword=cst.Name(means[0]), value=_meaning(means, updated_node.value))
         new = self.plan.renames.get(original_node)
         return updated_node.with_changes(keyword=cst.Name(new)) if new else updated_node
 
@@ -51,6 +47,14 @@ class Fixer(cst.CSTTransformer):
             gone = updated_node.elements[-1]
             kept[-1] = kept[-1].with_changes(comma=gone.comma)
         return updated_node.with_changes(elements=kept)
+
+    def leave_DictElement(self, original_node: cst.DictElement, updated_node: cst.DictElement) -> cst.DictElement:
+        means = self.plan.means_keys.get(original_node)
+        if means is None or not isinstance(updated_node.key, cst.SimpleString):
+            return updated_node
+        key = updated_node.key
+        return updated_node.with_changes(key=key.with_changes(value=f"{key.prefix}{key.quote}{means[0]}{key.quote}"),
+                                         value=_meaning(means, updated_node.value))
 
     def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString) -> cst.SimpleString:
         new = self.plan.key_renames.get(original_node)
@@ -106,6 +110,15 @@ class Fixer(cst.CSTTransformer):
                     n == 0 and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString)):
                 at = n + 1
         return updated_node.with_changes(body=[*body[:at], *lines, *body[at:]])
+
+
+def _meaning(means: tuple[str, str, str, bool | None], value: cst.BaseExpression) -> cst.BaseExpression:
+    """The new keyword's value: the literal for a literal True/False, else `(yes if value else no)`."""
+    _, yes, no, flag = means
+    if flag is not None:
+        return cst.parse_expression(yes if flag else no)
+    return cst.IfExp(test=value, body=cst.parse_expression(yes), orelse=cst.parse_expression(no),
+                     lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
 
 
 def _multiline(comma: cst.Comma | cst.MaybeSentinel) -> bool:
