@@ -218,3 +218,36 @@ def proc_gpus(root: str = PROC_ROOT) -> list[tuple[str, str]] | None:
         if fields.get("gpu uuid"):
             out.append((fields["gpu uuid"], fields.get("model", "")))
     return out
+
+
+# ---------------------------------------------------------------- an interrupted fix's journal
+
+FIX_JOURNAL = "fix-state.json"  # the journal of a fix in progress, in the environment's work folder
+
+
+def workdir_in_prefix(prefix: str) -> bool:
+    """Whether a fix's work folder is `<prefix>/.envdoctor` (a writable prefix: the same filesystem as
+    site-packages, so backups can be hard links); else it is in envdoctor's cache (`_fix.workdir.workdir_for`)."""
+    return bool(prefix) and os.path.isdir(prefix) and os.access(prefix, os.W_OK)
+
+
+def prefix_of(executable: str) -> str | None:
+    """A venv's prefix from its interpreter's path without running it (pyvenv.cfg beside bin/), else None."""
+    root = os.path.dirname(os.path.dirname(executable))
+    return root if os.path.isfile(os.path.join(root, "pyvenv.cfg")) else None
+
+
+def journal_may_exist(executable: str | None = None) -> bool:
+    """A few stats: False when the environment of `executable` surely has no fix journal (the common case, so
+    that `check` and `guard()` import none of the fix machinery); True when it has one or cannot tell."""
+    exe = executable or sys.executable
+    # Not realpath: a venv's python is a symlink to the same base interpreter as envdoctor's own.
+    prefix = prefix_of(exe) or (sys.prefix if os.path.abspath(exe) == os.path.abspath(sys.executable) else None)
+    if prefix is None:
+        return True
+    if workdir_in_prefix(prefix):
+        return os.path.exists(os.path.join(prefix, ".envdoctor", FIX_JOURNAL))
+    # a read-only prefix: the work folder is in the cache, keyed by the prefix (pathlib, hashlib)
+    from ._fix.workdir import workdir_for
+
+    return (workdir_for(prefix) / FIX_JOURNAL).exists()

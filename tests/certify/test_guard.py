@@ -63,8 +63,9 @@ def test_the_fast_path_is_fenced_to_these_modules(certified: str) -> None:
         "envdoctor", "envdoctor._lazy", "envdoctor._version", "envdoctor.errors", "envdoctor._fastpath",
         "envdoctor._certify",
         "envdoctor._certify.guard", "envdoctor._certify.store", "envdoctor._certify.fingerprint",
-        "envdoctor._certify._record",  # not gpuid: a CPU certificate judged for --device cpu asks for no GPU
-        "envdoctor._fix", "envdoctor._fix.workdir"}  # the interrupted-fix fence: a few stats, os and sys only
+        # not gpuid: a CPU certificate judged for --device cpu asks for no GPU; not _fix: the interrupted-fix
+        # fence (a few stats) is in _fastpath
+        "envdoctor._certify._record"}
     # the C halves of hashlib, hmac and json; the lazy names load through __import__, not importlib
     assert {m for m in loaded if not m.startswith("envdoctor")} <= {"_sha2", "_sha256", "_json", "_operator",
                                                                    "__future__"}

@@ -81,7 +81,7 @@ def _interrupted(matrix: str, tier: int, status: store.CertificateStatus) -> Not
 
     The fast path pays the few stats of `journal_may_exist`; the fix machinery loads only when a journal is there.
     """
-    from .._fix.workdir import journal_may_exist
+    from .._fastpath import journal_may_exist
 
     if not journal_may_exist(sys.executable):
         return None

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         sys.stdout.write(render_text(report, color=color, verbose=args.verbose))
     # A killed fix's journal: say so, and never report "all good" over a half-changed environment.
-    from .._fix.workdir import journal_may_exist
+    from .._fastpath import journal_may_exist
 
     notice = None
     if journal_may_exist(report.executable):  # one stat; the fix machinery loads only when a journal is there

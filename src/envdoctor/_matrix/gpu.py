@@ -15,7 +15,7 @@ def _settings(rule: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in vars(rule).items() if k not in ("reason", "evidence"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class _GpuRule(Record):
     """A GPU rule: why it exists and where that is written down (its settings follow in each kind)."""
 
@@ -24,7 +24,7 @@ class _GpuRule(Record):
 
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CudaRule(_GpuRule):
     """The stack needs a CUDA GPU."""
 
@@ -32,7 +32,7 @@ class CudaRule(_GpuRule):
     packages: tuple[str, ...] = doc("The packages that need CUDA.", ())
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Bf16Rule(_GpuRule):
     """bf16 compute needs a minimum compute capability; below it the stack falls back."""
 
@@ -40,14 +40,14 @@ class Bf16Rule(_GpuRule):
     fallback: Precision = doc("The precision to use below it.", "fp16")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class MpsRule(_GpuRule):
     """Whether Apple's MPS backend can stand in for CUDA."""
 
     supported: bool = doc("Whether the stack runs on MPS.", False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class WorkloadRule(_GpuRule):
     """A workload and the GPU memory it needs."""
 
@@ -55,14 +55,14 @@ class WorkloadRule(_GpuRule):
     min_vram_gib: float = doc("GPU memory it needs, in GiB.", gt=0)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DriverRule(_GpuRule):
     """The NVIDIA driver must support the CUDA version torch was built for."""
 
     check: bool = doc("torch's CUDA build must not be newer than the driver's CUDA.", True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GpuRules(Record):
     """The GPU rules: CUDA, bf16, MPS, the driver, and memory per workload."""
 

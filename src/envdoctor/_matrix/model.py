@@ -66,7 +66,7 @@ def _known_bad_text(r: KnownBadRule) -> str:
     return f"{r.name}{r.specifier}" + (f" with {r.with_}" if r.with_ else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PythonRule(Record):
     """The Python versions the stack supports."""
 
@@ -75,7 +75,7 @@ class PythonRule(Record):
     evidence: tuple[str, ...] = evidence()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PlatformRule(Record):
     """A platform the stack runs on."""
 
@@ -84,7 +84,7 @@ class PlatformRule(Record):
     evidence: tuple[str, ...] = evidence()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class InstallGroup(Record):
     """Packages installed together in one resolver run, before the groups of higher order."""
 
@@ -94,7 +94,7 @@ class InstallGroup(Record):
     description: str = doc("What the group is for.", "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PackageRule(Record):
     """A package the stack needs, with its allowed versions and how to install it."""
 
@@ -123,7 +123,7 @@ class PackageRule(Record):
         return f"{self.name}{self.specifier}" if self.source is None else f"{self.name} @ {self.source}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NamedRule(Record):
     """A rule about one distribution by name (must be absent; protected from fix)."""
 
@@ -136,7 +136,7 @@ class NamedRule(Record):
         return canonicalize_name(self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class KnownBadRule(Record):
     """Versions of a package known to break, alone or together with another requirement."""
 
@@ -159,7 +159,7 @@ def _rename_shape(r: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RenameRule(Record):
     """A keyword of an API that was renamed, moved, removed or changed its default."""
 
@@ -222,7 +222,7 @@ def _import_shape(r: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ImportRule(Record):
     """A name that a module no longer exports, and what replaces it (lint reports the import, --fix rewrites it)."""
 
@@ -246,7 +246,7 @@ class ImportRule(Record):
     invariants = (_import_shape,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SymptomRule(Record):
     """An error message, its cause, and the fix `envdoctor explain` suggests."""
 
@@ -268,7 +268,7 @@ def _feature_shape(r: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ModelFeatureRule(Record):
     """A feature a model's config.json uses, and the requirement (or GPU capability) it implies."""
 
@@ -287,7 +287,7 @@ class ModelFeatureRule(Record):
     invariants = (_feature_shape,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ProbeRef(Record):
     """A probe `envdoctor certify` runs, at its tier."""
 
@@ -318,7 +318,7 @@ def _feature_head(r: ModelFeatureRule) -> str:
     return f"{r.key} {'contains ' + r.contains if r.contains else '== ' + str(r.equals)} -> {_feature_needs(r)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Matrix(Record):
     """A versioned compatibility matrix, with its `extends` chain already merged in."""
 

@@ -101,6 +101,24 @@ class Record:
         """Plain values by field name: strings for packaging objects, lists for tuples."""
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
+    # Equality, hash and repr as @dataclass(frozen=True) writes them, defined once here: the subclasses say
+    # `eq=False, repr=False`, which saves three generated methods per class (each an exec) on every start of
+    # `check`, where the matrix classes are created (Python < 3.13 compiles each method on its own).
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self) if f.compare)  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
 
 def plain(value: Any) -> Any:
     """A value as JSON and TOML hold it."""
@@ -141,10 +159,30 @@ def _decoder(tp: Any) -> Decode | None:
     return None
 
 
+_EVALUATED: dict[tuple[str, str], Any] = {}
+
+
+def _evaluated(owner: type, annotation: Any) -> Any:
+    """One annotation string of our own classes, evaluated in its module as get_type_hints does, once per
+    (module, text): the matrix classes repeat a few texts ('str', 'tuple[str, ...]') in 165 fields, and
+    get_type_hints took ~6 ms of every `check` evaluating them one by one."""
+    if not isinstance(annotation, str):
+        return annotation
+    key = (owner.__module__, annotation)
+    if key not in _EVALUATED:
+        _EVALUATED[key] = get_type_hints(type("_", (), {"__annotations__": {"t": annotation},
+                                                         "__module__": owner.__module__}))["t"]
+    return _EVALUATED[key]
+
+
 @cache
 def hints(cls: Any) -> dict[str, Any]:
     """The evaluated field types of a matrix class (annotations are strings under `from __future__`)."""
-    return get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        owner = next(c for c in cls.__mro__ if f.name in c.__dict__.get("__annotations__", {}))
+        out[f.name] = _evaluated(owner, f.type)
+    return out
 
 
 _DECODERS: dict[Any, tuple[dict[str, Decode | None], dict[str, str]]] = {}
