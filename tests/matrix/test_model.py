@@ -57,3 +57,18 @@ def test_shape_names_every_class_and_changes_with_the_format(monkeypatch: pytest
         assert shape() != before
     finally:
         shape.cache_clear()
+
+
+def test_records_compare_hash_and_print_by_their_fields_as_dataclasses_would() -> None:
+    # Record defines __eq__/__hash__/__repr__ once; every matrix class opts out of the generated ones
+    data = {"name": "t", "specifier": "==0.21.0", "reason": "r", "with": "transformers==4.46.3"}
+    a, b = KnownBadRule.from_dict(data), KnownBadRule.from_dict(data)
+    c = KnownBadRule.from_dict({**data, "reason": "other"})
+    assert a == b and hash(a) == hash(b) and len({a, b, c}) == 2
+    assert a != c and a != data and (a == data) is False
+    assert repr(a).startswith("KnownBadRule(name='t', specifier=<SpecifierSet('==0.21.0')>")
+    from dataclasses import fields
+
+    for cls in records():
+        assert "__eq__" not in vars(cls) and "__repr__" not in vars(cls), cls  # none generated again
+        assert [f.name for f in fields(cls)]  # still dataclasses
