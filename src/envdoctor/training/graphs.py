@@ -9,10 +9,8 @@ What capture needs, and how it is met:
   be saved and restored inside a capture. LoRA dropout becomes a counter-based dropout (`HashDropout`): its
   mask is a pure function of (seed tensor, call site, element), so the recompute and the backward rebuild the
   forward's mask; the seed tensor advances between replays, outside the graph;
-- gradients in static buffers: with one micro-batch per step the captured backward allocates them in the
-  graph's pool (as late as eager would: not through the forward) and each replay writes them again; with
-  several, zeros allocated before capture that the backward adds into. The optimizer reads them where it always
-  does, and zeroes them in place, never frees them.
+- gradients in static buffers: allocated (zeros) before capture, the backward adds into them in place, so
+  accumulation over micro-batches works and the optimizer reads them where it always does.
 The first replay runs on the warm-up batch and must match the eager warm-up's loss and gradient norm (the same
 masks): a mismatch, or any error while capturing, leaves the step eager and says why.
 """
@@ -157,10 +155,9 @@ class StepGraph:
     """
 
     def __init__(self, loss_fn: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], dtype: torch.dtype,
-                 seeds: DropoutSeeds, scale: float, accumulate: bool = False, rtol: float = 2e-3) -> None:
+                 seeds: DropoutSeeds, scale: float, rtol: float = 2e-3) -> None:
         self.loss_fn, self.params, self.dtype, self.seeds, self.scale, self.rtol = loss_fn, list(params), dtype, \
             seeds, scale, rtol
-        self.accumulate = accumulate  # several micro-batches per step: the backward adds into fixed buffers
         self.graph: Any = None
         self.outcome: Outcome | None = None  # set by the first call: captured, or why not
         self.static: dict[str, torch.Tensor] = {}
@@ -173,28 +170,21 @@ class StepGraph:
         loss.backward()
         return loss.detach()
 
-    def _clear(self) -> None:
-        """Before a pass: zero the fixed gradient buffers (accumulating), else drop the gradients (the backward
-        makes them: in a capture, in the graph's pool, where every replay writes them again)."""
-        if self.accumulate:
-            torch._foreach_zero_(_grads(self.params))
-            return
-        for p in self.params:
-            p.grad = None
+    def _zero(self) -> None:
+        torch._foreach_zero_(_grads(self.params))
 
     def _capture(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self.static = {k: v.clone() for k, v in batch.items()}
-        if self.accumulate:  # fixed buffers outside the graph's pool, made before the forward: the backward adds
-            for p in self.params:
-                p.grad = torch.zeros_like(p)
+        for p in self.params:  # static gradient buffers, outside the graph's pool: the backward adds into them
+            p.grad = torch.zeros_like(p)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # kernels chosen, Triton compiled, workspaces made: outside the capture
             for _ in range(2):
-                self._clear()
+                self._zero()
                 eager = self._run()
             eager_norm = _grad_norm(self.params)
-            self._clear()
+            self._zero()
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.empty_cache()  # the warm-up's cached blocks back: the graph's pool is the working set now
         graph = torch.cuda.CUDAGraph()

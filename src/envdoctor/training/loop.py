@@ -145,7 +145,7 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
         from .graphs import StepGraph
 
         graph = StepGraph(step_fn, [p for p in model.parameters() if p.requires_grad], torch.bfloat16, seeds,
-                          1.0 / plan.grad_accum, accumulate=plan.grad_accum > 1)
+                          1.0 / plan.grad_accum)
     return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp, graph)
 
 
