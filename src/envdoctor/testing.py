@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._env import probe as _envprobe
 from ._env.environment import Environment, from_facts
-from ._env.gpu import GPU_TARGETS, GpuInfo
+from ._env.gpu import GpuInfo, gpu_targets
 
 
 def make_dist(site: Path, name: str, version: str, requires: Iterable[str] = (),
@@ -48,7 +48,7 @@ def make_dist(site: Path, name: str, version: str, requires: Iterable[str] = (),
 
 def fake_gpu(target: str = "a100-80gb", **changes: object) -> GpuInfo:
     """A GPU that is not on this machine (CI has none): one of the --gpu targets, with fields changed."""
-    info = replace(GPU_TARGETS[target], source="fake", count=1, driver_version="550.54.15",
+    info = replace(gpu_targets()[target], source="fake", count=1, driver_version="550.54.15",
                    cuda_driver_version="12.4", uuid="GPU-00000000-fake")
     return replace(info, **changes)  # type: ignore[arg-type]
 

@@ -16,7 +16,7 @@ from packaging.version import Version
 from envdoctor._cli import main
 from envdoctor._drift.explain import explain
 from envdoctor._env.environment import Distribution, Environment
-from envdoctor._env.gpu import GPU_TARGETS, GpuInfo
+from envdoctor._env.gpu import GpuInfo, gpu_targets
 from envdoctor._matrix.loader import load_matrix
 
 DRIFT = load_matrix("drift", use_cache=False)
@@ -153,7 +153,7 @@ def test_mac_device_error_real_torch_text() -> None:
 
     with pytest.raises(TypeError) as info:
         torch.device(None)  # the text accelerate meets on a Mac with bitsandbytes (seed 002 issue 6)
-    mps = make_env({"torch": "2.13.0"}, GPU_TARGETS["mps"])
+    mps = make_env({"torch": "2.13.0"}, gpu_targets()["mps"])
     d = explain(info.value, matrix=DRIFT, environment=mps).diagnoses
     assert [x.id for x in d] == ["mac-device-none"] and d[0].has_cause is True
     assert explain(info.value, matrix=DRIFT, environment=NEW).diagnoses[0].has_cause is False
@@ -189,7 +189,7 @@ def test_generic_keyword_uses_rename_data_and_the_installed_version() -> None:
 
 
 def test_cuda_oom_needs_a_cuda_gpu_to_be_here() -> None:
-    t4 = make_env({"torch": "2.4.0"}, GPU_TARGETS["t4"])
+    t4 = make_env({"torch": "2.4.0"}, gpu_targets()["t4"])
     assert explain("CUDA out of memory", matrix=DRIFT, environment=t4).diagnoses[0].has_cause is True
     assert explain("CUDA out of memory", matrix=DRIFT, environment=NEW).diagnoses[0].has_cause is False
 

@@ -89,3 +89,17 @@ def test_declared_targets_and_typos() -> None:
     assert not _gpu.declared("none").available
     with pytest.raises(UsageError, match="did you mean 'h200'"):
         _gpu.declared("h20")
+
+
+def test_the_declared_gpus_are_data_and_every_one_is_a_usable_target():
+    import json
+
+    from envdoctor._env.gpu import TARGETS_FILE, declared, gpu_targets
+
+    raw = json.loads(TARGETS_FILE.read_text(encoding="utf-8"))
+    assert raw["schema_version"] == 1 and set(raw["targets"]) == set(gpu_targets())
+    for key in gpu_targets():
+        info = declared(key)
+        assert info.source == "declared" and (info.available is (key != "none"))
+    t4 = declared("T4 ")
+    assert (t4.name, t4.memory_gib, t4.compute_capability, t4.count) == ("Tesla T4", 15, (7, 5), 1)

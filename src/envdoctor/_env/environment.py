@@ -15,13 +15,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .._named import Named
 from ..errors import InspectionError
 from . import probe as _envprobe
 from .gpu import GpuInfo
 
 
 @dataclass(frozen=True)
-class Distribution:
+class Distribution(Named):
     """One installed distribution, read from its *.dist-info (or *.egg-info) folder."""
 
     name: str
@@ -34,9 +35,6 @@ class Distribution:
     installer: str | None = None
     direct_url: str | None = None
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
     @property
     def local(self) -> str | None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from .. import _fastpath
@@ -58,36 +60,33 @@ class GpuInfo:
 
 
 NO_GPU = GpuInfo(available=False, reason="no GPU declared")
+TARGETS_FILE = Path(__file__).resolve().parent.parent / "data" / "gpu_targets.json"
 
-# Declared targets for `--gpu`: memory as marketed (GiB of usable memory is a little less), compute capability.
-GPU_TARGETS: dict[str, GpuInfo] = {
-    "none": NO_GPU,
-    "t4": GpuInfo(True, "cuda", "Tesla T4", 15 * 2**30, (7, 5)),
-    "v100-16gb": GpuInfo(True, "cuda", "Tesla V100-SXM2-16GB", 16 * 2**30, (7, 0)),
-    "v100-32gb": GpuInfo(True, "cuda", "Tesla V100-SXM2-32GB", 32 * 2**30, (7, 0)),
-    "a10g": GpuInfo(True, "cuda", "NVIDIA A10G", 22 * 2**30, (8, 6)),
-    "l4": GpuInfo(True, "cuda", "NVIDIA L4", 22 * 2**30, (8, 9)),
-    "rtx-3090": GpuInfo(True, "cuda", "NVIDIA GeForce RTX 3090", 24 * 2**30, (8, 6)),
-    "rtx-4090": GpuInfo(True, "cuda", "NVIDIA GeForce RTX 4090", 24 * 2**30, (8, 9)),
-    "a100-40gb": GpuInfo(True, "cuda", "NVIDIA A100-SXM4-40GB", 40 * 2**30, (8, 0)),
-    "a100-80gb": GpuInfo(True, "cuda", "NVIDIA A100-SXM4-80GB", 80 * 2**30, (8, 0)),
-    "l40s": GpuInfo(True, "cuda", "NVIDIA L40S", 45 * 2**30, (8, 9)),
-    "h100-80gb": GpuInfo(True, "cuda", "NVIDIA H100 80GB HBM3", 80 * 2**30, (9, 0)),
-    "h200": GpuInfo(True, "cuda", "NVIDIA H200", 141 * 2**30, (9, 0)),
-    "mps": GpuInfo(True, "mps", "Apple MPS", 0, None),
-}
+
+@cache
+def gpu_targets() -> dict[str, GpuInfo]:
+    """The GPUs `--gpu` can name, from data/gpu_targets.json: memory as marketed, compute capability."""
+    import json
+
+    out: dict[str, GpuInfo] = {}
+    for key, t in json.loads(TARGETS_FILE.read_text(encoding="utf-8"))["targets"].items():
+        cc = t and t["compute_capability"]
+        out[key] = NO_GPU if t is None else GpuInfo(True, t["kind"], t["name"], int(t["memory_gib"] * 2**30),
+                                                     tuple(cc) if cc else None)  # type: ignore[arg-type]
+    return out
 
 
 def declared(target: str) -> GpuInfo:
     """The GPU named by `--gpu TARGET`; raises UsageError listing the known targets."""
     key = target.strip().lower()
-    if key not in GPU_TARGETS:
+    targets = gpu_targets()
+    if key not in targets:
         import difflib
 
-        hint = difflib.get_close_matches(key, list(GPU_TARGETS), n=1, cutoff=0.5)
+        hint = difflib.get_close_matches(key, list(targets), n=1, cutoff=0.5)
         did = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise UsageError(f"unknown GPU target {target!r}{did}; known: {', '.join(GPU_TARGETS)}")
-    info = GPU_TARGETS[key]
+        raise UsageError(f"unknown GPU target {target!r}{did}; known: {', '.join(targets)}")
+    info = targets[key]
     return replace(info, source="declared", count=1 if info.available else 0,
                    reason=info.reason or f"declared with --gpu {key}")
 

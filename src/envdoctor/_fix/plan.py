@@ -18,6 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from .._env.environment import Environment, facts_of, from_facts
 from .._env.gpu import GpuInfo
+from .._named import Named
 from .._resolver import Backend, Conflict, Install, Resolution, Sources, hashed_requirements, select_backend
 from .protect import Protection, protected_names
 from .simulate import Node, after_state, before_state, new_breakages
@@ -49,16 +50,13 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Change:
+class Change(Named):
     """One distribution the plan changes: before and after versions (None = absent)."""
 
     name: str
     before: str | None
     after: str | None
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True)

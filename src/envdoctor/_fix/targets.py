@@ -15,10 +15,11 @@ from enum import Enum
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 
 from .._env.satisfy import applies
 from .._matrix.model import Matrix
+from .._named import Named
 from .._resolver import Backend, Requested, Resolution, Sources, resolve
 from .._resolver.sources import SourceTrust
 from ..errors import MatrixError, UsageError
@@ -30,7 +31,7 @@ _SYMBOLIC = re.compile(r"^(?P<scheme>[a-z][a-z0-9_-]*):(?P<tag>[A-Za-z0-9._-]+)$
 
 
 @dataclass(frozen=True)
-class TargetPackage:
+class TargetPackage(Named):
     """One package the fix must make true, with the matrix's install instructions and where it is written."""
 
     name: str
@@ -45,9 +46,6 @@ class TargetPackage:
     hashes: tuple[str, ...] = ()  # 'sha256:<hex>' the artifact must have (a requirements file's --hash)
     untrusted: str = ""  # why its index or URL may not be used (a shared matrix's source the user did not trust)
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
     @property
     def unbuildable_preview(self) -> bool:
@@ -75,16 +73,13 @@ class TargetPackage:
 
 
 @dataclass(frozen=True)
-class Removal:
+class Removal(Named):
     """A package that must not be installed, and the rule that says so."""
 
     name: str
     reason: str
     origin: str
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 class TargetKind(str, Enum):

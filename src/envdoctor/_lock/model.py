@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote
 
-from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
+
+from .._named import Named
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ Origin = Literal["index", "installer-record", "local-file"]
 
 
 @dataclass(frozen=True)
-class Locked:
+class Locked(Named):
     """One distribution and exactly one source for it; `origin` says where its URL and hashes came from."""
 
     name: str
@@ -59,9 +60,6 @@ class Locked:
     source: Artifact | Directory | Vcs
     origin: Origin = "index"
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True)

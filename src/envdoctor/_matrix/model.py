@@ -16,9 +16,10 @@ from typing import Any, Literal
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .._named import Named
 from .gpu import Bf16Rule, CudaRule, DriverRule, GpuRules, MpsRule, WorkloadRule
 from .record import FORMAT_VERSION, Record, doc, evidence, reason, section
 
@@ -95,7 +96,7 @@ class InstallGroup(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class PackageRule(Record):
+class PackageRule(Named, Record):
     """A package the stack needs, with its allowed versions and how to install it."""
 
     name: str = doc("The distribution name, e.g. 'transformers'.")
@@ -113,9 +114,6 @@ class PackageRule(Record):
                                   "hash in the target, fix installs in pip's hash-checking mode "
                                   "(--require-hashes), so every package then needs one.", factory=tuple)
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
     @property
     def requirement(self) -> str:
@@ -124,20 +122,17 @@ class PackageRule(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class NamedRule(Record):
+class NamedRule(Named, Record):
     """A rule about one distribution by name (must be absent; protected from fix)."""
 
     name: str = doc("The distribution name.")
     reason: str = reason()
     evidence: tuple[str, ...] = evidence()
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class KnownBadRule(Record):
+class KnownBadRule(Named, Record):
     """Versions of a package known to break, alone or together with another requirement."""
 
     name: str = doc("The distribution name.")
@@ -146,9 +141,6 @@ class KnownBadRule(Record):
     evidence: tuple[str, ...] = evidence()
     with_: Requirement | None = doc("Only bad together with this requirement, e.g. 'trl<0.9'.", None, alias="with")
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 def _rename_shape(r: Any) -> str | None:

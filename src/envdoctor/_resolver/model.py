@@ -9,6 +9,8 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .._named import Named
+
 
 @dataclass(frozen=True)
 class Requested:
@@ -29,7 +31,7 @@ class Requested:
 
 
 @dataclass(frozen=True)
-class Install:
+class Install(Named):
     """One distribution the resolver would install (or keep, when `already_installed`)."""
 
     name: str
@@ -39,9 +41,6 @@ class Install:
     requires: tuple[str, ...] = ()
     already_installed: bool = False
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 class ConflictKind(str, Enum):
@@ -53,7 +52,7 @@ class ConflictKind(str, Enum):
 
 
 @dataclass(frozen=True)
-class Side:
+class Side(Named):
     """One side of a conflict: a requested line (`dependent` None), or a distribution's dependency."""
 
     name: str  # as the resolver wrote it
@@ -62,9 +61,6 @@ class Side:
     dependent_version: str | None = None  # None: uv's 'all versions of gamma depend on ...'
     line: Requested | None = None  # the requested line of this side's package, with its origin
 
-    @property
-    def key(self) -> NormalizedName:
-        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True)
