@@ -102,8 +102,12 @@ def translate_kwargs(obj: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if t is None:
             _put(out, own, key, value)
         elif t.new is None:
-            raise CompatError(
-                f"{rules.short(own)}({key}=...) has no equivalent in {t.rule.package} {t.version}: {t.rule.reason}")
+            instead = _instead(own, t, value)
+            if instead is None:
+                raise CompatError(f"{rules.short(own)}({key}=...) has no equivalent in {t.rule.package} {t.version}: "
+                                  f"{t.rule.reason}")
+            if instead is not _DROPPED:
+                _put(out, own, *instead)
         elif t.target is None:
             _warn_once(own, t, f"{rules.short(own)}({t.new}=...)")
             _put(out, own, t.new, value)
@@ -113,6 +117,26 @@ def translate_kwargs(obj: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         _move(own, out, target, via, items, versions)
     _check_known(obj, own, out)
     return out
+
+
+_DROPPED = ("", None)
+
+
+def _instead(own: str, t: rules.Translation, value: Any) -> tuple[str, Any] | None:
+    """What a removed keyword becomes, as `lint --fix` rewrites it: nothing (`drop`: the release that removed it
+    behaves as if it were set), the `keyword=literal` a boolean meant (`true_means`/`false_means`; the literal
+    read with `ast.literal_eval`, never run), or None: no equivalent."""
+    if t.rule.drop:
+        _warn_once(own, t, "dropped (the release that removed it behaves the same without it)")
+        return _DROPPED
+    means = t.rule.means(value) if isinstance(value, bool) else None
+    if means is None:
+        return None
+    import ast
+
+    keyword, literal = means
+    _warn_once(own, t, f"{rules.short(own)}({keyword}={literal})")
+    return keyword, ast.literal_eval(literal)
 
 
 def _put(out: dict[str, Any], own: str, key: str, value: Any) -> None:

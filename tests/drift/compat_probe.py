@@ -73,10 +73,15 @@ def main() -> dict[str, object]:
         tr = compat.trainer(model=model, args=b, tokenizer=tok)
         out["trainer_processing_class"] = type(getattr(tr, "processing_class", None)).__name__
         try:
-            compat.training_arguments(output_dir=out_dir, overwrite_output_dir=True, use_cpu=True)
+            compat.training_arguments(output_dir=out_dir, save_safetensors=False, use_cpu=True)
             out["removed_keyword"] = "accepted"
         except CompatError as e:
             out["removed_keyword"] = f"CompatError: {e}"
+        dropped = compat.training_arguments(output_dir=out_dir, overwrite_output_dir=True, use_cpu=True)
+        out["dropped_keyword"] = getattr(dropped, "overwrite_output_dir", "gone")
+        grouped = compat.training_arguments(output_dir=out_dir, group_by_length=True, use_cpu=True)
+        out["boolean_meant"] = str(getattr(grouped, "train_sampling_strategy", None) or
+                                   getattr(grouped, "group_by_length", None))
         try:
             compat.training_arguments(output_dir=out_dir, evaluaton_strategy="no")
             out["typo"] = "accepted"

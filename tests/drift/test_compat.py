@@ -43,8 +43,19 @@ def test_warns_once_naming_old_new_and_version(new_run: dict[str, Any]) -> None:
 
 def test_keyword_without_equivalent_is_a_clear_error(new_run: dict[str, Any]) -> None:
     assert new_run["removed_keyword"].startswith(
-        "CompatError: TrainingArguments(overwrite_output_dir=...) has no equivalent in transformers 5.")
+        "CompatError: TrainingArguments(save_safetensors=...) has no equivalent in transformers 5.")
     assert new_run["typo"].endswith("did you mean `eval_strategy`?")
+
+
+def test_a_removed_keyword_is_dropped_or_rewritten_as_the_drift_data_says(new_run: dict[str, Any]) -> None:
+    # drop = true: transformers 5 never reads overwrite_output_dir; group_by_length=True means
+    # train_sampling_strategy='group_by_length' (true_means), as lint --fix rewrites them
+    assert new_run["dropped_keyword"] == "gone"
+    assert new_run["boolean_meant"] == "group_by_length"
+    msgs = new_run["warnings"]
+    assert any("TrainingArguments(overwrite_output_dir=...) -> dropped" in m for m in msgs)
+    assert any("TrainingArguments(group_by_length=...) -> TrainingArguments(train_sampling_strategy='group_by_length')"
+               in m for m in msgs)
 
 
 @pytest.mark.slow
@@ -59,7 +70,8 @@ def test_both_directions_on_transformers_4_46_and_trl_0_12(old_pair_python: str,
     # SFTTrainer keywords go into SFTConfig under their 0.12 names, and the trainer really trains
     assert old["sft_trainer_moved"] == {"max_length": None, "max_seq_length": 32, "dataset_text_field": "text"}
     assert old["train_loss_finite"] is True
-    assert old["removed_keyword"] == "accepted"  # overwrite_output_dir still exists in 4.46.3
+    assert old["removed_keyword"] == "accepted"  # save_safetensors still exists in 4.46.3
+    assert old["dropped_keyword"] is True and old["boolean_meant"] == "True"  # and these are kept as given
     assert old["old_name_eval"] == "IntervalStrategy.STEPS"
     # was: CompatError "per_device_train_batch_size is given twice" (per_gpu_* aliases copied over)
     assert old["from_training_args"] == {"type": "SFTConfig", "learning_rate": 1e-3, "max_length": None,
