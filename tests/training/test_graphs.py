@@ -84,8 +84,11 @@ def test_lora_dropouts_are_swapped_and_any_other_dropout_refuses():
     ok, why = use_hash_dropout(model, DropoutSeeds(torch.device("cpu")))
     assert ok and why.startswith("1 LoRA dropouts"), why
     assert any(isinstance(m, HashDropout) for m in model.modules())
-    ok, why = use_hash_dropout(peft.get_peft_model(Tiny(0.2), cfg), DropoutSeeds(torch.device("cpu")))
+    other = peft.get_peft_model(Tiny(0.2), cfg)
+    ok, why = use_hash_dropout(other, DropoutSeeds(torch.device("cpu")))
     assert not ok and "Dropout" in why
+    # refused means untouched: a swapped dropout whose counter never advances would repeat one mask every step
+    assert not any(isinstance(m, HashDropout) for m in other.modules())
 
 
 def test_a_graphed_batch_is_padded_to_the_fixed_width():

@@ -123,20 +123,19 @@ class HashDropout(torch.nn.Module):
 
 
 def use_hash_dropout(model: Any, seeds: DropoutSeeds) -> Outcome:
-    """Swap every LoRA dropout for HashDropout; refuse when any other dropout with p > 0 remains."""
-    swapped = 0
-    for m in model.modules():
-        drops = getattr(m, "lora_dropout", None)
-        if not isinstance(drops, torch.nn.ModuleDict):
-            continue
-        for name, d in list(drops.items()):
-            if isinstance(d, torch.nn.Dropout) and d.p > 0:
-                drops[name] = HashDropout(d.p, seeds)
-                swapped += 1
-    left = [type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    """Swap every LoRA dropout for HashDropout; refuse, changing nothing, when any other dropout with p > 0 is there
+    (it would still need the RNG state)."""
+    lora = [(drops, name, d) for m in model.modules()
+            if isinstance(drops := getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
+            for name, d in drops.items() if isinstance(d, torch.nn.Dropout) and d.p > 0]
+    ours = {id(d) for _, _, d in lora}
+    left = [type(m).__name__ for m in model.modules()
+            if isinstance(m, torch.nn.Dropout) and m.p > 0 and id(m) not in ours]
     if left:
         return Outcome(False, f"{len(left)} dropout modules other than LoRA's ({left[0]}) use the RNG state")
-    return Outcome(True, f"{swapped} LoRA dropouts counter-based")
+    for drops, name, d in lora:
+        drops[name] = HashDropout(d.p, seeds)
+    return Outcome(True, f"{len(lora)} LoRA dropouts counter-based")
 
 
 def _grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

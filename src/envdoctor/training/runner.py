@@ -187,10 +187,11 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
     if plan.fused_loss and not ok:
         plan = replace(plan, fused_loss=False)
         rep.message(f"fused loss off: {why}")
-    for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
-                        levers=levers):
-        rep.message(note)
-    seeds, why = graph_seeds(model, levers)
+    # before prepare: checkpointing may drop the RNG state only once every dropout is counter-based
+    seeds, why = graph_seeds(model, replace(levers, fused_loss=plan.fused_loss))
     if why:
         rep.message(why)
+    for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
+                        levers=replace(levers, graphs=seeds is not None)):
+        rep.message(note)
     return train_loop(cfg, plan, model, tok, examples, rep, evals, world, seeds)
