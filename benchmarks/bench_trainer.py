@@ -29,11 +29,12 @@ VARIANTS = {
 }
 
 
-def emit(rec: dict) -> None:
+def emit(rec: dict, log: str = "bench.jsonl") -> None:
+    """A `RESULT {json}` line on stdout, and the record appended to $OUT/<log> when OUT is set."""
     print("RESULT " + json.dumps(rec), flush=True)
     out = os.environ.get("OUT")
     if out:
-        with open(os.path.join(out, "bench.jsonl"), "a", encoding="utf-8") as f:
+        with open(os.path.join(out, log), "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
 
 

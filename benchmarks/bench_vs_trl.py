@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_trainer  # noqa: E402  (its RESULT line and $OUT log)
+
 TMP = tempfile.gettempdir()
 MODEL = os.path.join(TMP, "llama8b")
 DATA = os.path.join(TMP, "data.jsonl")
@@ -50,11 +53,7 @@ def ref(name: str) -> Path:
 
 
 def emit(rec: dict) -> None:
-    print("RESULT " + json.dumps(rec), flush=True)
-    out = os.environ.get("OUT")
-    if out:
-        with open(os.path.join(out, "vs_trl.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+    bench_trainer.emit(rec, "vs_trl.jsonl")
 
 
 def trl_script(case: str, dropout: float = 0.1, steps: int = STEPS, data: str = DATA) -> Path:
