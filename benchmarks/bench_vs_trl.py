@@ -115,7 +115,7 @@ def run_ours(case: str, data: str = DATA, steps: int = STEPS, graphs: bool = Tru
             rec["losses"] = [json.loads(x)["loss"] for x in log.read_text().splitlines() if '"loss"' in x
                              and "eval" not in x]
     rec["notes"] = [ln.strip() for ln in p.stderr.splitlines()
-                    if re.search(r"graph|lean|checkpoint|kernels|plan|fused", ln)][:12]
+                    if re.search(r"graph|lean|checkpoint|kernels|plan|fused|varlen", ln)][:14]
     if p.returncode:
         rec["stderr"] = p.stderr[-2500:]
     return rec

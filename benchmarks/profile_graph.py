@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--ckpt", action="store_true")
     ap.add_argument("--chunk", type=int, default=128)
+    ap.add_argument("--no-varlen", action="store_true", help="SDPA with transformers' packed mask, as before")
     a = ap.parse_args()
     import torch
 
@@ -32,8 +33,9 @@ def main() -> int:
     from envdoctor.training.fast import Levers
     from envdoctor.training.graphs import StepGraph
     from envdoctor.training.model import add_lora, freeze_base, graph_seeds, load_base, prepare
+    from envdoctor.training.varlen import KEY, active, cu_seqlens
 
-    lev = Levers(graphs=True)
+    lev = Levers(graphs=True, varlen=not a.no_varlen)
     model = load_base(MODEL, quantize="nf4", dtype="bf16", device="cuda")
     freeze_base(model, lev)
     model = add_lora(model, 64, 16, 0.1, ["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -41,12 +43,14 @@ def main() -> int:
     seeds, why = graph_seeds(model, lev)
     print(why)
     params = [p for p in model.parameters() if p.requires_grad]
-    step = StepGraph(dist.loss_module(model, True, a.chunk), params, torch.bfloat16, seeds, 1.0)
+    step = StepGraph(dist.loss_module(model, True, a.chunk), params, torch.bfloat16, seeds, 1.0, accumulate=False)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(4, 504, (a.batch, 2048), generator=g)
     pos = torch.arange(2048).repeat(a.batch, 1)
     pos[:, 700:] -= 700  # two documents per row, as packing makes them
     batch = {"input_ids": ids.cuda(), "labels": ids.clone().cuda(), "position_ids": pos.cuda()}
+    if active(model):
+        batch[KEY] = cu_seqlens(pos, 3 * a.batch).cuda()
     torch.cuda.reset_peak_memory_stats()
     step(batch)
     print(step.outcome)

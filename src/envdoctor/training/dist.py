@@ -116,8 +116,9 @@ def loss_module(model: Any, fused: bool, chunk: int | None = None) -> Any:
             super().__init__()
             self.model = inner
 
-        def forward(self, input_ids: Any, labels: Any, position_ids: Any) -> Any:
-            return causal_lm_loss(self.model, input_ids, labels, position_ids, fused=fused, chunk=chunk)
+        def forward(self, input_ids: Any, labels: Any, position_ids: Any, cu_seqlens: Any = None) -> Any:
+            return causal_lm_loss(self.model, input_ids, labels, position_ids, fused=fused, chunk=chunk,
+                                  cu_seqlens=cu_seqlens)
 
     return _Loss(model)
 

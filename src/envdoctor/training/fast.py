@@ -28,13 +28,14 @@ class Levers:
     compile: bool = False         # torch.compile each decoder layer (CUDA + triton only); excludes `lean`
     lean: bool = True             # lean NF4 + LoRA forwards (training/lean.py): less host work per matmul
     graphs: bool = False          # CUDA graphs of forward + backward (training/graphs.py): needs lean + fused loss
+    varlen: bool = False          # packed documents through flash attention's varlen kernel (training/varlen.py)
 
     def describe(self) -> str:
         """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
         on = [name for name, v in (("fused-loss", self.fused_loss), ("liger-kernels", self.kernels),
                                    ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile),
                                    ("lean-nf4", self.lean and not self.compile),
-                                   ("cuda-graphs", self.graphs)) if v]
+                                   ("cuda-graphs", self.graphs), ("varlen-attn", self.varlen)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")
         return ", ".join(on) or "off"
@@ -121,14 +122,21 @@ def shift_labels(labels: torch.Tensor) -> torch.Tensor:
 
 def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
                    position_ids: torch.Tensor | None = None, fused: bool = True,
-                   loss_impl: list[Any] | None = None, chunk: int | None = None) -> torch.Tensor:
-    """The mean next-token loss of a (PEFT-wrapped) causal LM; `fused` avoids materialising the logits."""
+                   loss_impl: list[Any] | None = None, chunk: int | None = None,
+                   cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean next-token loss of a (PEFT-wrapped) causal LM; `fused` avoids materialising the logits.
+
+    `cu_seqlens` (varlen.cu_seqlens) tells a varlen attention where the packed documents start."""
+    docs: dict[str, Any] = {}
+    if cu_seqlens is not None:  # transformers' flash-attention keywords; the row width bounds every document
+        t = input_ids.shape[1]
+        docs = {"cu_seq_lens_q": cu_seqlens, "cu_seq_lens_k": cu_seqlens, "max_length_q": t, "max_length_k": t}
     if not fused:
-        return model(input_ids=input_ids, labels=labels, position_ids=position_ids).loss
+        return model(input_ids=input_ids, labels=labels, position_ids=position_ids, use_cache=False, **docs).loss
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = base.get_decoder()
     head = base.get_output_embeddings()
-    out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+    out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False, **docs)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     flat = hidden.reshape(-1, hidden.shape[-1])
     targets = shift_labels(labels).reshape(-1)

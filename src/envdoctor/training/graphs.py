@@ -9,8 +9,10 @@ What capture needs, and how it is met:
   be saved and restored inside a capture. LoRA dropout becomes a counter-based dropout (`HashDropout`): its
   mask is a pure function of (seed tensor, call site, element), so the recompute and the backward rebuild the
   forward's mask; the seed tensor advances between replays, outside the graph;
-- gradients in static buffers: allocated (zeros) before capture, the backward adds into them in place, so
-  accumulation over micro-batches works and the optimizer reads them where it always does.
+- gradients at fixed addresses: without accumulation (one micro-batch per step) the captured backward allocates
+  them from the graph's pool as eager autograd does, layer by layer, so they cost nothing at the peak of the
+  forward and the first recompute (PyTorch's whole-network capture pattern); with accumulation they are zeroed
+  buffers made before capture that the backward adds into. Either way they stay where the optimizer reads them.
 The first replay runs on the warm-up batch and must match the eager warm-up's loss and gradient norm (the same
 masks): a mismatch, or any error while capturing, leaves the step eager and says why.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 
 from .kinds import Outcome
+from .varlen import KEY
 
 _BLOCK = 2048
 
@@ -154,9 +157,10 @@ class StepGraph:
     """
 
     def __init__(self, loss_fn: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], dtype: torch.dtype,
-                 seeds: DropoutSeeds, scale: float, rtol: float = 2e-3) -> None:
+                 seeds: DropoutSeeds, scale: float, rtol: float = 2e-3, accumulate: bool = True) -> None:
         self.loss_fn, self.params, self.dtype, self.seeds, self.scale, self.rtol = loss_fn, list(params), dtype, \
             seeds, scale, rtol
+        self.accumulate = accumulate  # False: one micro-batch per step, each replay writes the gradients afresh
         self.graph: Any = None
         self.outcome: Outcome | None = None  # set by the first call: captured, or why not
         self.static: dict[str, torch.Tensor] = {}
@@ -165,17 +169,22 @@ class StepGraph:
     def _run(self) -> torch.Tensor:
         s = self.static
         with torch.autocast("cuda", dtype=self.dtype, cache_enabled=False):
-            loss = self.loss_fn(s["input_ids"], s["labels"], s["position_ids"]) * self.scale
+            loss = self.loss_fn(s["input_ids"], s["labels"], s["position_ids"], s.get(KEY)) * self.scale
         loss.backward()
         return loss.detach()
 
     def _zero(self) -> None:
-        torch._foreach_zero_(_grads(self.params))
+        if self.accumulate:
+            torch._foreach_zero_(_grads(self.params))
+        else:  # the backward allocates them (in the capture: from the graph's pool)
+            for p in self.params:
+                p.grad = None
 
     def _capture(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self.static = {k: v.clone() for k, v in batch.items()}
-        for p in self.params:  # static gradient buffers, outside the graph's pool: the backward adds into them
-            p.grad = torch.zeros_like(p)
+        if self.accumulate:
+            for p in self.params:  # static gradient buffers, outside the graph's pool: the backward adds into them
+                p.grad = torch.zeros_like(p)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # kernels chosen, Triton compiled, workspaces made: outside the capture
@@ -222,6 +231,6 @@ class StepGraph:
                 self.outcome = Outcome(False, f"CUDA graphs off: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         self.seeds.advance()
         with torch.autocast("cuda", dtype=self.dtype):
-            loss = self.loss_fn(batch["input_ids"], batch["labels"], batch["position_ids"]) * self.scale
+            loss = self.loss_fn(batch["input_ids"], batch["labels"], batch["position_ids"], batch.get(KEY)) * self.scale
         loss.backward()
         return loss.detach()

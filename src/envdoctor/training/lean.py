@@ -10,7 +10,8 @@ in one `add`. Anything unusual (bias, merged or several adapters, extra argument
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -36,32 +37,74 @@ def _dequant_cuda_factory() -> Dequant | None:
     except Exception:  # another bitsandbytes layout: the public function (same result, more host work)
         return None
 
-    def dequant(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
+    def scales(qs: Any) -> torch.Tensor:
         absmax = qs.absmax
         if qs.nested:
             full = torch.empty(absmax.shape, dtype=torch.float32, device=absmax.device)
             blockwise(absmax, qs.state2.absmax, qs.state2.code, qs.state2.blocksize, torch.float32, out=full)
             absmax = full.add_(qs.offset)
+        return absmax
+
+    def dequant(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
         out = torch.empty(tuple(qs.shape), dtype=dtype, device=weight.device)
-        nf4(weight, absmax, qs.blocksize, qs.quant_type, dtype, out=out)
+        nf4(weight, scales(qs), qs.blocksize, qs.quant_type, dtype, out=out)
         return out
 
+    def rows(weight: torch.Tensor, qs: Any, dtype: torch.dtype, blocks: int) -> Iterator[tuple[int, torch.Tensor]]:
+        # row r of W is codes [r * cols / 2, ...) and scales [r * cols / blocksize, ...): rows_blocks() checked that
+        # every block boundary is a whole byte and a whole scale block
+        absmax, (n_rows, cols), flat = scales(qs), qs.shape, weight.reshape(-1)
+        step = -(-n_rows // blocks)
+        for r0 in range(0, n_rows, step):
+            r1 = min(n_rows, r0 + step)
+            out = torch.empty((r1 - r0, cols), dtype=dtype, device=weight.device)
+            nf4(flat[r0 * cols // 2:r1 * cols // 2], absmax[r0 * cols // qs.blocksize:r1 * cols // qs.blocksize],
+                qs.blocksize, qs.quant_type, dtype, out=out)
+            yield r0, out
+
+    dequant.rows = rows  # type: ignore[attr-defined]
     return dequant
 
 
+ROW_BLOCKS = 4  # a large weight's backward dequantises it in this many row blocks (ENVDOCTOR_DEQUANT_BLOCKS)
+_LARGE = 1 << 25  # elements: the MLP's weights (14336 x 4096 = 58.7M) are large, attention's (16.8M) are not
+
+
+def row_blocks(m: Any, dequant: Dequant) -> int:
+    """How many row blocks the backward of `m` dequantises its weight in: 1 (whole) unless the weight is large,
+    the direct path can slice it and every row is whole bytes of codes and whole scale blocks."""
+    qs = m.weight.quant_state
+    n_rows, cols = tuple(qs.shape)
+    blocks = int(os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", ROW_BLOCKS))
+    if (blocks <= 1 or not hasattr(dequant, "rows") or n_rows * cols < _LARGE or m.weight.dtype != torch.uint8
+            or cols % qs.blocksize or cols % 2):
+        return 1
+    return blocks
+
+
 class _NF4Linear(torch.autograd.Function):
-    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we)."""
+    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we), a
+    large weight in row blocks: grad @ W = sum over blocks of grad[:, rows] @ W[rows], so only a block of the bf16
+    weight is alive at a time (the step's memory peak is in a checkpointed layer's backward)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant) -> torch.Tensor:
-        ctx.weight, ctx.qs, ctx.dequant = weight, qs, dequant  # a frozen parameter: not a saved activation
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant, blocks: int = 1) -> torch.Tensor:
+        ctx.weight, ctx.qs, ctx.dequant, ctx.blocks = weight, qs, dequant, blocks  # frozen: not a saved activation
         return F.linear(x, dequant(weight, qs, x.dtype))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        return torch.matmul(grad, ctx.dequant(ctx.weight, ctx.qs, grad.dtype)), None, None, None
+            return None, None, None, None, None
+        if ctx.blocks <= 1:
+            return torch.matmul(grad, ctx.dequant(ctx.weight, ctx.qs, grad.dtype)), None, None, None, None
+        g = grad.reshape(-1, grad.shape[-1])
+        dx: torch.Tensor | None = None
+        for r0, w in ctx.dequant.rows(ctx.weight, ctx.qs, grad.dtype, ctx.blocks):
+            part = g[:, r0:r0 + w.shape[0]]
+            dx = torch.mm(part, w) if dx is None else dx.addmm_(part, w)
+        assert dx is not None
+        return dx.view(*grad.shape[:-1], dx.shape[-1]), None, None, None, None
 
 
 def _is_nf4_linear(m: Any) -> bool:
@@ -73,9 +116,11 @@ def _is_nf4_linear(m: Any) -> bool:
 
 
 def _nf4_forward(m: Any, dequant: Dequant) -> Callable[[torch.Tensor], torch.Tensor]:
+    blocks = row_blocks(m, dequant)
+
     def forward(x: torch.Tensor) -> torch.Tensor:
         xc = x if x.dtype == m.compute_dtype else x.to(m.compute_dtype)
-        out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant)
+        out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant, blocks)
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
@@ -108,13 +153,22 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
     return forward
 
 
-def _same_as_public(dequant: Dequant, m: Any) -> bool:
-    """The direct path must give bitsandbytes' own dequantised weight bit for bit (else: the public path)."""
+def _same_as_public(dequant: Dequant, modules: list[Any]) -> bool:
+    """The direct path must give bitsandbytes' own dequantised weight bit for bit, whole and in row blocks, on the
+    first module and the first large one (else: the public path)."""
     try:
         with torch.no_grad():
-            mine = dequant(m.weight, m.weight.quant_state, m.compute_dtype)
-            ref = _dequant_public(m.weight, m.weight.quant_state, m.compute_dtype)
-        return bool(torch.equal(mine, ref))
+            for m in {id(m): m for m in modules}.values():
+                qs = m.weight.quant_state
+                ref = _dequant_public(m.weight, qs, m.compute_dtype)
+                if not torch.equal(dequant(m.weight, qs, m.compute_dtype), ref):
+                    return False
+                blocks = row_blocks(m, dequant)
+                if blocks > 1:
+                    parts = [w for _, w in dequant.rows(m.weight, qs, m.compute_dtype, blocks)]  # type: ignore[attr-defined]
+                    if not torch.equal(torch.cat(parts), ref):
+                        return False
+        return True
     except Exception:
         return False
 
@@ -127,7 +181,8 @@ def apply_lean(model: Any) -> Outcome:
         return Outcome(False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})")
     nf4 = [m for m in model.modules() if _is_nf4_linear(m)]
     dequant = _dequant_cuda_factory() if nf4 and nf4[0].weight.is_cuda else None
-    if dequant is not None and not _same_as_public(dequant, nf4[0]):
+    large = [m for m in nf4 if dequant is not None and row_blocks(m, dequant) > 1][:1]
+    if dequant is not None and not _same_as_public(dequant, nf4[:1] + large):
         dequant = None
     dequant = dequant or _dequant_public
     lora = plain = 0

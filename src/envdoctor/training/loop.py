@@ -85,6 +85,8 @@ class _Run:
     loss_fn: Any  # the same module unwrapped (eval: no gradient sync)
     fsdp: bool = False  # sharded: saving and loading are collective
     graph: Any = None  # a graphs.StepGraph when the step is replayed as a CUDA graph
+    docs: bool = False  # the attention is varlen: each micro-batch carries its documents' cu_seqlens
+    slots: int | None = None  # cu_seqlens' fixed length under a graph (the most documents a micro-batch holds)
 
 
 def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any],
@@ -95,7 +97,7 @@ def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, example
     `seeds` (a graphs.DropoutSeeds, its dropouts already counter-based) turns on CUDA graphs of the step.
     """
     rep = reporter or NullReporter()
-    run = _setup(cfg, plan, model, tokenizer, len(examples), rep, world or dist.World(), seeds)
+    run = _setup(cfg, plan, model, tokenizer, examples, rep, world or dist.World(), seeds)
     log = Log(run.out) if run.world.main else NullLog()
     rep.start(run.total, run.start)
     try:
@@ -106,7 +108,7 @@ def train_loop(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, example
     return _finish(plan, model, tokenizer, run, fit)
 
 
-def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples: int, rep: Reporter,
+def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any], rep: Reporter,
            world: dist.World, seeds: Any = None) -> _Run:
     """The output folder, optimizer, schedule, precision and DDP; resumed from the last checkpoint when asked."""
     import torch
@@ -122,7 +124,7 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
     loss_fn = dist.loss_module(model, plan.fused_loss, GRAPH_LOSS_CHUNK if graphs else None)
     step_fn = dist.wrap(loss_fn, world, plan.device == "cuda", fsdp)
     opt = optimizer(cfg, plan, model)  # after wrapping: fully_shard replaces the parameters with sharded ones
-    per_epoch = max(1, n_examples // (plan.batch * plan.grad_accum * world.world_size))
+    per_epoch = max(1, len(examples) // (plan.batch * plan.grad_accum * world.world_size))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     sched = scheduler(opt, cfg.warmup_steps, total)
     start = 0
@@ -144,8 +146,13 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, n_examples:
         from .graphs import StepGraph
 
         graph = StepGraph(step_fn, [p for p in model.parameters() if p.requires_grad], torch.bfloat16, seeds,
-                          1.0 / plan.grad_accum)
-    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp, graph)
+                          1.0 / plan.grad_accum, accumulate=plan.grad_accum > 1)
+    from .varlen import active, slots_for
+
+    docs = active(model)
+    slots = slots_for([e.position_ids for e in examples], plan.batch) if docs and graph is not None else None
+    return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp, graph,
+                docs, slots)
 
 
 @dataclass
@@ -236,6 +243,8 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int,
 
     import torch
 
+    from .varlen import KEY, cu_seqlens
+
     acc: Any = torch.zeros((), device=run.device)
     seen, trained, epoch, data_s = 0, 0, 0, 0.0
     for k in range(plan.grad_accum):
@@ -243,6 +252,8 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int,
         group, epoch = next(stream)
         # a graph replays one shape: every micro-batch padded to the plan's length (pads carry no loss)
         b = cpu_tensors(group, run.pad, plan.seq if run.graph is not None else None)
+        if run.docs:
+            b[KEY] = cu_seqlens(b["position_ids"], run.slots)
         trained += int((b["labels"][:, 1:] != -100).sum())
         seen += sum(len(e.input_ids) for e in group)
         data_s += time.perf_counter() - t
@@ -258,7 +269,7 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int,
         sync = contextlib.nullcontext() if last or not hasattr(run.step_fn, "no_sync") else run.step_fn.no_sync()
         with sync:
             with torch.autocast(plan.device, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
-                loss = run.step_fn(b["input_ids"], b["labels"], b["position_ids"])
+                loss = run.step_fn(b["input_ids"], b["labels"], b["position_ids"], b.get(KEY))
             loss = loss / plan.grad_accum
             (run.scaler.scale(loss) if run.scaler else loss).backward()
         acc += loss.detach()
@@ -279,8 +290,11 @@ def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
     else:
         run.opt.step()
     run.sched.step()
-    # a captured backward adds into fixed gradient buffers: zero them in place; else free them
-    run.opt.zero_grad(set_to_none=run.graph is None or run.graph.graph is None)
+    if run.graph is None or run.graph.graph is None:
+        run.opt.zero_grad(set_to_none=True)
+    elif run.graph.accumulate:  # the captured backward adds into fixed buffers: zero them in place
+        run.opt.zero_grad(set_to_none=False)
+    # else the next replay overwrites the gradients where they are: never free them (the graph writes there)
 
 
 def _finish(plan: Plan, model: Any, tokenizer: Any, run: _Run, f: _Fit) -> TrainResult:

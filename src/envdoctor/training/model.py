@@ -99,6 +99,10 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
         ok, why = apply_lean(model)
         if ok or model_on_cuda(model):
             notes.append(why)
+    if levers.varlen:
+        from .varlen import use_varlen
+
+        notes.append(use_varlen(model).note)
     # from_pretrained returns eval mode, where checkpointing and dropout silently do nothing
     model.train()
     return notes

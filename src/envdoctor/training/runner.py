@@ -140,10 +140,24 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
     return examples, evals
 
 
+def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
+    """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0 / ENVDOCTOR_VARLEN=0 turn graphs / varlen
+    attention off, for an A/B measurement."""
+    from .fast import Levers
+
+    # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager)
+    graphs = (cfg.method == "qlora" and plan.device == "cuda" and plan.dtype == "bf16" and plan.fused_loss
+              and world.world_size == 1 and os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0")
+    # packed documents through flash attention's varlen kernel: CUDA only (off the GPU it would be a per-document loop)
+    varlen = plan.device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
+    return Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
+                  checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen)
+
+
 def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> TrainResult:
     import torch
 
-    from .fast import Levers, fused_loss_supported
+    from .fast import fused_loss_supported
     from .loop import train_loop
     from .model import add_lora, freeze_base, graph_seeds, load_base, prepare
 
@@ -165,12 +179,7 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
         # loss mask, never from the pad id, so the EOS stays a target.
         rep.message("  note: pad token = EOS; padding is masked by position, so the EOS label is kept")
     examples, evals = load_data(cfg, tok, plan.seq, rep)
-    # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager); ENVDOCTOR_GRAPHS=0
-    # turns them off, for an A/B measurement
-    graphs = (cfg.method == "qlora" and plan.device == "cuda" and plan.dtype == "bf16" and plan.fused_loss
-              and world.world_size == 1 and os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0")
-    levers = Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
-                    checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs)
+    levers = levers_for(cfg, plan, world)
     if cfg.method == "qlora":
         # FSDP shards NF4 codes with the other weights only when they are stored in the compute dtype
         # (bnb_4bit_quant_storage; https://huggingface.co/docs/bitsandbytes/main/en/fsdp_qlora)
