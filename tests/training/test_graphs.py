@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from envdoctor.training.data import Example, collate  # noqa: E402
-from envdoctor.training.graphs import DropoutSeeds, HashDropout, hash_dropout, use_hash_dropout  # noqa: E402
+from envdoctor.training.dropout import DropoutSeeds, HashDropout, hash_dropout, use_hash_dropout  # noqa: E402
 
 
 def test_the_mask_is_a_function_of_seed_site_and_element():

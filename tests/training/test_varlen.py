@@ -36,14 +36,24 @@ def test_fixed_slots_pad_with_empty_documents_and_refuse_too_many():
         varlen.cu_seqlens(torch.tensor([_pos(2, 2, 4)]), slots=2)
 
 
-def test_slots_are_the_fullest_rows_together_each_with_room_for_its_padding():
+def test_segments_longer_than_the_longest_document_are_cut_into_pieces():
+    # only padding makes a segment longer than the data's longest document; its pieces carry no loss
+    b = cpu_tensors([Example((5,) * 6, (5,) * 6, tuple(_pos(2, 4)))], pad_id=0, width=16)
+    assert varlen.cu_seqlens(b["position_ids"], max_len=4).tolist() == [0, 2, 6, 10, 14, 16]
+    assert varlen.doc_bound([_pos(2, 4), _pos(3, 1)]) == 4
+
+
+def test_slots_are_the_fullest_rows_together_with_their_padding_pieces():
     rows = [_pos(8), _pos(2, 2, 4), _pos(4, 4), _pos(1, 1, 1, 1, 4)]
-    assert varlen.slots_for(rows, 1) == 5 + 1
-    assert varlen.slots_for(rows, 2) == 8 + 2
-    assert varlen.slots_for(rows, 9) == 11 + 4
-    for group in ([rows[3]], [rows[3], rows[1]]):  # the fullest rows padded to a fixed width still fit
+    bound = varlen.doc_bound(rows)
+    assert bound == 8
+    assert varlen.slots_for(rows, 1, 12, bound) == 5 + 2
+    assert varlen.slots_for(rows, 2, 12, bound) == 8 + 4
+    assert varlen.slots_for(rows, 9, 12, bound) == 11 + 8
+    for group in ([rows[3]], [rows[3], rows[1]]):  # the fullest rows padded to a fixed width fit their slots
         b = cpu_tensors([Example((1,) * len(p), (1,) * len(p), tuple(p)) for p in group], pad_id=0, width=12)
-        varlen.cu_seqlens(b["position_ids"], varlen.slots_for(rows, len(group)))
+        cu = varlen.cu_seqlens(b["position_ids"], varlen.slots_for(rows, len(group), 12, bound), bound)
+        assert int(torch.diff(cu).max()) <= bound
 
 
 def _tiny(attn: str = "sdpa"):  # type: ignore[no-untyped-def]

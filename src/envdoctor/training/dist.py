@@ -104,9 +104,10 @@ def shard(stream: Iterator[Any], world: World) -> Iterator[Any]:
             yield item
 
 
-def loss_module(model: Any, fused: bool, chunk: int | None = None) -> Any:
+def loss_module(model: Any, fused: bool, chunk: int | None = None, max_len: int | None = None) -> Any:
     """A module whose forward is the training loss, so DDP sees the whole step (the fused loss bypasses forward);
-    `chunk`: tokens per chunk of the fused loss (None: memory.loss_chunk)."""
+    `chunk`: tokens per chunk of the fused loss (None: memory.loss_chunk); `max_len`: the longest document, for a
+    varlen attention (varlen.doc_bound)."""
     import torch
 
     from .fast import causal_lm_loss
@@ -118,7 +119,7 @@ def loss_module(model: Any, fused: bool, chunk: int | None = None) -> Any:
 
         def forward(self, input_ids: Any, labels: Any, position_ids: Any, cu_seqlens: Any = None) -> Any:
             return causal_lm_loss(self.model, input_ids, labels, position_ids, fused=fused, chunk=chunk,
-                                  cu_seqlens=cu_seqlens)
+                                  cu_seqlens=cu_seqlens, max_len=max_len)
 
     return _Loss(model)
 

@@ -29,6 +29,7 @@ class Levers:
     lean: bool = True             # lean NF4 + LoRA forwards (training/lean.py): less host work per matmul
     graphs: bool = False          # CUDA graphs of forward + backward (training/graphs.py): needs lean + fused loss
     varlen: bool = False          # packed documents through flash attention's varlen kernel (training/varlen.py)
+    dequant_blocks: int = 1       # lean: large NF4 weights dequantised in this many row blocks (less memory)
 
     def describe(self) -> str:
         """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
@@ -123,13 +124,14 @@ def shift_labels(labels: torch.Tensor) -> torch.Tensor:
 def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
                    position_ids: torch.Tensor | None = None, fused: bool = True,
                    loss_impl: list[Any] | None = None, chunk: int | None = None,
-                   cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+                   cu_seqlens: torch.Tensor | None = None, max_len: int | None = None) -> torch.Tensor:
     """The mean next-token loss of a (PEFT-wrapped) causal LM; `fused` avoids materialising the logits.
 
-    `cu_seqlens` (varlen.cu_seqlens) tells a varlen attention where the packed documents start."""
+    `cu_seqlens` (varlen.cu_seqlens) tells a varlen attention where the packed documents start, `max_len` how
+    long the longest can be (None: the row)."""
     docs: dict[str, Any] = {}
-    if cu_seqlens is not None:  # transformers' flash-attention keywords; the row width bounds every document
-        t = input_ids.shape[1]
+    if cu_seqlens is not None:  # transformers' flash-attention keywords
+        t = max_len or input_ids.shape[1]
         docs = {"cu_seq_lens_q": cu_seqlens, "cu_seq_lens_k": cu_seqlens, "max_length_q": t, "max_length_k": t}
     if not fused:
         return model(input_ids=input_ids, labels=labels, position_ids=position_ids, use_cache=False, **docs).loss

@@ -5,12 +5,12 @@ At batch 1 the QLoRA step is bound by the host, not the GPU (trainer_NOTES.md, r
 Function and three `torch.library` dispatches into Python (~200 us of host time each, ~550 per step). Here one
 autograd Function dequantises through bitsandbytes' own CUDA implementation directly (nested absmax, then the
 4-bit codes: the same kernels) and calls `F.linear`; the LoRA branch is dropout -> A -> B added with its scale
-in one `add`. Anything unusual (bias, merged or several adapters, extra arguments) takes the original forward.
+in one `add` (a counter-based dropout and A in one autograd step that saves A's input, not the dropped copy:
+dropout.py). Anything unusual (bias, merged or several adapters, extra arguments) takes the original forward.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,16 +66,14 @@ def _dequant_cuda_factory() -> Dequant | None:
     return dequant
 
 
-ROW_BLOCKS = 4  # a large weight's backward dequantises it in this many row blocks (ENVDOCTOR_DEQUANT_BLOCKS)
 _LARGE = 1 << 25  # elements: the MLP's weights (14336 x 4096 = 58.7M) are large, attention's (16.8M) are not
 
 
-def row_blocks(m: Any, dequant: Dequant) -> int:
-    """How many row blocks the backward of `m` dequantises its weight in: 1 (whole) unless the weight is large,
-    the direct path can slice it and every row is whole bytes of codes and whole scale blocks."""
+def row_blocks(m: Any, dequant: Dequant, blocks: int) -> int:
+    """How many row blocks `m`'s weight is dequantised in (forward and backward): `blocks` where the weight is
+    large, the direct path can slice it and every row is whole bytes of codes and whole scale blocks, else 1."""
     qs = m.weight.quant_state
     n_rows, cols = tuple(qs.shape)
-    blocks = int(os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", ROW_BLOCKS))
     if (blocks <= 1 or not hasattr(dequant, "rows") or n_rows * cols < _LARGE or m.weight.dtype != torch.uint8
             or cols % qs.blocksize or cols % 2):
         return 1
@@ -83,14 +81,23 @@ def row_blocks(m: Any, dequant: Dequant) -> int:
 
 
 class _NF4Linear(torch.autograd.Function):
-    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we), a
-    large weight in row blocks: grad @ W = sum over blocks of grad[:, rows] @ W[rows], so only a block of the bf16
-    weight is alive at a time (the step's memory peak is in a checkpointed layer's backward)."""
+    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we).
+
+    A large weight goes in row blocks when `blocks` > 1 (a plan short of memory): the forward writes each block's
+    output columns, the backward sums grad[:, rows] @ W[rows]; only a block of the bf16 weight is alive at a time,
+    and the step's peak is in a checkpointed layer's recompute and backward, where a whole one was 112 MiB.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant, blocks: int = 1) -> torch.Tensor:
         ctx.weight, ctx.qs, ctx.dequant, ctx.blocks = weight, qs, dequant, blocks  # frozen: not a saved activation
-        return F.linear(x, dequant(weight, qs, x.dtype))
+        if blocks <= 1:
+            return F.linear(x, dequant(weight, qs, x.dtype))
+        x2 = x.reshape(-1, x.shape[-1])
+        out = torch.empty((x2.shape[0], qs.shape[0]), dtype=x.dtype, device=x.device)
+        for r0, w in dequant.rows(weight, qs, x.dtype, blocks):  # type: ignore[attr-defined]
+            torch.mm(x2, w.t(), out=out[:, r0:r0 + w.shape[0]])
+        return out.view(*x.shape[:-1], out.shape[-1])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -115,8 +122,8 @@ def _is_nf4_linear(m: Any) -> bool:
             and getattr(w, "quant_state", None) is not None and getattr(m, "compute_dtype", None) is not None)
 
 
-def _nf4_forward(m: Any, dequant: Dequant) -> Callable[[torch.Tensor], torch.Tensor]:
-    blocks = row_blocks(m, dequant)
+def _nf4_forward(m: Any, dequant: Dequant, blocks: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+    blocks = row_blocks(m, dequant, blocks)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         xc = x if x.dtype == m.compute_dtype else x.to(m.compute_dtype)
@@ -134,7 +141,16 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled()
 
 
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except (AttributeError, TypeError):  # torch < 2.4
+        return torch.get_autocast_gpu_dtype() if device_type == "cuda" else torch.get_autocast_cpu_dtype()
+
+
 def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
+    from .dropout import drop_linear
+
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         active = m.active_adapters
         if (args or kwargs or m.disable_adapters or m.merged or len(active) != 1 or active[0] not in m.lora_A
@@ -143,17 +159,18 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
         name = active[0]
         a, b = m.lora_A[name].weight, m.lora_B[name].weight
         result = base(x)
-        h = m.lora_dropout[name](x)
+        drop = m.lora_dropout[name]
         if _autocast_on(x.device.type):
-            return torch.add(result, F.linear(F.linear(h, a), b), alpha=m.scaling[name])
-        lora = F.linear(F.linear(h.to(a.dtype), a), b).to(result.dtype)
+            z = drop_linear(x, a, drop, _autocast_dtype(x.device.type))
+            return torch.add(result, F.linear(z, b), alpha=m.scaling[name])
+        lora = F.linear(drop_linear(x, a, drop, None), b).to(result.dtype)
         return torch.add(result, lora, alpha=m.scaling[name])
 
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
     return forward
 
 
-def _same_as_public(dequant: Dequant, modules: list[Any]) -> bool:
+def _same_as_public(dequant: Dequant, modules: list[Any], blocks: int) -> bool:
     """The direct path must give bitsandbytes' own dequantised weight bit for bit, whole and in row blocks, on the
     first module and the first large one (else: the public path)."""
     try:
@@ -163,9 +180,9 @@ def _same_as_public(dequant: Dequant, modules: list[Any]) -> bool:
                 ref = _dequant_public(m.weight, qs, m.compute_dtype)
                 if not torch.equal(dequant(m.weight, qs, m.compute_dtype), ref):
                     return False
-                blocks = row_blocks(m, dequant)
-                if blocks > 1:
-                    parts = [w for _, w in dequant.rows(m.weight, qs, m.compute_dtype, blocks)]  # type: ignore[attr-defined]
+                n = row_blocks(m, dequant, blocks)
+                if n > 1:
+                    parts = [w for _, w in dequant.rows(m.weight, qs, m.compute_dtype, n)]  # type: ignore[attr-defined]
                     if not torch.equal(torch.cat(parts), ref):
                         return False
         return True
@@ -173,16 +190,17 @@ def _same_as_public(dequant: Dequant, modules: list[Any]) -> bool:
         return False
 
 
-def apply_lean(model: Any) -> Outcome:
-    """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note)."""
+def apply_lean(model: Any, blocks: int = 1) -> Outcome:
+    """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note).
+    `blocks` > 1: large weights are dequantised in that many row blocks (less memory, a little more time)."""
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:
         return Outcome(False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})")
     nf4 = [m for m in model.modules() if _is_nf4_linear(m)]
     dequant = _dequant_cuda_factory() if nf4 and nf4[0].weight.is_cuda else None
-    large = [m for m in nf4 if dequant is not None and row_blocks(m, dequant) > 1][:1]
-    if dequant is not None and not _same_as_public(dequant, nf4[:1] + large):
+    large = [m for m in nf4 if dequant is not None and row_blocks(m, dequant, blocks) > 1][:1]
+    if dequant is not None and not _same_as_public(dequant, nf4[:1] + large, blocks):
         dequant = None
     dequant = dequant or _dequant_public
     lora = plain = 0
@@ -191,18 +209,20 @@ def apply_lean(model: Any) -> Outcome:
         base_layer = getattr(m, "base_layer", None)
         if (base_layer is not None and hasattr(m, "lora_A") and _is_nf4_linear(base_layer)
                 and not getattr(m.__dict__.get("forward"), "envdoctor_lean", False)):
-            base = _nf4_forward(base_layer, dequant)
+            base = _nf4_forward(base_layer, dequant, blocks)
             m.forward = _lora_forward(m, m.forward, base)
             base_layer.forward = base
             wrapped.add(id(base_layer))
             lora += 1
     for m in model.modules():
         if id(m) not in wrapped and _is_nf4_linear(m) and not getattr(m.__dict__.get("forward"), "envdoctor_lean", False):
-            m.forward = _nf4_forward(m, dequant)
+            m.forward = _nf4_forward(m, dequant, blocks)
             plain += 1
     if not lora and not plain:
         return Outcome(False, "lean NF4 path off: no NF4 linear layers")
     how = "direct CUDA dequant" if dequant is not _dequant_public else "bitsandbytes' public dequant"
+    if large:
+        how += f", large weights in {blocks} row blocks"
     return Outcome(True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})")
 
 

@@ -85,7 +85,7 @@ class _Run:
     loss_fn: Any  # the same module unwrapped (eval: no gradient sync)
     fsdp: bool = False  # sharded: saving and loading are collective
     graph: Any = None  # a graphs.StepGraph when the step is replayed as a CUDA graph
-    docs: bool = False  # the attention is varlen: each micro-batch carries its documents' cu_seqlens
+    max_doc: int | None = None  # varlen attention: each micro-batch carries cu_seqlens, documents at most this long
     slots: int | None = None  # cu_seqlens' fixed length under a graph (the most documents a micro-batch holds)
 
 
@@ -120,8 +120,14 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: l
     full = cfg.method == "galore"
     fsdp = plan.parallel == "fsdp" and world.distributed
     graphs = seeds is not None  # the runner gives seeds only where a graph can run (runner._execute)
-    # inside a graph a launch costs nothing: the fused loss takes small chunks (0.1 GiB of logits, not 0.38)
-    loss_fn = dist.loss_module(model, plan.fused_loss, GRAPH_LOSS_CHUNK if graphs else None)
+    from .varlen import active, doc_bound, slots_for
+
+    docs = active(model)  # varlen attention: every micro-batch says where its documents start
+    max_doc = doc_bound([e.position_ids for e in examples]) if docs else None
+    # inside a graph a launch costs nothing: short of memory (checkpointing) the fused loss takes small chunks
+    # (0.1 GiB of logits, not 0.38); with memory to spare, the default's larger matmuls are faster
+    loss_fn = dist.loss_module(model, plan.fused_loss, GRAPH_LOSS_CHUNK if graphs and plan.checkpointing else None,
+                               max_doc)
     step_fn = dist.wrap(loss_fn, world, plan.device == "cuda", fsdp)
     opt = optimizer(cfg, plan, model)  # after wrapping: fully_shard replaces the parameters with sharded ones
     per_epoch = max(1, len(examples) // (plan.batch * plan.grad_accum * world.world_size))
@@ -147,12 +153,10 @@ def _setup(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: l
 
         graph = StepGraph(step_fn, [p for p in model.parameters() if p.requires_grad], torch.bfloat16, seeds,
                           1.0 / plan.grad_accum, accumulate=plan.grad_accum > 1)
-    from .varlen import active, slots_for
-
-    docs = active(model)
-    slots = slots_for([e.position_ids for e in examples], plan.batch) if docs and graph is not None else None
+    slots = (slots_for([e.position_ids for e in examples], plan.batch, plan.seq, max_doc)
+             if max_doc is not None and graph is not None else None)
     return _Run(out, opt, sched, scaler, device, dtype, total, start, full, pad, world, step_fn, loss_fn, fsdp, graph,
-                docs, slots)
+                max_doc, slots)
 
 
 @dataclass
@@ -252,8 +256,8 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int,
         group, epoch = next(stream)
         # a graph replays one shape: every micro-batch padded to the plan's length (pads carry no loss)
         b = cpu_tensors(group, run.pad, plan.seq if run.graph is not None else None)
-        if run.docs:
-            b[KEY] = cu_seqlens(b["position_ids"], run.slots)
+        if run.max_doc is not None:
+            b[KEY] = cu_seqlens(b["position_ids"], run.slots, run.max_doc)
         trained += int((b["labels"][:, 1:] != -100).sum())
         seen += sum(len(e.input_ids) for e in group)
         data_s += time.perf_counter() - t

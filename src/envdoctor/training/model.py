@@ -96,7 +96,7 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     elif levers.lean:
         from .lean import apply_lean
 
-        ok, why = apply_lean(model)
+        ok, why = apply_lean(model, levers.dequant_blocks)
         if ok or model_on_cuda(model):
             notes.append(why)
     if levers.varlen:
@@ -120,7 +120,7 @@ def graph_seeds(model: Any, levers: Levers) -> tuple[Any, str]:
         import triton  # noqa: F401
     except Exception as e:
         return None, f"CUDA graphs off: triton is not importable ({type(e).__name__})"
-    from .graphs import DropoutSeeds, use_hash_dropout
+    from .dropout import DropoutSeeds, use_hash_dropout
 
     device = next(p.device for p in model.parameters() if p.is_cuda)
     seeds = DropoutSeeds(device)

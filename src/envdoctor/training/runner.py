@@ -141,8 +141,8 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
 
 
 def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
-    """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0 / ENVDOCTOR_VARLEN=0 turn graphs / varlen
-    attention off, for an A/B measurement."""
+    """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0, ENVDOCTOR_VARLEN=0 and
+    ENVDOCTOR_DEQUANT_BLOCKS=N override them, for A/B measurements."""
     from .fast import Levers
 
     # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager)
@@ -150,8 +150,12 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
               and world.world_size == 1 and os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0")
     # packed documents through flash attention's varlen kernel: CUDA only (off the GPU it would be a per-document loop)
     varlen = plan.device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
+    # short of memory (checkpointing): the MLP's NF4 weights dequantised in 4 row blocks, not whole (-84 MiB at the
+    # peak); ENVDOCTOR_DEQUANT_BLOCKS=N sets N
+    blocks = int(os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", 4 if plan.checkpointing else 1))
     return Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
-                  checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen)
+                  checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen,
+                  dequant_blocks=blocks)
 
 
 def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> TrainResult:

@@ -36,24 +36,44 @@ def doc_starts(position_ids: torch.Tensor) -> torch.Tensor:
     return new.reshape(-1).nonzero().squeeze(1)
 
 
-def cu_seqlens(position_ids: torch.Tensor, slots: int | None = None) -> torch.Tensor:
-    """The int32 cumulative document boundaries [0, ..., B*T] of a CPU micro-batch; `slots` pads them to a fixed
-    length with empty documents (a replayed graph needs one shape)."""
-    starts = doc_starts(position_ids).to(torch.int32)
-    total = torch.tensor([position_ids.numel()], dtype=torch.int32)
-    cu = torch.cat([starts, total])
+def cu_seqlens(position_ids: torch.Tensor, slots: int | None = None, max_len: int | None = None) -> torch.Tensor:
+    """The int32 cumulative document boundaries [0, ..., B*T] of a CPU micro-batch.
+
+    `max_len` (doc_bound: the data's longest document) cuts longer segments, which only padding makes, into pieces
+    of at most that: the kernel's grid follows the longest document, not the row. `slots` pads the boundaries to a
+    fixed length with empty documents (a replayed graph needs one shape)."""
+    starts = doc_starts(position_ids)
+    total = position_ids.numel()
+    if max_len is not None:
+        lengths = torch.diff(starts, append=torch.tensor([total]))
+        pieces = (lengths + max_len - 1) // max_len
+        first = torch.cumsum(pieces, 0) - pieces
+        seg = torch.repeat_interleave(torch.arange(len(starts)), pieces)
+        starts = starts[seg] + (torch.arange(int(pieces.sum())) - first[seg]) * max_len
+    cu = torch.cat([starts.to(torch.int32), torch.tensor([total], dtype=torch.int32)])
     if slots is not None:
         if len(cu) > slots + 1:
             raise ValueError(f"{len(cu) - 1} documents in a micro-batch of at most {slots}")
-        cu = torch.cat([cu, total.repeat(slots + 1 - len(cu))])
+        cu = torch.cat([cu, cu[-1:].repeat(slots + 1 - len(cu))])
     return cu
 
 
-def slots_for(position_ids: Sequence[Sequence[int]], batch: int) -> int:
-    """The most documents any micro-batch of `batch` rows can hold: the `batch` fullest rows together, each with
-    one more for its padding (data.collate numbers the pads on from the row's length: a position jump)."""
-    counts = sorted((1 + sum(1 for a, b in zip(p, p[1:], strict=False) if b != a + 1) for p in position_ids), reverse=True)
-    return sum(counts[:batch]) + min(batch, len(counts))
+def _runs(p: Sequence[int]) -> list[int]:
+    """The lengths of a row's documents (positions that continue by one)."""
+    cuts = [i for i in range(1, len(p)) if p[i] != p[i - 1] + 1]
+    return [b - a for a, b in zip([0, *cuts], [*cuts, len(p)], strict=True)] if p else []
+
+
+def doc_bound(position_ids: Sequence[Sequence[int]]) -> int:
+    """The longest document in the data: every micro-batch's max_len (a graph's shapes cannot follow the batch)."""
+    return max([n for p in position_ids for n in _runs(p)] + [1])
+
+
+def slots_for(position_ids: Sequence[Sequence[int]], batch: int, width: int, max_len: int) -> int:
+    """The most documents a micro-batch of `batch` rows padded to `width` can hold: the `batch` fullest rows
+    together, each with the pieces of max_len its padding can be cut into."""
+    counts = sorted((len(_runs(p)) for p in position_ids), reverse=True)
+    return sum(counts[:batch]) + min(batch, len(counts)) * -(-width // max_len)
 
 
 class _FlashVarlen(torch.autograd.Function):
@@ -97,7 +117,7 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     """transformers' attention interface: (batch, heads, T, dim) in, (batch, T, heads, dim) out."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    cu = kwargs.get("cu_seq_lens_q")
+    cu, max_len = kwargs.get("cu_seq_lens_q"), kwargs.get("max_length_q")
     if (cu is None or dropout or kwargs.get("sliding_window") or kwargs.get("softcap")
             or query.shape[2] != key.shape[2]):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -106,7 +126,7 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     scale = scaling if scaling is not None else d ** -0.5
     q, k, v = (x.transpose(1, 2).reshape(b * t, x.shape[1], d) for x in (query, key, value))
     if q.is_cuda:
-        out = _FlashVarlen.apply(q, k, v, cu, t, scale)
+        out = _FlashVarlen.apply(q, k, v, cu, int(max_len or t), scale)
     else:
         out = _reference(q, k, v, cu, scale)
     return out.view(b, t, h, d), None
