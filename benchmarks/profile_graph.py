@@ -35,7 +35,7 @@ def main() -> int:
     from envdoctor.training.model import add_lora, freeze_base, graph_seeds, load_base, prepare
     from envdoctor.training.varlen import KEY, active, cu_seqlens
 
-    lev = Levers(graphs=True, varlen=not a.no_varlen)
+    lev = Levers(graphs=True, varlen=not a.no_varlen, dequant_blocks=4 if a.ckpt else 1)  # as runner.levers_for
     model = load_base(MODEL, quantize="nf4", dtype="bf16", device="cuda")
     freeze_base(model, lev)
     model = add_lora(model, 64, 16, 0.1, ["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -43,14 +43,15 @@ def main() -> int:
     seeds, why = graph_seeds(model, lev)
     print(why)
     params = [p for p in model.parameters() if p.requires_grad]
-    step = StepGraph(dist.loss_module(model, True, a.chunk), params, torch.bfloat16, seeds, 1.0, accumulate=False)
+    step = StepGraph(dist.loss_module(model, True, a.chunk, 2048 - 700), params, torch.bfloat16, seeds, 1.0,
+                     accumulate=False)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(4, 504, (a.batch, 2048), generator=g)
     pos = torch.arange(2048).repeat(a.batch, 1)
     pos[:, 700:] -= 700  # two documents per row, as packing makes them
     batch = {"input_ids": ids.cuda(), "labels": ids.clone().cuda(), "position_ids": pos.cuda()}
     if active(model):
-        batch[KEY] = cu_seqlens(pos, 3 * a.batch).cuda()
+        batch[KEY] = cu_seqlens(pos, 3 * a.batch, 2048 - 700).cuda()
     torch.cuda.reset_peak_memory_stats()
     step(batch)
     print(step.outcome)
