@@ -28,14 +28,32 @@ def _dequant_public(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.
     return bf.dequantize_4bit(weight, qs).to(dtype)
 
 
-def _dequant_cuda_factory() -> Dequant | None:
-    """bitsandbytes' CUDA dequantisation without the torch.library round trips, if this version has it."""
+def _dequant_cuda_factory(kernel: str = "bnb") -> Dequant | None:
+    """bitsandbytes' CUDA dequantisation without the torch.library round trips, if this version has it; `kernel`
+    "triton" computes the 4-bit step with nf4.py's kernel instead of bitsandbytes' (the scales stay theirs)."""
     try:
         from bitsandbytes.backends.cuda import ops as cops
 
         blockwise, nf4 = cops._dequantize_blockwise_impl, cops._dequantize_4bit_impl
     except Exception:  # another bitsandbytes layout: the public function (same result, more host work)
         return None
+    four_bit: Callable[..., None] = nf4
+    if kernel == "triton":
+        from bitsandbytes.functional import get_4bit_type
+
+        from . import nf4 as fast
+
+        table: dict[torch.device, torch.Tensor] = {}
+
+        def triton_nf4(A: torch.Tensor, absmax: torch.Tensor, blocksize: int, quant_type: str, dtype: torch.dtype,
+                       out: torch.Tensor) -> None:
+            if quant_type != "nf4":
+                raise ValueError(f"the Triton kernel dequantises nf4, not {quant_type}")
+            if A.device not in table:
+                table[A.device] = get_4bit_type("nf4", device=A.device).float()
+            fast.dequantize(A, absmax, table[A.device], blocksize, out)
+
+        four_bit = triton_nf4
 
     def scales(qs: Any) -> torch.Tensor:
         absmax = qs.absmax
@@ -47,7 +65,7 @@ def _dequant_cuda_factory() -> Dequant | None:
 
     def dequant(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
         out = torch.empty(tuple(qs.shape), dtype=dtype, device=weight.device)
-        nf4(weight, scales(qs), qs.blocksize, qs.quant_type, dtype, out=out)
+        four_bit(weight, scales(qs), qs.blocksize, qs.quant_type, dtype, out=out)
         return out
 
     def rows(weight: torch.Tensor, qs: Any, dtype: torch.dtype, blocks: int) -> Iterator[tuple[int, torch.Tensor]]:
@@ -58,7 +76,7 @@ def _dequant_cuda_factory() -> Dequant | None:
         for r0 in range(0, n_rows, step):
             r1 = min(n_rows, r0 + step)
             out = torch.empty((r1 - r0, cols), dtype=dtype, device=weight.device)
-            nf4(flat[r0 * cols // 2:r1 * cols // 2], absmax[r0 * cols // qs.blocksize:r1 * cols // qs.blocksize],
+            four_bit(flat[r0 * cols // 2:r1 * cols // 2], absmax[r0 * cols // qs.blocksize:r1 * cols // qs.blocksize],
                 qs.blocksize, qs.quant_type, dtype, out=out)
             yield r0, out
 
@@ -171,11 +189,11 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
 
 
 def _same_as_public(dequant: Dequant, modules: list[Any], blocks: int) -> bool:
-    """The direct path must give bitsandbytes' own dequantised weight bit for bit, whole and in row blocks, on the
-    first module and the first large one (else: the public path)."""
+    """The direct path must give bitsandbytes' own dequantised weight bit for bit, whole and in row blocks, on
+    `modules` (one of each weight shape)."""
     try:
         with torch.no_grad():
-            for m in {id(m): m for m in modules}.values():
+            for m in modules:
                 qs = m.weight.quant_state
                 ref = _dequant_public(m.weight, qs, m.compute_dtype)
                 if not torch.equal(dequant(m.weight, qs, m.compute_dtype), ref):
@@ -198,11 +216,14 @@ def apply_lean(model: Any, blocks: int = 1) -> Outcome:
     except Exception as e:
         return Outcome(False, f"lean NF4 path off: bitsandbytes is not importable ({type(e).__name__})")
     nf4 = [m for m in model.modules() if _is_nf4_linear(m)]
-    dequant = _dequant_cuda_factory() if nf4 and nf4[0].weight.is_cuda else None
-    large = [m for m in nf4 if dequant is not None and row_blocks(m, dequant, blocks) > 1][:1]
-    if dequant is not None and not _same_as_public(dequant, nf4[:1] + large, blocks):
-        dequant = None
-    dequant = dequant or _dequant_public
+    shapes = list({tuple(m.weight.quant_state.shape): m for m in nf4}.values())  # one module of each shape
+    dequant: Dequant = _dequant_public
+    how = "bitsandbytes' public dequant"
+    for kernel, name in (("triton", "Triton NF4 kernel"), ("bnb", "bitsandbytes' CUDA kernel")):
+        direct = _dequant_cuda_factory(kernel) if nf4 and nf4[0].weight.is_cuda else None
+        if direct is not None and _same_as_public(direct, shapes, blocks):  # bit for bit, or the next one
+            dequant, how = direct, f"direct dequant, {name}"
+            break
     lora = plain = 0
     wrapped: set[int] = set()
     for m in model.modules():
@@ -220,8 +241,7 @@ def apply_lean(model: Any, blocks: int = 1) -> Outcome:
             plain += 1
     if not lora and not plain:
         return Outcome(False, "lean NF4 path off: no NF4 linear layers")
-    how = "direct CUDA dequant" if dequant is not _dequant_public else "bitsandbytes' public dequant"
-    if large:
+    if any(row_blocks(m, dequant, blocks) > 1 for m in shapes):
         how += f", large weights in {blocks} row blocks"
     return Outcome(True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})")
 
