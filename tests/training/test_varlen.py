@@ -128,3 +128,19 @@ def test_the_runner_turns_it_on_for_cuda_plans_only(monkeypatch):
     assert not runner.levers_for(cfg, on_cpu, dist.World()).varlen
     monkeypatch.setenv("ENVDOCTOR_VARLEN", "0")
     assert not runner.levers_for(cfg, on_gpu, dist.World()).varlen
+
+
+def test_row_blocks_follow_checkpointing_and_a_bad_override_is_one_clear_error(monkeypatch):
+    from envdoctor.errors import ConfigError
+    from envdoctor.training import dist, runner
+    from envdoctor.training.config import TrainConfig
+    from envdoctor.training.memory import KNOWN_SHAPES
+
+    shape, gpu = KNOWN_SHAPES["llama-3.1-8b"], declared("h200")
+    for ckpt, blocks in ((True, 4), (False, 1)):
+        cfg = TrainConfig(method="qlora", model="m", dataset="d.jsonl", output="o", max_steps=1, batch_size=1,
+                          effective_batch=1, gradient_checkpointing=ckpt)
+        assert runner.levers_for(cfg, runner.plan_run(cfg, shape, gpu), dist.World()).dequant_blocks == blocks
+    monkeypatch.setenv("ENVDOCTOR_DEQUANT_BLOCKS", "four")
+    with pytest.raises(ConfigError, match="ENVDOCTOR_DEQUANT_BLOCKS='four'"):
+        runner.levers_for(cfg, runner.plan_run(cfg, shape, gpu), dist.World())

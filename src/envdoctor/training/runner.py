@@ -152,7 +152,10 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
     varlen = plan.device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
     # short of memory (checkpointing): the MLP's NF4 weights dequantised in 4 row blocks, not whole (-84 MiB at the
     # peak); ENVDOCTOR_DEQUANT_BLOCKS=N sets N
-    blocks = int(os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", 4 if plan.checkpointing else 1))
+    raw = os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", "4" if plan.checkpointing else "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"ENVDOCTOR_DEQUANT_BLOCKS={raw!r}: expected a whole number of row blocks >= 1")
+    blocks = int(raw)
     return Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
                   checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen,
                   dequant_blocks=blocks)

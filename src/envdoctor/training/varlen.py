@@ -58,21 +58,25 @@ def cu_seqlens(position_ids: torch.Tensor, slots: int | None = None, max_len: in
     return cu
 
 
-def _runs(p: Sequence[int]) -> list[int]:
-    """The lengths of a row's documents (positions that continue by one)."""
-    cuts = [i for i in range(1, len(p)) if p[i] != p[i - 1] + 1]
-    return [b - a for a, b in zip([0, *cuts], [*cuts, len(p)], strict=True)] if p else []
+def _segments(p: Sequence[int]) -> int:
+    """How many documents a row holds (positions that continue by one are one document)."""
+    if len(p) < 2:
+        return len(p)
+    t = torch.tensor(p)
+    return 1 + int((t[1:] != t[:-1] + 1).sum())
 
 
 def doc_bound(position_ids: Sequence[Sequence[int]]) -> int:
-    """The longest document in the data: every micro-batch's max_len (a graph's shapes cannot follow the batch)."""
-    return max([n for p in position_ids for n in _runs(p)] + [1])
+    """A bound on the longest document in the data: every micro-batch's max_len (a graph's shapes cannot follow
+    the batch). A document's positions count up by one from where it starts (>= 0), so none is longer than the
+    largest position + 1."""
+    return max([max(p) + 1 for p in position_ids if p] + [1])
 
 
 def slots_for(position_ids: Sequence[Sequence[int]], batch: int, width: int, max_len: int) -> int:
     """The most documents a micro-batch of `batch` rows padded to `width` can hold: the `batch` fullest rows
     together, each with the pieces of max_len its padding can be cut into."""
-    counts = sorted((len(_runs(p)) for p in position_ids), reverse=True)
+    counts = sorted((_segments(p) for p in position_ids), reverse=True)
     return sum(counts[:batch]) + min(batch, len(counts)) * -(-width // max_len)
 
 
@@ -118,11 +122,13 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     cu, max_len = kwargs.get("cu_seq_lens_q"), kwargs.get("max_length_q")
+    d = query.shape[-1]
     if (cu is None or dropout or kwargs.get("sliding_window") or kwargs.get("softcap")
-            or query.shape[2] != key.shape[2]):
+            or query.shape[2] != key.shape[2]
+            or (query.is_cuda and (query.dtype not in (torch.float16, torch.bfloat16) or d % 8 or d > 256))):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    b, h, t, d = query.shape
+    b, h, t, _ = query.shape
     scale = scaling if scaling is not None else d ** -0.5
     q, k, v = (x.transpose(1, 2).reshape(b * t, x.shape[1], d) for x in (query, key, value))
     if q.is_cuda:
