@@ -3,10 +3,10 @@
 At batch 1 the QLoRA step is bound by the host, not the GPU (trainer_NOTES.md, run 7: ~150 ms of kernels in a
 ~290 ms step). Each NF4 matmul went through peft's wrapper, bnb's Linear4bit, `matmul_4bit`, an autograd
 Function and three `torch.library` dispatches into Python (~200 us of host time each, ~550 per step). Here one
-autograd Function dequantises through bitsandbytes' own CUDA implementation directly (nested absmax, then the
-4-bit codes: the same kernels) and calls `F.linear`; the LoRA branch is dropout -> A -> B added with its scale
-in one `add` (a counter-based dropout and A in one autograd step that saves A's input, not the dropped copy:
-dropout.py). Anything unusual (bias, merged or several adapters, extra arguments) takes the original forward.
+autograd Function dequantises directly (bitsandbytes' nested absmax, then the 4-bit codes by nf4.py's Triton
+kernel or bitsandbytes' own, whichever gives bitsandbytes' values bit for bit) and calls `F.linear`; the LoRA
+branch is dropout -> A -> B added with its scale in one `add` (a counter-based dropout and A in one autograd
+step that saves A's input, not the dropped copy: dropout.py). Anything unusual (bias, merged or several adapters, extra arguments) takes the original forward.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def _dequant_cuda_factory(kernel: str = "bnb") -> Dequant | None:
                 raise ValueError(f"the Triton kernel dequantises nf4, not {quant_type}")
             if A.device not in table:
                 table[A.device] = get_4bit_type("nf4", device=A.device).float()
-            fast.dequantize(A, absmax, table[A.device], blocksize, out)
+            # codes stored in another dtype (FSDP's bnb_4bit_quant_storage) are the same bytes, viewed
+            fast.dequantize(A if A.dtype == torch.uint8 else A.view(torch.uint8), absmax, table[A.device], blocksize,
+                            out)
 
         four_bit = triton_nf4
 
@@ -69,7 +71,7 @@ def _dequant_cuda_factory(kernel: str = "bnb") -> Dequant | None:
         return out
 
     def rows(weight: torch.Tensor, qs: Any, dtype: torch.dtype, blocks: int) -> Iterator[tuple[int, torch.Tensor]]:
-        # row r of W is codes [r * cols / 2, ...) and scales [r * cols / blocksize, ...): rows_blocks() checked that
+        # row r of W is codes [r * cols / 2, ...) and scales [r * cols / blocksize, ...): row_blocks() checked that
         # every block boundary is a whole byte and a whole scale block
         absmax, (n_rows, cols), flat = scales(qs), qs.shape, weight.reshape(-1)
         step = -(-n_rows // blocks)
