@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -23,6 +24,9 @@ MEASURED = [
     pytest.param(LLAMA, RunShape("qlora", 4, 2048, True, 24, lora_r=16, lora_targets=ALL, fused_loss=True, fused_kernels=True), 20.84, id="qlora-r16all-b4-s2048-ckpt24-fast"),
     pytest.param(LLAMA, RunShape("qlora", 1, 8192, True, None, lora_r=32, lora_targets=QKVO, fused_loss=True, fused_kernels=True), 9.10, id="qlora-r32-b1-s8192-ckpt-fast"),
     pytest.param(GEMMA, RunShape("galore", 2, 1024, False), 14.52, id="galore-b2-s1024-nockpt"),
+    # issue 17 (2026-12-02, `envdoctor train qlora` with CUDA graphs: counter-based dropout, varlen attention)
+    pytest.param(LLAMA, RunShape("qlora", 4, 2048, False, lora_r=64, lora_targets=QKVO, fused_loss=True, fused_kernels=True, packed=True, counter_dropout=True), 31.55, id="qlora-r64-b4-s2048-nockpt-graphs"),
+    pytest.param(LLAMA, RunShape("qlora", 1, 2048, True, None, lora_r=64, lora_targets=QKVO, fused_loss=True, fused_kernels=True, packed=True, counter_dropout=True), 6.54, id="qlora-r64-b1-s2048-ckpt-graphs"),
     pytest.param(GEMMA, RunShape("galore", 2, 1024, True), 8.84, id="galore-b2-s1024-ckpt"),
     pytest.param(GEMMA, RunShape("galore", 1, 1024, True), 5.77, id="galore-b1-s1024-ckpt"),
     pytest.param(GEMMA, RunShape("galore", 2, 2048, True), 14.98, id="galore-b2-s2048-ckpt"),
@@ -68,3 +72,18 @@ def test_estimated_loss_chunk_is_the_one_the_fused_loss_uses():
     run = RunShape("qlora", 1, 2048, False, fused_loss=True)
     chunk = estimate(LLAMA, run).parts["logits (one chunk)"] - 2048 * LLAMA.hidden * 2
     assert chunk == loss_chunk(LLAMA.vocab) * LLAMA.vocab * 6
+
+
+def test_counter_based_dropout_drops_each_adapters_copy_of_its_input():
+    """nn.Dropout + linear keep a bf16 copy and a 1-byte mask of every adapter's input; DropLinear keeps the normed
+    hidden once for q/k/v (the attention output o reads is kept anyway): (2 + 1) x 4h - 2h bytes a token-layer."""
+    from envdoctor.training.memory import _activations_per_token_layer
+
+    run = RunShape("qlora", 1, 2048, lora_targets=QKVO, fused_kernels=True, packed=True)
+    h = LLAMA.hidden
+    plain = _activations_per_token_layer(LLAMA, run)
+    counter = _activations_per_token_layer(LLAMA, replace(run, counter_dropout=True))
+    assert plain - counter == 3 * 4 * h - 2 * h
+    # without dropout there is no copy to drop: the counter path changes nothing
+    assert _activations_per_token_layer(LLAMA, replace(run, lora_dropout=0.0, counter_dropout=True)) == \
+        _activations_per_token_layer(LLAMA, replace(run, lora_dropout=0.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -110,3 +111,29 @@ def test_auto_parallel_shards_a_model_that_does_not_fit_one_gpu():
     with pytest.raises(ConfigError, match="GaLore"):
         make_plan(GEMMA, declared("h200"), RunShape("galore", 1, 2048), effective_batch=8, world_size=2,
                   parallel="fsdp")
+
+
+def test_counter_based_dropout_is_planned_only_where_cuda_graphs_run():
+    """bf16 on one CUDA GPU with the fused loss: yes; a T4 (fp16), two processes, the plain path, CPU: no."""
+    run = RunShape("qlora", 1, 2048, counter_dropout=True)
+    assert make_plan(LLAMA, declared("h200"), run, effective_batch=1).run.counter_dropout
+    assert not make_plan(LLAMA, declared("t4"), run, effective_batch=1).run.counter_dropout
+    assert not make_plan(LLAMA, declared("h200"), run, effective_batch=2, world_size=2).run.counter_dropout
+    assert not make_plan(LLAMA, declared("h200"), run, effective_batch=1, fast=False).run.counter_dropout
+    assert not make_plan(LLAMA, declared("h200"), replace(run, counter_dropout=False), effective_batch=1).run.counter_dropout
+
+
+def test_a_run_without_the_planned_counter_dropout_is_replanned_or_refused_before_any_step():
+    """Graphs refused at load time (another dropout in the model, no Triton): the estimate goes back to nn.Dropout's
+    copies, and a budget that only the counter-based path fitted is a DoesNotFitError, not an OOM mid-step."""
+    from envdoctor.training.runner import replan_without_counter_dropout
+
+    run = RunShape("qlora", 4, 2048, counter_dropout=True)
+    roomy = make_plan(LLAMA, declared("h200"), run, effective_batch=4, fixed_batch=4, fixed_checkpointing=False)
+    again = replan_without_counter_dropout(roomy, LLAMA, "CUDA graphs off: a test")
+    assert again.estimate.total > roomy.estimate.total and not again.run.counter_dropout
+    assert "counter-based dropout is off (CUDA graphs off: a test)" in again.notes[-1]
+    tight = make_plan(LLAMA, declared("h200"), run, effective_batch=4, fixed_batch=4, fixed_checkpointing=False,
+                      max_memory_gib=roomy.planned_bytes / 2**30 + 0.5)
+    with pytest.raises(DoesNotFitError, match="counter-based LoRA dropout, which is off"):
+        replan_without_counter_dropout(tight, LLAMA, "CUDA graphs off: a test")

@@ -132,12 +132,14 @@ def _plan_memory(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..training.memory import RunShape, load_shape
     from ..training.plan import make_plan
+    from ..training.runner import graphs_allowed
 
     shape = load_shape(args.model)
     gpu = detect() if args.gpu == "detected" else declared(args.gpu)
     if args.gpu == "detected" and not gpu.available:
         raise UsageError(f"--gpu detected: no GPU found ({gpu.reason}); name a target instead, e.g. --gpu t4")
-    run = RunShape(args.method, args.batch or 1, args.seq)
+    # as `envdoctor train` plans it: CUDA graphs (counter-based LoRA dropout) where the target allows them
+    run = RunShape(args.method, args.batch or 1, args.seq, counter_dropout=args.method == "qlora" and graphs_allowed())
     if args.rank:
         run = replace(run, lora_r=args.rank, galore_rank=args.rank)
     if args.targets:

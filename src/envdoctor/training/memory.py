@@ -156,6 +156,7 @@ class RunShape:
     param_bytes: int = 2  # bf16/fp16 base weights (GaLore, LoRA); 4 for fp32 (CPU, or GaLore under fp16)
     grad_accum: int = 1  # micro-batches per optimizer step: >1 keeps full gradients alive across forwards
     shards: int = 1  # FSDP: weights, gradients and optimizer state split over this many GPUs
+    counter_dropout: bool = False  # LoRA dropout through dropout.DropLinear (CUDA graphs): no per-adapter copies
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,15 @@ def _activations_per_token_layer(shape: ModelShape, run: RunShape, on_gpu: bool 
     # a plain (not NF4) linear keeps its input: the normed hidden (twice), attention output, act*up
     inputs = 0 if run.method == "qlora" else w * (2 * h + a + i)
     lora = 0.0
-    if run.method in ("qlora", "lora"):
+    if run.method == "qlora" and run.counter_dropout and run.lora_dropout > 0 and on_gpu:
+        # DropLinear saves A's input, not dropout(x): the layer keeps the attention output anyway; the normed
+        # hiddens feeding q/k/v (and gate/up) and down's input are kept once per group, in bf16. Measured on an
+        # H200 (trainer_NOTES.md, issue 17): 103 KB a token and layer for r 64 on q/k/v/o of Llama-3.1-8B
+        # against 144 with nn.Dropout, which is what this gives
+        groups = ((("q_proj", "k_proj", "v_proj"), h), (("gate_proj", "up_proj"), h), (("down_proj",), i))
+        lora = sum(2 * width for names, width in groups if set(names) & set(run.lora_targets))
+        lora += sum(w * run.lora_r for t in run.lora_targets if t in shape.linear_shapes())
+    elif run.method in ("qlora", "lora"):
         lin = shape.linear_shapes()
         # each adapter keeps its own copy of its input (autocast's bf16 cast), the dropout mask (1 byte), and
         # the rank-r middle; without dropout and autocast (fp32 on a CPU) it shares the layer's input

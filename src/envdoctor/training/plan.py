@@ -130,9 +130,11 @@ def _make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, effective_batch: 
     cuda = gpu.available and gpu.kind == "cuda"
     method: Method = run.method if cuda or run.method != "qlora" else "lora"
     param_dtype: Dtype = cdtype if cdtype == "bf16" or method == "qlora" else "fp32"  # fp16 masters are unstable
+    # counter-based LoRA dropout comes with CUDA graphs: one process, bf16, the fused loss (runner.levers_for)
+    counter = run.counter_dropout and method == "qlora" and cuda and cdtype == "bf16" and fast and world_size == 1
     run = replace(run, method=method, fused_loss=fast, fused_kernels=(fast if kernels is None else kernels) and cuda,
                   param_bytes=2 if param_dtype in ("bf16", "fp16") else 4,
-                  shards=world_size if parallel == "fsdp" else 1)
+                  shards=world_size if parallel == "fsdp" else 1, counter_dropout=counter)
     notes: list[str] = []
     if method == "lora" and run.method != "qlora":
         notes.append("no CUDA GPU: LoRA on a full-precision base instead of NF4 (QLoRA needs CUDA)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import replace
@@ -10,7 +11,7 @@ from typing import Any
 
 from .._env.gpu import GpuInfo, declared, detect
 from .._render.train import render_plan
-from ..errors import ConfigError
+from ..errors import ConfigError, DoesNotFitError
 from . import dist
 from .config import TrainConfig
 from .kinds import Device, Outcome
@@ -78,9 +79,11 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
     if softcap and cfg.fast != "off":
         notes.append("fused loss off: the model soft-caps its logits")
     kernels_ok, why = fast_path_probe("cuda" if cuda else "cpu")
+    # CUDA graphs make LoRA dropout counter-based, which saves less (make_plan adds the device conditions)
+    counter = cfg.method == "qlora" and graphs_allowed() and importlib.util.find_spec("triton") is not None
     run = RunShape(cfg.method, cfg.batch_size or 1, cfg.seq_len, lora_r=cfg.lora_r,
                    lora_targets=tuple(cfg.lora_targets), lora_dropout=cfg.lora_dropout, galore_rank=cfg.galore_rank,
-                   galore_targets=tuple(cfg.galore_targets), packed=cfg.packing)
+                   galore_targets=tuple(cfg.galore_targets), packed=cfg.packing, counter_dropout=counter)
     if fast and cuda and not kernels_ok:
         if cfg.fast == "on":
             raise ConfigError(f"fast = on, but {why}")
@@ -110,7 +113,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None, *, skip_gate: bool
     rep.message(render_plan(plan))
     dist.init(world, plan.device == "cuda")
     try:
-        return _execute(cfg, plan, rep, world)
+        return _execute(cfg, plan, rep, world, shape)
     finally:
         dist.shutdown(world)
 
@@ -140,6 +143,11 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
     return examples, evals
 
 
+def graphs_allowed() -> bool:
+    """CUDA graphs unless ENVDOCTOR_GRAPHS=0 (an A/B switch)."""
+    return os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0"
+
+
 def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
     """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0, ENVDOCTOR_VARLEN=0 and
     ENVDOCTOR_DEQUANT_BLOCKS=N override them, for A/B measurements."""
@@ -147,7 +155,7 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
 
     # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager)
     graphs = (cfg.method == "qlora" and plan.device == "cuda" and plan.dtype == "bf16" and plan.fused_loss
-              and world.world_size == 1 and os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0")
+              and world.world_size == 1 and graphs_allowed())
     # packed documents through flash attention's varlen kernel: CUDA only (off the GPU it would be a per-document loop)
     varlen = plan.device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
     # short of memory (checkpointing): the MLP's NF4 weights dequantised in 4 row blocks, not whole (-84 MiB at the
@@ -161,7 +169,25 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
                   dequant_blocks=blocks)
 
 
-def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> TrainResult:
+def replan_without_counter_dropout(plan: Plan, shape: ModelShape, why: str) -> Plan:
+    """The plan counted on counter-based LoRA dropout, and it is off (`why`): the estimate with nn.Dropout's saved
+    copies; DoesNotFitError before any step when that no longer fits the budget."""
+    from .memory import estimate
+    from .plan import planned
+
+    assert plan.run is not None
+    run = replace(plan.run, counter_dropout=False)
+    est = estimate(shape, run)
+    need = planned(est, plan.reserve_factor)
+    if plan.budget and need > plan.budget:
+        raise DoesNotFitError(f"the plan counted on counter-based LoRA dropout, which is off ({why}); with "
+                              f"nn.Dropout the step needs {need / 2**30:.1f} GiB of the {plan.budget / 2**30:.1f} "
+                              "available: use --gradient-checkpointing, a smaller --batch-size, or --lora-dropout 0")
+    return replace(plan, run=run, estimate=est,
+                   notes=(*plan.notes, f"memory estimate {est.gib():.2f} GiB: counter-based dropout is off ({why})"))
+
+
+def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World, shape: ModelShape) -> TrainResult:
     import torch
 
     from .fast import fused_loss_supported
@@ -207,6 +233,9 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World) -> 
     seeds, why = graph_seeds(model, replace(levers, fused_loss=plan.fused_loss))
     if why:
         rep.message(why)
+    if seeds is None and plan.run is not None and plan.run.counter_dropout:
+        plan = replan_without_counter_dropout(plan, shape, why or "CUDA graphs off")
+        rep.message(plan.notes[-1])
     for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
                         levers=replace(levers, graphs=seeds is not None)):
         rep.message(note)
