@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ._cst import Planner, kw
+from ._cst import Planner
+from ._moves import kw
 
 
 class Fixer(cst.CSTTransformer):
