@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from envdoctor._matrix.checks import index_problem as check_index
 from envdoctor._matrix.loader import DEFAULT_MATRIX, available, load_matrix
-from envdoctor._matrix.trust import check_index, rules_without_evidence
+from envdoctor._matrix.trust import rules_without_evidence
 from envdoctor._paths import bundled_matrix_dir
 
 BUNDLED = [e for e in available() if e.bundled]

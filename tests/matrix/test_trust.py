@@ -11,18 +11,15 @@ import pytest
 from packaging.version import Version
 
 from envdoctor._cli import main
+from envdoctor._matrix.lines import Line, file_lines, matrix_lines
 from envdoctor._matrix.loader import available, load_matrix
+from envdoctor._matrix.targets import target_platform, target_pythons
 from envdoctor._matrix.trust import (
-    Line,
     Problem,
     TargetResult,
     Validation,
     explain_conflict,
-    file_lines,
-    matrix_lines,
     runtime_problems,
-    target_platform,
-    target_pythons,
     validate_matrix,
     validate_requirements,
 )

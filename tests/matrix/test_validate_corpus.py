@@ -19,7 +19,8 @@ import pytest
 import tomllib
 
 from envdoctor._cli import main
-from envdoctor._matrix.trust import running_platform, validate_requirements
+from envdoctor._matrix.targets import running_platform
+from envdoctor._matrix.trust import validate_requirements
 
 CORPUS = Path(__file__).parent / "corpus" / "requirements"
 FILES = sorted(CORPUS.glob("*.txt"))

@@ -175,7 +175,8 @@ def _show_packages(m: Any, rule: Any, out: list[str]) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from .._matrix.loader import available, load_matrix
-    from .._matrix.trust import parse_platform, parse_python_version, validate_matrix, validate_requirements
+    from .._matrix.targets import parse_platform, parse_python_version
+    from .._matrix.trust import validate_matrix, validate_requirements
     from ..errors import UsageError
 
     chosen = sum(bool(x) for x in (args.matrix, args.requirements, args.all))

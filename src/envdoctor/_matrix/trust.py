@@ -19,6 +19,9 @@ uv build an sdist with the running Python, so a foreign target stays wheels-only
 evaluate. Known gap: pip's wheels-only backtracking skips sdist-only releases without saying so, so with
 `--backend pip` a conflict found among older wheels is reported as a conflict (uv names such releases; auto
 prefers uv).
+
+What is resolved comes from `lines` (a matrix's packages, a file's requirement lines), for which Python and
+platform from `targets`; the verdicts' values are `validation`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -38,9 +40,10 @@ from .._env.satisfy import Ask, unmet
 from .._resolver import Conflict, ConflictKind, Resolution
 from .._resolver import Requested as Line  # a requirement line and where it was written
 from ..errors import UsageError
-from .checks import index_problem as check_index  # the load refuses a bad one; kept for a built Matrix
+from .lines import file_lines, matrix_lines
 from .model import KnownBadRule, Matrix
-from .validation import PLATFORM_MARKERS, PLATFORMS, PYTHONS, Problem, TargetResult, Unchecked, Validation
+from .targets import running_platform, target_platform, target_pythons
+from .validation import PYTHONS, Problem, TargetResult, Unchecked, Validation
 
 
 def rules_without_evidence(matrix: Matrix) -> list[str]:
@@ -63,99 +66,6 @@ def rules_without_evidence(matrix: Matrix) -> list[str]:
         if rule is not None and not rule.evidence:
             out.append(f"gpu.{part}")
     return out
-
-
-def _public_spec(spec: SpecifierSet) -> tuple[SpecifierSet, bool]:
-    """The specifier without local version labels ('==2.4.0+cu118' -> '==2.4.0'), and whether one was dropped."""
-    parts, dropped = [], False
-    for s in spec:
-        if "+" in s.version:
-            parts.append(f"{s.operator}{s.version.split('+', 1)[0]}")
-            dropped = True
-        else:
-            parts.append(str(s))
-    return SpecifierSet(",".join(parts)), dropped
-
-
-def matrix_lines(matrix: Matrix) -> tuple[list[Line], list[Unchecked], list[Problem]]:
-    """The requirement lines of a matrix for the resolver, what stays unchecked, and malformed index hints."""
-    lines: list[Line] = []
-    unchecked: list[Unchecked] = []
-    problems: list[Problem] = []
-    groups = {g.name: g for g in matrix.install_groups}
-    for g in matrix.install_groups:
-        if g.index_url and (err := check_index(g.index_url)):
-            problems.append(Problem("index", f"{matrix.ref} install_groups.{g.name}: {err}"))
-    for p in matrix.packages:
-        origin = f"{matrix.ref} packages.{p.name}"
-        if p.source is not None:
-            unchecked.append(Unchecked(p.name, f"{p.name} {p.specifier}: installed from {p.source}" + (" with --no-deps" if p.no_deps else "")
-                                       + ": not resolved here; its own requirements are not checked against the matrix"))
-            continue
-        spec, dropped = _public_spec(p.specifier)
-        lines.append(Line(f"{p.name}{spec}", origin))
-        index = p.index_url or (groups[p.group].index_url if p.group in groups else None)
-        if p.index_url and (err := check_index(p.index_url)):
-            problems.append(Problem("index", f"{origin}: {err}"))
-        if index or p.local or dropped:
-            build = f"+{p.local}" if p.local else "the pinned build"
-            where = f" from {index}" if index else ""
-            unchecked.append(Unchecked(p.name, f"{p.name}{p.specifier} {build}{where}: validated by its public version "
-                                               "on the configured index; that build itself was not resolved"))
-        if p.no_deps:
-            unchecked.append(Unchecked(p.name, f"{p.name} is installed with --no-deps: its requirements are not checked"))
-    return lines, unchecked, problems
-
-
-def file_lines(path: str | Path) -> tuple[list[Line], list[Unchecked]]:
-    """The requirement lines of a requirements file (read as pip reads it), each with its file:line origin."""
-    from .._requirements import read_requirements
-
-    lines: list[Line] = []
-    unchecked: list[Unchecked] = []
-    read = read_requirements(path, as_pip=True)
-    named = [*([read.sources.index_url] if read.sources.index_url else []), *read.sources.extra_index_urls,
-             *read.sources.find_links] + (["--no-index"] if read.sources.no_index else [])
-    if named:
-        # an index a file names could shadow a name on the configured one (dependency confusion, issue 15)
-        unchecked.append(Unchecked("sources", f"{Path(path).name}: names its own sources ({', '.join(named)}): not "
-                                              "used here; validate resolves with pip's configured index"))
-    for origin, text in read.skipped:
-        name = text.split()[0]
-        unchecked.append(Unchecked(name, f"{origin}: {text}: not applied here (validate resolves the requirement "
-                                         "lines with the configured index)"))
-    for entry in read.lines:
-        req = Requirement(entry.requirement)
-        name = req.name
-        if req.url:
-            unchecked.append(Unchecked(name, f"{entry.origin}: installed from {req.url}: not resolved here"))
-            continue
-        spec, dropped = _public_spec(req.specifier)
-        marker = f"; {req.marker}" if req.marker is not None else ""
-        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-        lines.append(Line(f"{name}{extras}{spec}{marker}", entry.origin))
-        if dropped:
-            unchecked.append(Unchecked(name, f"{entry.origin}: {req.specifier} names a local build; validated by its "
-                                             "public version on the configured index"))
-    return lines, unchecked
-
-
-def target_pythons(spec: SpecifierSet | None) -> list[str]:
-    """The lowest and highest CPython minor versions a Python rule allows (both ends catch different breakage)."""
-    allowed = [v for v in PYTHONS if spec is None or spec.contains(Version(f"{v}.0"), prereleases=True)
-               or spec.contains(Version(f"{v}.99"), prereleases=True)]
-    if not allowed:
-        return []
-    return sorted({allowed[0], allowed[-1]}, key=lambda v: Version(v))
-
-
-def target_platform(matrix: Matrix | None) -> str:
-    """The first of linux, windows, macos that every platform rule of the matrix allows."""
-    rules = matrix.platform if matrix is not None else ()
-    for name, values in PLATFORM_MARKERS.items():
-        if all(r.marker.evaluate(dict(values)) for r in rules):
-            return name
-    return "linux"
 
 
 def explain_conflict(conflict: Conflict, lines: Sequence[Line], subject: str) -> Problem:
@@ -331,21 +241,6 @@ def validate_matrix(matrix: Matrix, *, python_version: str | None = None, platfo
     return Validation(matrix.ref, tuple(targets), tuple(problems), tuple(unchecked), tuple(lines))
 
 
-def running_platform() -> str | None:
-    """This machine as one of PLATFORMS ('linux' for Linux on x86_64), or None for one envdoctor has no name for."""
-    import platform as _platform
-
-    machine = _platform.machine().lower()
-    arm = machine in ("arm64", "aarch64")
-    if sys.platform.startswith("linux"):
-        return "linux-aarch64" if arm else "linux" if machine in ("x86_64", "amd64") else None
-    if sys.platform == "darwin":
-        return "macos" if arm else "macos-x86_64"
-    if sys.platform == "win32" and machine in ("amd64", "x86_64"):
-        return "windows"
-    return None
-
-
 def validate_requirements(path: str | Path, *, python_version: str | None = None, platform: str | None = None,
                           backend: str = "auto", rules: Sequence[Matrix] = (), timeout: float = 300.0,
                           progress: Progress = _quiet, allow_build: bool = False) -> Validation:
@@ -375,22 +270,4 @@ def validate_requirements(path: str | Path, *, python_version: str | None = None
     unchecked += _unbuilt_unchecked([target])
     return Validation(str(path), (target,), (), tuple(unchecked), tuple(lines))
 
-
-def parse_platform(value: str) -> str:
-    """'linux' from --platform; raises UsageError naming the choices (and the likely one) on anything else."""
-    import difflib
-
-    name = value.strip().lower()
-    if name in PLATFORMS:
-        return name
-    hint = difflib.get_close_matches(name, PLATFORMS, n=1)
-    did = f" (did you mean {hint[0]!r}?)" if hint else ""
-    raise UsageError(f"--platform {value!r}: not a platform envdoctor resolves for{did}; use one of {', '.join(PLATFORMS)}")
-
-
-def parse_python_version(value: str) -> str:
-    """'3.12' from --python-version; raises UsageError on anything else."""
-    if not re.fullmatch(r"3\.\d{1,2}", value.strip()):
-        raise UsageError(f"--python-version {value!r}: give a CPython minor version such as 3.12")
-    return value.strip()
 
