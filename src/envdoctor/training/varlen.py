@@ -8,8 +8,8 @@ CPU position ids), so the kernel skips the blocks between documents: the same fu
 test holds them equal), a fraction of its work.
 
 `cu_seqlens` reaches the attention through the model's own kwargs (`cu_seq_lens_q`, transformers' flash-attention
-keyword); a call without it (eval, generation), on another device, or with what the kernel does not do (dropout,
-a sliding window, soft-capping) is plain SDPA with transformers' mask. Off the GPU the varlen call runs a
+keyword); a call without it (eval, generation), or with what the kernel does not do (dropout, a sliding window,
+soft-capping, a dtype other than fp16/bf16, a head size over 256) is plain SDPA with transformers' mask. Off the GPU the varlen call runs a
 per-document SDPA reference, so CI checks the wiring without a GPU.
 """
 
