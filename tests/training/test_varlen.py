@@ -4,6 +4,8 @@ that reference on the GPU when the lever turns on (use_varlen), and benchmarks/b
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -144,3 +146,45 @@ def test_row_blocks_follow_checkpointing_and_a_bad_override_is_one_clear_error(m
     monkeypatch.setenv("ENVDOCTOR_DEQUANT_BLOCKS", "four")
     with pytest.raises(ConfigError, match="ENVDOCTOR_DEQUANT_BLOCKS='four'"):
         runner.levers_for(cfg, runner.plan_run(cfg, shape, gpu), dist.World())
+
+
+@pytest.mark.slow
+def test_the_loop_sends_document_boundaries_and_trains_as_packed_sdpa(tiny, tmp_path, monkeypatch):
+    """The training loop, on CPU: with the varlen attention active every micro-batch carries cu_seqlens (the CPU
+    reference computes the attention), and the run's per-step losses are packed SDPA's."""
+    from envdoctor._env.gpu import GpuInfo
+    from envdoctor.training import runner
+    from envdoctor.training.config import TrainConfig
+    from envdoctor.training.loop import train_loop
+    from envdoctor.training.memory import shape_from_config
+    from envdoctor.training.model import add_lora, load_base
+
+    seen: list[int] = []
+    reference = varlen._reference
+
+    def counting(q, k, v, cu, scale):  # type: ignore[no-untyped-def]
+        seen.append(len(cu) - 1)
+        return reference(q, k, v, cu, scale)
+
+    monkeypatch.setattr(varlen, "_reference", counting)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny["model"])
+    losses = []
+    for docs in (False, True):
+        cfg = TrainConfig(method="qlora", model=str(tiny["model"]), dataset=str(tiny["data"]),
+                          output=str(tmp_path / f"run-{docs}"), max_steps=3, seq_len=48, effective_batch=2,
+                          lora_r=4, lora_dropout=0.0, save_steps=0)
+        plan = runner.plan_run(cfg, shape_from_config(runner.model_config(cfg.model)), GpuInfo(False, reason="cpu"))
+        examples, _ = runner.load_data(cfg, tok, plan.seq, runner.NullReporter())
+        torch.manual_seed(0)
+        model = load_base(cfg.model, quantize="none", dtype="fp32", device="cpu", attn="sdpa")
+        model = add_lora(model, cfg.lora_r, cfg.lora_alpha, 0.0, list(cfg.lora_targets))
+        if docs:
+            assert varlen.use_varlen(model).ok
+        model.train()
+        train_loop(cfg, plan, model, tok, examples)
+        losses.append([json.loads(x)["loss"] for x in (tmp_path / f"run-{docs}" / "metrics.jsonl").read_text().splitlines()
+                       if '"loss"' in x and "eval" not in x])
+    assert seen and max(seen) > plan.batch  # packed rows: more documents than rows reached the attention
+    assert len(losses[0]) == 3 and losses[0] == pytest.approx(losses[1], rel=1e-5)
