@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from envdoctor._render.certify import render_json, render_status, render_status_json, render_text
 
     json_out = args.format == "json"
-    from envdoctor._fix.workdir import journal_may_exist
+    from envdoctor._fastpath import journal_may_exist
 
     notice = None
     if journal_may_exist(sys.executable):  # a few stats; the fix machinery loads only when a journal is there

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._env.environment import Environment, facts_of, from_facts
 from .._env.gpu import GpuInfo
+from .._fastpath import journal_may_exist
 from ..errors import FixError, UsageError
 from .derive import checked_snapshot
 from .lock import alive, fix_lock
@@ -16,7 +17,7 @@ from .rollback import RollbackResult, rollback
 from .signals import shielded
 from .snapshot import Snapshot, discard_copies
 from .state import FixState, Phase, clear_state, journal_path, load_snapshot, load_state
-from .workdir import journal_may_exist, workdir_for
+from .workdir import workdir_for
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .._fastpath import FIX_JOURNAL
 from .._paths import private_write
 from .._resolver import Sources
 from ..errors import UsageError
 from .plan import Change, Plan, Step, StepKind
 from .snapshot import Snapshot
 from .targets import TargetKind
-from .workdir import JOURNAL
 
 STATE_VERSION = 2
 
@@ -58,7 +58,7 @@ class FixState:
 
 def journal_path(work: Path) -> Path:
     """The journal file of an environment's work folder."""
-    return work / JOURNAL
+    return work / FIX_JOURNAL
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 
-from .._fastpath import FIX_JOURNAL as JOURNAL
-from .._fastpath import journal_may_exist, prefix_of, workdir_in_prefix
+from .._fastpath import workdir_in_prefix
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
-
-__all__ = ["JOURNAL", "journal_may_exist", "prefix_of", "workdir_for"]
 
 
 def workdir_for(prefix: str) -> Path:
