@@ -131,8 +131,7 @@ def _plan_memory(args: argparse.Namespace) -> int:
     from .._render.train import render_memory_json, render_memory_text
     from ..errors import UsageError
     from ..training.memory import RunShape, load_shape
-    from ..training.plan import make_plan
-    from ..training.runner import graphs_allowed
+    from ..training.plan import graphs_allowed, make_plan
 
     shape = load_shape(args.model)
     gpu = detect() if args.gpu == "detected" else declared(args.gpu)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from .._env.gpu import GpuInfo
@@ -50,6 +51,11 @@ class Plan:
     def planned_bytes(self) -> int:
         """What the plan needs on the GPU: the estimate with the allocator reserve and the CUDA context."""
         return planned(self.estimate, self.reserve_factor)
+
+
+def graphs_allowed() -> bool:
+    """CUDA graphs (and their counter-based dropout) unless ENVDOCTOR_GRAPHS=0, an A/B switch."""
+    return os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0"
 
 
 def choose_dtype(gpu: GpuInfo, requested: DtypeChoice = "auto") -> Dtype:

@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .kinds import Device, Outcome
 from .loop import NullReporter, Reporter, TrainResult
 from .memory import ModelShape, RunShape, shape_from_config
-from .plan import Plan, make_plan
+from .plan import Plan, graphs_allowed, make_plan
 
 
 def gate(cfg: TrainConfig) -> Any:
@@ -141,11 +141,6 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
         rep.message(f"  eval: {len(eval_rows)} rows, {len(evals)} sequences"
                     + (f" ({cfg.eval_split:.0%} held out of the dataset)" if cfg.eval_split else ""))
     return examples, evals
-
-
-def graphs_allowed() -> bool:
-    """CUDA graphs unless ENVDOCTOR_GRAPHS=0 (an A/B switch)."""
-    return os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0"
 
 
 def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
