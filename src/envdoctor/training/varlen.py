@@ -58,14 +58,6 @@ def cu_seqlens(position_ids: torch.Tensor, slots: int | None = None, max_len: in
     return cu
 
 
-def _segments(p: Sequence[int]) -> int:
-    """How many documents a row holds (positions that continue by one are one document)."""
-    if len(p) < 2:
-        return len(p)
-    t = torch.tensor(p)
-    return 1 + int((t[1:] != t[:-1] + 1).sum())
-
-
 def doc_bound(position_ids: Sequence[Sequence[int]]) -> int:
     """A bound on the longest document in the data: every micro-batch's max_len (a graph's shapes cannot follow
     the batch). A document's positions count up by one from where it starts (>= 0), so none is longer than the
@@ -76,7 +68,7 @@ def doc_bound(position_ids: Sequence[Sequence[int]]) -> int:
 def slots_for(position_ids: Sequence[Sequence[int]], batch: int, width: int, max_len: int) -> int:
     """The most documents a micro-batch of `batch` rows padded to `width` can hold: the `batch` fullest rows
     together, each with the pieces of max_len its padding can be cut into."""
-    counts = sorted((_segments(p) for p in position_ids), reverse=True)
+    counts = sorted((len(doc_starts(torch.tensor([p]))) for p in position_ids if p), reverse=True)
     return sum(counts[:batch]) + min(batch, len(counts)) * -(-width // max_len)
 
 
