@@ -37,7 +37,7 @@ def optimizer(cfg: TrainConfig, plan: Plan, model: Any) -> Any:
     return GaLoreAdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-_STEP_PARTS = ("initialized", "check_overrides", "to_gpu", "init_state", "prefetch_state", "update_step")
+_STEP_PARTS = ("check_overrides", "to_gpu", "init_state", "prefetch_state", "update_step")  # + `initialized`
 
 
 def paged_adamw(params: list[Any], **kw: Any) -> Any:
@@ -53,7 +53,7 @@ def paged_adamw(params: list[Any], **kw: Any) -> Any:
     import torch
 
     base = bnb.optim.PagedAdamW32bit
-    if not all(hasattr(base, a) or a == "initialized" for a in _STEP_PARTS):
+    if not all(hasattr(base, a) for a in _STEP_PARTS):
         return base(params, **kw)
 
     class PagedAdamW32bit(base):  # type: ignore[misc, valid-type]
