@@ -1,9 +1,10 @@
-"""The trainer's GPU kernels on the GPU: the Triton dropout and NF4 kernels against the arithmetic they replace, flash
+"""The trainer's GPU kernels on the GPU: the Triton dropout, NF4 and fused LoRA kernels against the arithmetic they
+replace, flash
 varlen against per-document SDPA, NF4 row blocks against the whole weight, bitsandbytes' paged AdamW without its
 per-parameter syncs, and a captured step's replay against eager autograd on a tiny random NF4 Llama.
 
 Skipped where torch sees no CUDA device (CI has none: the CPU paths are in test_dropout, test_varlen, test_lean,
-test_optim); run on the GPU machine with `python -m pytest tests/training/test_gpu.py`.
+test_optim, test_lora_fused); run on the GPU machine with `python -m pytest tests/training/test_gpu.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,36 @@ def test_the_triton_dropout_kernel_is_the_torch_arithmetic():
     assert dropout._kernel_for(x, seeds.base) is not None  # compiled, and equal on its own probe
     for site, p in ((0, 0.1), (7, 0.5), (300, 0.05)):
         assert torch.equal(dropout.hash_dropout(x, seeds.base, site, p), dropout._torch(x, seeds.base, site, p))
+
+
+@pytest.mark.parametrize(("m", "k", "r", "p"), [(8192, 4096, 64, 0.1), (4093, 1024, 16, 0.0), (300, 4096, 8, 0.5)])
+def test_the_fused_lora_kernels_compute_the_torch_ops_products(m, k, r, p):
+    from envdoctor.training import dropout
+    from envdoctor.training.lora_fused import TorchOps, TritonOps, ops_for
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=g)
+    a = (torch.randn(r, k, device="cuda", generator=g) * 0.02).bfloat16()
+    gz = torch.randn(m, r, device="cuda", dtype=torch.bfloat16, generator=g)
+    seed = dropout.DropoutSeeds(torch.device("cuda"), start=99).base
+    fast, ref = TritonOps(), TorchOps()
+    assert isinstance(ops_for(x), TritonOps)  # chosen at first use: it agreed on its own probe
+
+    def close(got, want, tol):
+        return float((got.float() - want.float()).abs().max()) <= tol * float(want.float().abs().max())
+
+    assert close(fast.drop_a(x, a, seed, 5, p), ref.drop_a(x, a, seed, 5, p), 1e-2)  # bf16 output, fp32 sums
+    assert close(fast.drop_a_grad(gz, x, seed, 5, p), ref.drop_a_grad(gz, x, seed, 5, p), 1e-2)
+    d1, d2 = x.clone(), x.clone()
+    fast.add_drop_gz_a(d1, gz, a, seed, 5, p)
+    ref.add_drop_gz_a(d2, gz, a, seed, 5, p)
+    assert close(d1, d2, 1e-2)
+    if p:  # the kernels drop exactly the elements HashDropout drops (zero product where the mask is off)
+        ones = torch.ones_like(x)
+        d3 = torch.zeros_like(x)
+        fast.add_drop_gz_a(d3, torch.ones(m, r, device="cuda", dtype=torch.bfloat16), torch.ones(r, k, device="cuda",
+                           dtype=torch.bfloat16), seed, 5, p)
+        assert torch.equal(d3 != 0, dropout.hash_dropout(ones, seed, 5, p) != 0)
 
 
 @pytest.mark.parametrize("shape", [(1024, 512), (512, 2048), (3584, 1024)])

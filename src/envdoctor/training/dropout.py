@@ -43,29 +43,50 @@ class DropoutSeeds:
         self.base.add_(max(self.sites, 1))
 
 
-def _threshold(p: float) -> int:
+def threshold(p: float) -> int:
     """Keep an element when its 32-bit hash is >= this: probability 1 - p."""
     return min(int(p * 2**32), _U32)
+
+
+def triton_hash() -> Any:
+    """The hash as a Triton function, for kernels that draw the mask themselves (this one, lora_fused.py):
+    keep_bits(idx, seed_ptr, site) -> uint32 hash of element indices `idx` (int32 or int64, taken mod 2**32)."""
+    if not _HASH:
+        import triton
+        import triton.language as tl
+
+        # no annotations: Triton reads them as types (and `from __future__ import annotations` makes them strings)
+        @triton.jit
+        def keep_bits(idx, seed_ptr, site):  # type: ignore[no-untyped-def]
+            key = ((tl.load(seed_ptr) * 1000003 + site) & 0xFFFFFFFF).to(tl.uint32)
+            h = idx.to(tl.uint32) * 0x9E3779B1 + key  # uint32 arithmetic wraps: the torch version masks to 32 bits
+            h ^= h >> 16
+            h *= 0x85EBCA6B
+            h ^= h >> 13
+            h *= 0xC2B2AE35
+            h ^= h >> 16
+            return h
+
+        _HASH.append(keep_bits)
+    return _HASH[0]
+
+
+_HASH: list[Any] = []
 
 
 def _triton_kernel() -> Any:
     import triton
     import triton.language as tl
 
-    # no annotations: Triton reads them as types (and `from __future__ import annotations` makes them strings)
+    keep_bits = triton_hash()
+
     @triton.jit
-    def hash_dropout(x_ptr, y_ptr, seed_ptr, site, n, threshold, scale, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
+    def hash_dropout(x_ptr, y_ptr, seed_ptr, site, n, cut, scale, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         inside = offs < n
-        key = ((tl.load(seed_ptr) * 1000003 + site) & 0xFFFFFFFF).to(tl.uint32)
-        h = offs.to(tl.uint32) * 0x9E3779B1 + key  # uint32 arithmetic wraps: the torch version masks to 32 bits
-        h ^= h >> 16
-        h *= 0x85EBCA6B
-        h ^= h >> 13
-        h *= 0xC2B2AE35
-        h ^= h >> 16
+        h = keep_bits(offs, seed_ptr, site)
         x = tl.load(x_ptr + offs, mask=inside, other=0.0)
-        keep = h.to(tl.int64) >= threshold
+        keep = h.to(tl.int64) >= cut
         tl.store(y_ptr + offs, tl.where(keep, x * scale, 0.0).to(y_ptr.dtype.element_ty), mask=inside)
 
     return hash_dropout
@@ -80,7 +101,7 @@ def keep_mask(seed: torch.Tensor, site: int, x: torch.Tensor, p: float) -> torch
     h ^= h >> 13
     h = (h * 0xC2B2AE35) & _U32
     h ^= h >> 16
-    return h >= _threshold(p)
+    return h >= threshold(p)
 
 
 _KERNEL: list[Any] = []  # [kernel] once checked, [None] where Triton cannot compile it or disagrees (torch then)
@@ -90,7 +111,7 @@ def _launch(kernel: Any, x: torch.Tensor, seed: torch.Tensor, site: int, p: floa
     x = x.contiguous()
     y = torch.empty_like(x)
     n = x.numel()
-    kernel[((n + _BLOCK - 1) // _BLOCK,)](x, y, seed, site, n, _threshold(p), 1.0 / (1.0 - p), BLOCK=_BLOCK,
+    kernel[((n + _BLOCK - 1) // _BLOCK,)](x, y, seed, site, n, threshold(p), 1.0 / (1.0 - p), BLOCK=_BLOCK,
                                           num_warps=8)
     return y
 

@@ -1,0 +1,112 @@
+"""Where `envdoctor train qlora`'s step time goes (GPU only): the CLI itself, in-process, under torch.profiler for
+three steady steps (the whole step: collation, the graph or eager forward + backward, clipping, optimizer).
+
+    python benchmarks/profile_cli.py [--steps-from 6] -- --model ... --dataset ... (envdoctor train qlora's args)
+
+Prints the GPU time by kind of kernel (matmuls, attention, dropout, NF4, elementwise, ...), the top kernels, and
+how much of the steps' wall time the GPU was busy: what is left for a faster step to take. Results are also a
+`RESULT {json}` line (and $OUT/profile_cli.jsonl, as bench_trainer writes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# the first pattern that matches a kernel's name is its kind
+KINDS = [
+    ("matmul", r"gemm|cutlass|sm90_|nvjet|xmma|cublas|splitK"),
+    ("attention", r"flash|fmha|attention"),
+    ("dropout", r"hash_dropout|lora_"),
+    ("nf4", r"nf4|dequant|kDequantize"),
+    ("loss", r"cross_entropy|liger_cross|_ce_|element_mul_kernel"),
+    ("rmsnorm", r"rms_norm|rmsnorm"),
+    ("swiglu", r"swiglu|silu"),
+    ("rope", r"rope"),
+    ("optimizer", r"optimizer|adam|kOptimizer|32bit_grad|foreach|multi_tensor"),
+    ("copy", r"[Mm]emcpy|[Mm]emset|copy_|CatArray|direct_copy"),
+    ("reduce", r"reduce_kernel|norm_kernel"),
+    ("elementwise", r"elementwise|vectorized|unrolled"),
+]
+
+
+def kind(name: str) -> str:
+    for k, pat in KINDS:
+        if re.search(pat, name):
+            return k
+    return "other"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps-from", type=int, default=6, help="the first profiled step (the first is warm-up)")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--label", default="cli")
+    ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: envdoctor train qlora's arguments")
+    a = ap.parse_args()
+    args = [x for x in a.train_args if x != "--"]
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    import bench_trainer
+    from envdoctor import _cli
+    from envdoctor.training import loop
+
+    state: dict[str, Any] = {"n": 0}
+    prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    accumulate = loop._accumulate
+
+    def timed(plan: Any, stream: Any, run: Any) -> Any:
+        state["n"] += 1  # _accumulate starts step n; step n-1 ended with the loop's synchronize
+        if state["n"] == a.steps_from:
+            torch.cuda.synchronize()
+            prof.__enter__()
+            state["t0"] = time.perf_counter()
+        if state["n"] == a.steps_from + a.steps:
+            torch.cuda.synchronize()
+            state["wall"] = time.perf_counter() - state["t0"]
+            prof.__exit__(None, None, None)
+        return accumulate(plan, stream, run)
+
+    loop._accumulate = timed
+    rc = _cli.main(["train", "qlora", "--max-steps", str(a.steps_from + a.steps + 1), *args])
+    if "wall" not in state:
+        print(f"the run ended (rc {rc}) before step {a.steps_from + a.steps}", file=sys.stderr)
+        return 1
+    by_kind: dict[str, float] = {}
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "self_device_time_total", 0) or getattr(ev, "self_cuda_time_total", 0)
+        if us <= 0 or ev.device_type.name != "CUDA":
+            continue
+        rows.append((us, ev.count, ev.key))
+        by_kind[kind(ev.key)] = by_kind.get(kind(ev.key), 0.0) + us
+    rows.sort(reverse=True)
+    n = a.steps
+    wall_ms = state["wall"] * 1000 / n
+    busy_ms = sum(by_kind.values()) / 1000 / n
+    print(f"{a.label}: {wall_ms:.1f} ms a step (wall), GPU busy {busy_ms:.1f} ms ({busy_ms / wall_ms:.0%})")
+    for k, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:12s} {us / 1000 / n:8.2f} ms")
+    print("top kernels (ms a step, calls a step):")
+    for us, count, name in rows[:a.top]:
+        print(f"  {us / 1000 / n:8.2f} {count // n:6d}  {kind(name):11s} {name[:110]}")
+    bench_trainer.emit({"kind": "profile", "label": a.label, "step_ms": round(wall_ms, 1),
+                        "gpu_busy_ms": round(busy_ms, 1),
+                        "by_kind_ms": {k: round(v / 1000 / n, 2) for k, v in by_kind.items()},
+                        "top": [[round(us / 1000 / n, 3), count // n, name[:160]] for us, count, name in rows[:60]]},
+                       "profile_cli.jsonl")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

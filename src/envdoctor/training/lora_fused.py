@@ -1,0 +1,254 @@
+"""One autograd step for an NF4 linear and its LoRA adapter: x @ W.T + s * (dropout(x) @ A.T) @ B.T.
+
+Why: at batch 4 x 2048 tokens the adapter's side of a Llama-8B layer costs more GPU time than it computes
+(benchmarks/trainer_NOTES.md, issue 17, third session): each of q/k/v/o ran a dropout kernel (x read, the dropped
+copy written), LoRA A on that copy (read again), LoRA B, an add of the scaled branch into the base output, and in
+the backward the mask twice more, a (tokens x hidden) product for the input's gradient, a masking kernel on it and
+an add into the base's gradient: ~0.9 ms a layer for q/k/v alone, all memory traffic over 64 MiB tensors.
+
+Here the mask is drawn inside the matmuls (the counter-based hash of dropout.py, so it is the same mask as
+HashDropout's, rebuilt in the backward, never stored):
+- forward: z = dropout(x) @ A.T in one kernel that reads x once; the base matmul adds s * (z @ B.T) in its
+  epilogue (`addmm` with beta = s), so the branch is never a separate tensor added afterwards;
+- backward: dA = gz.T @ dropout(x) in one kernel reading x once (split over tokens, partial sums added in fp32);
+  the input's gradient is g @ W, and dropout(gz @ A) is added into it in place by one kernel (no product tensor).
+The arithmetic is peft's, in a different order (fp32 accumulation across the branch, one bf16 rounding where there
+were several). The Triton kernels are used only for bf16/fp16 CUDA tensors and after they agree with the torch
+ops (the same functions composed from dropout.hash_dropout and matmuls, which is also the CPU path) on a probe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from .dropout import hash_dropout, threshold
+
+
+class Ops(Protocol):
+    """The three adapter-side products, with the dropout mask of (seed, site, p) applied to x's elements."""
+
+    def drop_a(self, x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        """dropout(x) @ a.T: (M, K) x (R, K) -> (M, R) in x's dtype."""
+
+    def drop_a_grad(self, gz: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        """gz.T @ dropout(x): (M, R) x (M, K) -> (R, K), at least fp32."""
+
+    def add_drop_gz_a(self, dx: torch.Tensor, gz: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int,
+                      p: float) -> None:
+        """dx += dropout(gz @ a) in place: (M, K) += mask * ((M, R) x (R, K))."""
+
+
+def _drop(x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+    return hash_dropout(x, seed, site, p) if p > 0 else x
+
+
+class TorchOps:
+    """The reference: dropout.hash_dropout and matmuls (the CPU path, and the GPU's where Triton is not used)."""
+
+    def drop_a(self, x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        return torch.mm(_drop(x, seed, site, p), a.t())
+
+    def drop_a_grad(self, gz: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        return torch.mm(gz.t(), _drop(x, seed, site, p)).to(torch.promote_types(x.dtype, torch.float32))
+
+    def add_drop_gz_a(self, dx: torch.Tensor, gz: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int,
+                      p: float) -> None:
+        dx.add_(_drop(torch.mm(gz, a), seed, site, p))
+
+
+def _kernels() -> tuple[Any, Any, Any]:
+    import triton
+    import triton.language as tl
+
+    from .dropout import triton_hash
+
+    keep_bits = triton_hash()
+
+    # no annotations: Triton reads them as types (and `from __future__ import annotations` makes them strings)
+    @triton.jit
+    def drop_a_fwd(x_ptr, a_ptr, z_ptr, seed_ptr, site, M, K, R, cut, scale,  # type: ignore[no-untyped-def]
+                   DROP: tl.constexpr, RP: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+        rows = tl.program_id(0) * BM + tl.arange(0, BM)
+        rr = tl.arange(0, RP)
+        acc = tl.zeros((BM, RP), dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            cols = k0 + tl.arange(0, BK)
+            inside = (rows[:, None] < M) & (cols[None, :] < K)
+            x = tl.load(x_ptr + rows[:, None].to(tl.int64) * K + cols[None, :], mask=inside, other=0.0)
+            if DROP:
+                h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
+                x = tl.where(h.to(tl.int64) >= cut, x * scale, 0.0).to(x_ptr.dtype.element_ty)
+            a = tl.load(a_ptr + rr[:, None] * K + cols[None, :], mask=(rr[:, None] < R) & (cols[None, :] < K),
+                        other=0.0)
+            acc += tl.dot(x, tl.trans(a))
+        tl.store(z_ptr + rows[:, None].to(tl.int64) * R + rr[None, :], acc.to(z_ptr.dtype.element_ty),
+                 mask=(rows[:, None] < M) & (rr[None, :] < R))
+
+    @triton.jit
+    def drop_a_bwd(gz_ptr, x_ptr, part_ptr, seed_ptr, site, M, K, R, rows_per, cut, scale,  # type: ignore[no-untyped-def]
+                   DROP: tl.constexpr, RP: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
+        cols = tl.program_id(0) * BK + tl.arange(0, BK)
+        split = tl.program_id(1)
+        rr = tl.arange(0, RP)
+        acc = tl.zeros((RP, BK), dtype=tl.float32)
+        for m0 in range(split * rows_per, tl.minimum(M, (split + 1) * rows_per), BM):
+            rows = m0 + tl.arange(0, BM)
+            inside = (rows[:, None] < M) & (cols[None, :] < K)
+            x = tl.load(x_ptr + rows[:, None].to(tl.int64) * K + cols[None, :], mask=inside, other=0.0)
+            if DROP:
+                h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
+                x = tl.where(h.to(tl.int64) >= cut, x * scale, 0.0).to(x_ptr.dtype.element_ty)
+            gz = tl.load(gz_ptr + rows[:, None].to(tl.int64) * R + rr[None, :],
+                         mask=(rows[:, None] < M) & (rr[None, :] < R), other=0.0)
+            acc += tl.dot(tl.trans(gz), x)
+        tl.store(part_ptr + split * R * K + rr[:, None] * K + cols[None, :], acc,
+                 mask=(rr[:, None] < R) & (cols[None, :] < K))
+
+    @triton.jit
+    def add_drop_gz_a(dx_ptr, gz_ptr, a_ptr, seed_ptr, site, M, K, R, cut, scale,  # type: ignore[no-untyped-def]
+                      DROP: tl.constexpr, RP: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+        rows = tl.program_id(0) * BM + tl.arange(0, BM)
+        cols = tl.program_id(1) * BN + tl.arange(0, BN)
+        rr = tl.arange(0, RP)
+        gz = tl.load(gz_ptr + rows[:, None].to(tl.int64) * R + rr[None, :],
+                     mask=(rows[:, None] < M) & (rr[None, :] < R), other=0.0)
+        a = tl.load(a_ptr + rr[:, None] * K + cols[None, :], mask=(rr[:, None] < R) & (cols[None, :] < K),
+                    other=0.0)
+        t = tl.dot(gz, a)
+        if DROP:
+            h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
+            t = tl.where(h.to(tl.int64) >= cut, t * scale, 0.0)
+        inside = (rows[:, None] < M) & (cols[None, :] < K)
+        at = dx_ptr + rows[:, None].to(tl.int64) * K + cols[None, :]
+        dx = tl.load(at, mask=inside, other=0.0)
+        tl.store(at, (dx.to(tl.float32) + t).to(dx_ptr.dtype.element_ty), mask=inside)
+
+    return drop_a_fwd, drop_a_bwd, add_drop_gz_a
+
+
+def _rp(r: int) -> int:
+    return max(16, 1 << (r - 1).bit_length())  # tl.dot needs each side >= 16 and a power of two
+
+
+class TritonOps:
+    """The same three products as Triton kernels that draw the mask themselves (x read once, nothing dropped
+    stored)."""
+
+    BM, BK, SPLIT = 64, 64, 8
+
+    def __init__(self) -> None:
+        self.fwd, self.bwd, self.dx = _kernels()
+
+    def _args(self, p: float) -> tuple[int, float, bool]:
+        return (threshold(p), 1.0 / (1.0 - p), True) if p > 0 else (0, 1.0, False)
+
+    def drop_a(self, x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        (m, k), r = x.shape, a.shape[0]
+        z = torch.empty((m, r), dtype=x.dtype, device=x.device)
+        cut, scale, drop = self._args(p)
+        self.fwd[(-(-m // self.BM),)](x, a, z, seed, site, m, k, r, cut, scale, DROP=drop, RP=_rp(r), BM=self.BM,
+                                      BK=self.BK, num_warps=4, num_stages=3)
+        return z
+
+    def drop_a_grad(self, gz: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
+        (m, k), r = x.shape, gz.shape[1]
+        rows_per = -(-m // self.SPLIT)
+        rows_per = -(-rows_per // self.BM) * self.BM
+        splits = -(-m // rows_per)
+        part = torch.empty((splits, r, k), dtype=torch.float32, device=x.device)
+        cut, scale, drop = self._args(p)
+        self.bwd[(-(-k // 128), splits)](gz, x, part, seed, site, m, k, r, rows_per, cut, scale, DROP=drop,
+                                         RP=_rp(r), BM=self.BM, BK=128, num_warps=4, num_stages=3)
+        return part.sum(0)
+
+    def add_drop_gz_a(self, dx: torch.Tensor, gz: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int,
+                      p: float) -> None:
+        (m, k), r = dx.shape, a.shape[0]
+        cut, scale, drop = self._args(p)
+        self.dx[(-(-m // 64), -(-k // 128))](dx, gz, a, seed, site, m, k, r, cut, scale, DROP=drop, RP=_rp(r),
+                                             BM=64, BN=128, num_warps=4)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    return bool((got.float() - want.float()).abs().max() <= 2e-2 * want.float().abs().max() + 1e-3)
+
+
+_CHOSEN: dict[tuple[str, torch.dtype], Ops] = {}
+
+
+def ops_for(x: torch.Tensor) -> Ops:
+    """The Triton kernels for bf16/fp16 on CUDA once they agree with the torch ops on a probe (every product,
+    with and without dropout, a rank that is not a power of two, rows and columns off the tile sizes); else the
+    torch ops."""
+    key = (x.device.type, x.dtype)
+    if key not in _CHOSEN:
+        _CHOSEN[key] = TorchOps()
+        if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16):
+            try:
+                fast = TritonOps()
+                if _agree(fast, TorchOps(), x.device, x.dtype):
+                    _CHOSEN[key] = fast
+            except Exception:  # no Triton, or it cannot compile these kernels here: the torch ops
+                pass
+    return _CHOSEN[key]
+
+
+def _agree(fast: Ops, ref: Ops, device: torch.device, dtype: torch.dtype) -> bool:
+    g = torch.Generator(device=device).manual_seed(0)
+    m, k, r = 200, 320, 24
+    x = torch.randn(m, k, device=device, dtype=dtype, generator=g)
+    a = torch.randn(r, k, device=device, dtype=dtype, generator=g) * 0.05
+    gz = torch.randn(m, r, device=device, dtype=dtype, generator=g)
+    seed = torch.full((), 3, dtype=torch.int64, device=device)
+    for p in (0.0, 0.3):
+        if not (_close(fast.drop_a(x, a, seed, 1, p), ref.drop_a(x, a, seed, 1, p))
+                and _close(fast.drop_a_grad(gz, x, seed, 1, p), ref.drop_a_grad(gz, x, seed, 1, p))):
+            return False
+        d1, d2 = x.clone(), x.clone()
+        fast.add_drop_gz_a(d1, gz, a, seed, 1, p)
+        ref.add_drop_gz_a(d2, gz, a, seed, 1, p)
+        if not _close(d1, d2):
+            return False
+    return True
+
+
+class _LoRANF4(torch.autograd.Function):
+    """x @ dequant(W).T + s * (dropout(x) @ A.T) @ B.T, in `dtype`; saves x (already saved by its other users:
+    the norm's output feeds q, k and v) and the (tokens x r) z, never the dropped copy of x or the bf16 weight."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, qs: Any,
+                dequant: Any, s: float, seed: torch.Tensor, site: int, p: float, dtype: torch.dtype) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            x2 = x.reshape(-1, x.shape[-1]).to(dtype).contiguous()
+            ac, bc = a.to(dtype), b.to(dtype)
+            ops = ops_for(x2)
+            z = ops.drop_a(x2, ac, seed, site, p)
+            out = torch.addmm(torch.mm(z, bc.t()), x2, dequant(weight, qs, dtype).t(), beta=s)
+        ctx.save_for_backward(x2, z, ac, bc)
+        ctx.rest = (weight, qs, dequant, s, seed, site, p, ops, x.shape, x.dtype, a.dtype, b.dtype)
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x2, z, ac, bc = ctx.saved_tensors
+        weight, qs, dequant, s, seed, site, p, ops, shape, x_dtype, a_dtype, b_dtype = ctx.rest
+        with torch.autocast(x2.device.type, enabled=False):
+            g = grad.reshape(-1, grad.shape[-1]).to(x2.dtype)
+            gz = torch.mm(g, bc).mul_(s)
+            da = ops.drop_a_grad(gz, x2, seed, site, p).to(a_dtype) if ctx.needs_input_grad[1] else None
+            db = torch.mm(g.t(), z).to(b_dtype).mul_(s) if ctx.needs_input_grad[2] else None
+            dx = None
+            if ctx.needs_input_grad[0]:
+                dx = torch.mm(g, dequant(weight, qs, x2.dtype))
+                ops.add_drop_gz_a(dx, gz, ac, seed, site, p)
+                dx = dx.view(shape).to(x_dtype)
+        return dx, da, db, None, None, None, None, None, None, None, None
+
+
+def lora_nf4(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Any,
+             s: float, seed: torch.Tensor, site: int, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """The NF4 linear plus its LoRA branch in one autograd step (p = 0: no dropout; `seed` is then not read)."""
+    return _LoRANF4.apply(x, a, b, weight, qs, dequant, s, seed, site, p, dtype)
