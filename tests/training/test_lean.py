@@ -105,3 +105,28 @@ def test_the_row_block_forward_and_backward_equal_the_whole_weight():
         grads.append(x.grad)
     assert torch.allclose(grads[0], grads[1]) and torch.allclose(grads[0], grads[2])
     assert grads[0].shape == (2, 5, 6)
+
+
+def test_kept_weights_are_dequantised_once_and_train_as_the_step_dequantising(tiny, monkeypatch):
+    """`keep` (a plan with memory to spare): each NF4 weight dequantised once at set-up, none in the steps, and the
+    same loss and gradients as dequantising twice a step (bitsandbytes' CPU backend; the dequantisation is
+    deterministic and the base frozen)."""
+    from envdoctor.training import lean
+
+    model = _nf4_lora(tiny["model"], dropout=0.0)
+    ids = torch.randint(4, 40, (2, 12), generator=torch.Generator().manual_seed(3))
+    lean.apply_lean(model)
+    ref_loss, ref_grads = _step(model, ids)
+    lean.remove_lean(model)
+    calls = []
+    public = lean._dequant_public
+    monkeypatch.setattr(lean, "_dequant_public", lambda *a: calls.append(a[0].shape) or public(*a))
+    ok, note = lean.apply_lean(model, keep=True)
+    assert ok and "kept dequantised" in note, note
+    at_setup = len(calls)
+    assert at_setup >= 14  # the 14 NF4 linears (+ the shape checks)
+    loss, grads = _step(model, ids)
+    _step(model, ids)
+    assert len(calls) == at_setup  # two steps, forward and backward: not one more dequantisation
+    assert loss == ref_loss and grads.keys() == ref_grads.keys()
+    assert all(torch.equal(g, ref_grads[n]) for n, g in grads.items())

@@ -137,3 +137,21 @@ def test_a_run_without_the_planned_counter_dropout_is_replanned_or_refused_befor
                       max_memory_gib=roomy.planned_bytes / 2**30 + 0.5)
     with pytest.raises(DoesNotFitError, match="counter-based LoRA dropout, which is off"):
         replan_without_counter_dropout(tight, LLAMA, "CUDA graphs off: a test")
+
+
+def test_nf4_weights_are_kept_dequantised_only_where_the_plan_has_memory_to_spare():
+    """No checkpointing and room on the card: the bf16 copy (+13 GiB for Llama-3.1-8B) is planned and counted;
+    a budget without that room, a checkpointed plan, the plain path or FSDP: not."""
+    run = RunShape("qlora", 4, 2048, counter_dropout=True)
+    fixed = {"effective_batch": 4, "fixed_batch": 4, "fixed_checkpointing": False}
+    roomy = make_plan(LLAMA, declared("h200"), run, **fixed)
+    assert roomy.run.resident_weights and "kept dequantised in bf16 (+13.0 GiB" in roomy.notes[-1]
+    assert roomy.estimate.parts["base weights dequantised once (bf16)"] == LLAMA.linear_params * 2
+    without = estimate(LLAMA, replace(roomy.run, resident_weights=False))
+    tight = make_plan(LLAMA, declared("h200"), run, **fixed, max_memory_gib=planned(without, roomy.reserve_factor) / 2**30 + 1)
+    assert not tight.run.resident_weights and tight.batch == 4 and not tight.checkpointing  # the same plan, less kept
+    assert not make_plan(LLAMA, declared("h200"), run, effective_batch=1, fixed_batch=1,
+                         fixed_checkpointing=True).run.resident_weights
+    assert not make_plan(LLAMA, declared("h200"), run, **fixed, fast=False).run.resident_weights
+    assert not make_plan(LLAMA, declared("h200"), run, effective_batch=8, world_size=2, parallel="fsdp",
+                         fixed_batch=4, fixed_checkpointing=False).run.resident_weights

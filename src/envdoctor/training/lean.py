@@ -151,6 +151,8 @@ def _nf4_forward(m: Any, dequant: Dequant, blocks: int = 1) -> Callable[[torch.T
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
+    forward.envdoctor_blocks = blocks  # type: ignore[attr-defined]
+    forward.envdoctor_dequant = dequant  # type: ignore[attr-defined]
     return forward
 
 
@@ -168,8 +170,30 @@ def _autocast_dtype(device_type: str) -> torch.dtype:
         return torch.get_autocast_gpu_dtype() if device_type == "cuda" else torch.get_autocast_cpu_dtype()
 
 
-def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
+def _dropout_of(drop: Any) -> tuple[torch.Tensor | None, int, float] | None:
+    """(seed, site, p) of a LoRA dropout the fused step can draw itself: an active HashDropout, or none at all
+    (nn.Identity, p = 0, eval mode: p 0 and no seed); None for a dropout that needs the RNG state."""
+    from .dropout import HashDropout
+
+    if isinstance(drop, HashDropout):
+        return (drop.seeds.base, drop.at, drop.p) if drop.training and drop.p > 0 else (None, 0, 0.0)
+    if isinstance(drop, torch.nn.Identity) or (isinstance(drop, torch.nn.Dropout) and (drop.p == 0 or not drop.training)):
+        return None, 0, 0.0
+    return None
+
+
+_NO_SEED: dict[torch.device, torch.Tensor] = {}
+
+
+def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Tensor], torch.Tensor],
+                  fused: bool = False) -> Callable[..., Any]:
+    """The LoRA wrapper's forward: base(x) + s * B(A(dropout(x))). `fused`: where the base is a whole NF4 weight
+    and autocast is on, one autograd step for both (lora_fused.py), else the base and the branch apart."""
     from .dropout import drop_linear
+    from .lora_fused import lora_nf4
+
+    layer = m.base_layer
+    whole = getattr(base, "envdoctor_blocks", 1) == 1
 
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         active = m.active_adapters
@@ -178,9 +202,17 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
             return original(x, *args, **kwargs)
         name = active[0]
         a, b = m.lora_A[name].weight, m.lora_B[name].weight
-        result = base(x)
         drop = m.lora_dropout[name]
-        if _autocast_on(x.device.type):
+        autocast = _autocast_on(x.device.type)
+        plain = m.lora_A[name].bias is None and m.lora_B[name].bias is None
+        if fused and whole and autocast and plain and (how := _dropout_of(drop)) is not None:
+            seed, site, p = how
+            if seed is None:
+                seed = _NO_SEED.setdefault(x.device, torch.zeros((), dtype=torch.int64, device=x.device))
+            return lora_nf4(x, a, b, layer.weight, layer.weight.quant_state, base.envdoctor_dequant,  # type: ignore[attr-defined]
+                            m.scaling[name], seed, site, p, _autocast_dtype(x.device.type))
+        result = base(x)
+        if autocast:
             z = drop_linear(x, a, drop, _autocast_dtype(x.device.type))
             return torch.add(result, F.linear(z, b), alpha=m.scaling[name])
         lora = F.linear(drop_linear(x, a, drop, None), b).to(result.dtype)
@@ -210,9 +242,24 @@ def _same_as_public(dequant: Dequant, modules: list[Any], blocks: int) -> bool:
         return False
 
 
-def apply_lean(model: Any, blocks: int = 1) -> Outcome:
+def resident(dequant: Dequant, modules: list[Any]) -> Dequant:
+    """`dequant` done once: each module's weight dequantised now and kept (bit for bit what `dequant` gives in the
+    step, since the base is frozen), for a plan with memory to spare (plan.resident_allowed); another dtype than
+    the module's compute dtype, or another weight, is dequantised as before."""
+    kept = {id(m.weight): (m.weight, dequant(m.weight, m.weight.quant_state, m.compute_dtype)) for m in modules}
+
+    def once(weight: torch.Tensor, qs: Any, dtype: torch.dtype) -> torch.Tensor:
+        hit = kept.get(id(weight))
+        return hit[1] if hit is not None and hit[0] is weight and hit[1].dtype == dtype else dequant(weight, qs, dtype)
+
+    return once
+
+
+def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = False) -> Outcome:
     """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note).
-    `blocks` > 1: large weights are dequantised in that many row blocks (less memory, a little more time)."""
+    `blocks` > 1: large weights are dequantised in that many row blocks (less memory, a little more time);
+    `fused`: a LoRA linear whose weight is whole is one autograd step with its adapter (lora_fused.py);
+    `keep`: every weight dequantised once and kept in the compute dtype (`resident`; row blocks are then moot)."""
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:
@@ -226,6 +273,9 @@ def apply_lean(model: Any, blocks: int = 1) -> Outcome:
         if direct is not None and _same_as_public(direct, shapes, blocks):  # bit for bit, or the next one
             dequant, how = direct, f"direct dequant, {name}"
             break
+    if keep and nf4:
+        dequant, blocks = resident(dequant, nf4), 1
+        how += f", kept dequantised ({sum(m.weight.quant_state.shape.numel() for m in nf4) * 2 / 2**30:.1f} GiB)"
     lora = plain = 0
     wrapped: set[int] = set()
     for m in model.modules():
@@ -233,7 +283,7 @@ def apply_lean(model: Any, blocks: int = 1) -> Outcome:
         if (base_layer is not None and hasattr(m, "lora_A") and _is_nf4_linear(base_layer)
                 and not getattr(m.__dict__.get("forward"), "envdoctor_lean", False)):
             base = _nf4_forward(base_layer, dequant, blocks)
-            m.forward = _lora_forward(m, m.forward, base)
+            m.forward = _lora_forward(m, m.forward, base, fused)
             base_layer.forward = base
             wrapped.add(id(base_layer))
             lora += 1
@@ -245,6 +295,8 @@ def apply_lean(model: Any, blocks: int = 1) -> Outcome:
         return Outcome(False, "lean NF4 path off: no NF4 linear layers")
     if any(row_blocks(m, dequant, blocks) > 1 for m in shapes):
         how += f", large weights in {blocks} row blocks"
+    if fused and lora:
+        how += ", LoRA fused with its base"
     return Outcome(True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})")
 
 

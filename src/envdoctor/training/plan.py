@@ -79,6 +79,12 @@ def _fits(run: RunShape, shape: ModelShape, factor: float, budget: int) -> tuple
     return planned(est, factor) <= budget, est
 
 
+def resident_allowed(run: RunShape, fast: bool, parallel: Parallel) -> bool:
+    """Whether the plan may keep the NF4 weights dequantised in bf16 besides the codes (lean.apply_lean): QLoRA on
+    the fast path, one copy of the weights per GPU (not FSDP), and no checkpointing (a plan short of memory)."""
+    return run.method == "qlora" and fast and parallel != "fsdp" and not run.checkpointing
+
+
 def with_run(plan: Plan, shape: ModelShape, **changes: object) -> Plan:
     """The plan with its RunShape changed (batch, grad_accum, checkpointing, ...) and estimated again."""
     if plan.run is None:
@@ -180,6 +186,14 @@ def _make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, effective_batch: 
                 if ok:
                     if seq != run.seq:
                         notes.append(f"sequence cut from {run.seq} to {seq} tokens to fit {budget / GiB:.1f} GiB")
+                    if resident_allowed(r, fast, parallel):
+                        kept = replace(r, resident_weights=True)
+                        ok, more = _fits(kept, shape, factor, budget)
+                        if ok:
+                            notes.append(f"NF4 weights also kept dequantised in bf16 "
+                                         f"(+{(more.total - est.total) / GiB:.1f} GiB of memory the plan has spare): "
+                                         "no dequantisation in the step")
+                            r, est = kept, more
                     return done(r, est, budget)
         if fixed_seq or seq <= 256:
             b = batches[-1]

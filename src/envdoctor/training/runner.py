@@ -144,8 +144,9 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
 
 
 def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
-    """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0, ENVDOCTOR_VARLEN=0 and
-    ENVDOCTOR_DEQUANT_BLOCKS=N override them, for A/B measurements."""
+    """The fast-path levers for this run (fast.Levers); ENVDOCTOR_GRAPHS=0, ENVDOCTOR_VARLEN=0,
+    ENVDOCTOR_FUSED_LORA=0, ENVDOCTOR_RESIDENT=0 and ENVDOCTOR_DEQUANT_BLOCKS=N override them, for A/B
+    measurements."""
     from .fast import Levers
 
     # CUDA graphs: one process, one GPU, bf16 (fp16's loss scaler and DDP's hooks stay eager)
@@ -159,9 +160,12 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"ENVDOCTOR_DEQUANT_BLOCKS={raw!r}: expected a whole number of row blocks >= 1")
     blocks = int(raw)
+    fused_lora = os.environ.get("ENVDOCTOR_FUSED_LORA", "1") != "0"
+    # the plan has memory to spare (plan.resident_allowed): the NF4 weights dequantised once, not twice a step
+    resident = plan.run is not None and plan.run.resident_weights and os.environ.get("ENVDOCTOR_RESIDENT", "1") != "0"
     return Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
                   checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen,
-                  dequant_blocks=blocks)
+                  dequant_blocks=blocks, fused_lora=fused_lora, resident=resident)
 
 
 def replan_without_counter_dropout(plan: Plan, shape: ModelShape, why: str) -> Plan:
