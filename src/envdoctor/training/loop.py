@@ -1,7 +1,9 @@
 """The training loop: accumulation, mixed precision, data parallelism, eval, checkpoints, resume, final save.
 
-Throughput is the steady state: the first step (kernel selection, allocator warm-up) and every stall (data
-loading, checkpoint saves, evaluation) are timed and reported on their own, never folded into tokens/s.
+Throughput is the steady state: the first step (kernel selection, allocator warm-up) and the stalls between steps
+(checkpoint saves, evaluation) are timed and reported on their own, never folded into tokens/s. Data loading is
+part of the step: the host collates one micro-batch ahead, while the GPU runs the one before it, so what is left
+of it is step time; its seconds are still reported (stalls_s["data"]).
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ class TrainResult:
     steps: int
     resumed_from: int
     final_loss: float
-    tokens_per_s: float  # steady state: seen tokens / step time, without the first step and the stalls
+    tokens_per_s: float  # steady state: seen tokens / step time (data included), without the first step, eval, saves
     peak_gib: float  # the largest max_memory_allocated of any rank
     saved: str
     trained_tokens: int = 0  # tokens that carried loss
     seen_tokens: int = 0  # tokens the model read (padding excluded)
     eval_loss: float | None = None
     world_size: int = 1
-    stalls_s: dict[str, float] = field(default_factory=dict)  # first_step, data, checkpoint, eval
+    stalls_s: dict[str, float] = field(default_factory=dict)  # first_step, data (inside the steps), checkpoint, eval
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,11 @@ class _Fit:
 
 def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: list[Any], eval_examples: list[Any],
          run: _Run, rep: Reporter, log: Log) -> _Fit:
-    """Optimizer steps from run.start to run.total, logged, evaluated and checkpointed."""
+    """Optimizer steps from run.start to run.total, logged, evaluated and checkpointed.
+
+    A step's time runs from the previous step's result to its own, less any eval or save in between: the host's
+    collation (behind the GPU's work but still the host's time), the all-reduce and the logging count as step time.
+    """
     import torch
 
     f = _Fit(step=run.start)
@@ -192,23 +198,23 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
     stream = dist.shard(_micro_batches(examples, plan.batch, cfg.seed), run.world)
     for _ in range(run.start * plan.grad_accum):  # the same data order as the interrupted run: skip what it consumed
         next(stream)
+    feed = _Feed(stream, plan, run, (run.total - run.start) * plan.grad_accum)
     model.train()
+    clock = time.perf_counter()
     while f.step < run.total:
-        t = time.perf_counter()
-        loss_t, seen, trained, epoch, data_s = _accumulate(plan, stream, run)
+        loss_t, seen, trained, epoch = _accumulate(plan, feed, run)  # and the next step's first micro-batch collated
         _optimizer_step(cfg, model, run)  # queued behind the backward: the host reads the loss only after it
-        loss = float(loss_t)
+        loss = _wait(loss_t, plan, run)
         f.step += 1
-        if plan.device == "cuda":
-            torch.cuda.synchronize(run.device)
-        dt = time.perf_counter() - t
         loss_sum, seen_g, trained_g = dist.all_sum([loss, seen, trained], run.world, run.device)
         f.loss, f.seen, f.trained = loss_sum / run.world.world_size, f.seen + int(seen_g), f.trained + int(trained_g)
-        f.stalls["data"] += data_s
+        f.stalls["data"] = feed.data_s
+        now = time.perf_counter()
+        dt, clock = now - clock, now
         if f.step == run.start + 1:
             f.stalls["first_step"] += dt  # kernels selected, allocator warmed: not the steady state
         else:
-            f.steady_s += dt - data_s
+            f.steady_s += dt
             f.steady_tokens += int(seen_g)
         if run.graph is not None and f.step == run.start + 1 and run.graph.outcome is not None:
             rep.message(run.graph.outcome.note)
@@ -221,12 +227,26 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
             f.eval_loss, n = evaluate(plan, model, groups, run)
             log.write_eval(f.step, f.eval_loss, n)
             rep.message(f"step {f.step}: eval loss {f.eval_loss:.4f} over {n:,} tokens")
-            f.stalls["eval"] += time.perf_counter() - t
+            spent = time.perf_counter() - t
+            f.stalls["eval"] += spent
+            clock += spent  # not the next step's time
         if cfg.save_steps and f.step % cfg.save_steps == 0 and f.step < run.total:
             t = time.perf_counter()
             _checkpoint(model, tokenizer, run, f.step)
-            f.stalls["checkpoint"] += time.perf_counter() - t
+            spent = time.perf_counter() - t
+            f.stalls["checkpoint"] += spent
+            clock += spent
     return f
+
+
+def _wait(loss_t: Any, plan: Plan, run: _Run) -> float:
+    """The step's loss on the host: the one place a step waits for the GPU (everything before it only queues)."""
+    import torch
+
+    loss = float(loss_t)
+    if plan.device == "cuda":
+        torch.cuda.synchronize(run.device)
+    return loss
 
 
 def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:
@@ -240,32 +260,90 @@ def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:
     dist.barrier(run.world)
 
 
-def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int, float]:
-    """Forward and backward over grad_accum micro-batches: (loss on the device, seen tokens, trained tokens, epoch,
-    data seconds). Nothing here waits for the GPU: token counts come from the CPU tensors."""
+@dataclass(frozen=True)
+class _MicroBatch:
+    """One micro-batch collated on the host, ready to go to the device; its token counts read off the CPU tensors."""
+
+    tensors: dict[str, Any]  # CPU int64 (pinned under a graph): input_ids, labels, position_ids, cu_seqlens (varlen)
+    seen: int  # tokens the model reads (padding excluded)
+    trained: int  # tokens that carry loss
+    epoch: int
+
+
+def _prepare(group: list[Any], epoch: int, plan: Plan, run: _Run) -> _MicroBatch:
+    """The host's whole share of one micro-batch, so that it can run while the GPU is busy with the one before."""
+    from .varlen import KEY, cu_seqlens
+
+    # a graph replays one shape: every micro-batch padded to the plan's length (pads carry no loss)
+    b = cpu_tensors(group, run.pad, plan.seq if run.graph is not None else None)
+    if run.max_doc is not None:
+        b[KEY] = cu_seqlens(b["position_ids"], run.slots, run.max_doc)
+    if run.graph is not None:  # pinned, so the copy into the graph's inputs does not wait for the GPU
+        b = {k: v.pin_memory() for k, v in b.items()}
+    return _MicroBatch(b, sum(len(e.input_ids) for e in group), int((b["labels"][:, 1:] != -100).sum()), epoch)
+
+
+class _Feed:
+    """The micro-batch stream, collated at most one ahead: `ahead()` prepares the next micro-batch while the GPU
+    works, `take()` hands it over (or collates it there and then when none was prepared).
+
+    `left` is how many micro-batches the run still consumes: nothing is drawn from the stream past it, so the
+    prefetch never reads a micro-batch the run would not train on.
+    """
+
+    def __init__(self, stream: Any, plan: Plan, run: _Run, left: int) -> None:
+        self._stream, self._plan, self._run, self._left = stream, plan, run, left
+        self._next: _MicroBatch | None = None
+        self.data_s = 0.0  # host seconds spent collating, prefetches included
+
+    def ahead(self) -> None:
+        """Collate the next micro-batch now, unless one is waiting or the run consumes no more."""
+        if self._next is None and self._left > 0:
+            self._next = self._draw()
+
+    def take(self) -> _MicroBatch:
+        """The next micro-batch: the prepared one, else collated now."""
+        mb = self._next if self._next is not None else self._draw()
+        self._next = None
+        return mb
+
+    def _draw(self) -> _MicroBatch:
+        if self._left <= 0:
+            raise RuntimeError("the run consumes no more micro-batches")
+        t = time.perf_counter()
+        group, epoch = next(self._stream)
+        self._left -= 1
+        mb = _prepare(group, epoch, self._plan, self._run)
+        self.data_s += time.perf_counter() - t
+        return mb
+
+
+def _accumulate(plan: Plan, feed: _Feed, run: _Run) -> tuple[Any, int, int, int]:
+    """Forward and backward over grad_accum micro-batches: (loss on the device, seen tokens, trained tokens, epoch
+    of the step's last micro-batch).
+
+    Nothing here waits for the GPU: token counts come from the CPU tensors. Each micro-batch's forward and backward
+    (a graph replay, or eager; both only queued on CUDA) is launched before the next micro-batch is collated, the
+    next step's first one included, so the host's collation overlaps the GPU's work instead of following it.
+    """
     import contextlib
 
     import torch
 
-    from .varlen import KEY, cu_seqlens
+    from .varlen import KEY
 
     acc: Any = torch.zeros((), device=run.device)
-    seen, trained, epoch, data_s = 0, 0, 0, 0.0
+    seen, trained, epoch = 0, 0, 0
     for k in range(plan.grad_accum):
-        t = time.perf_counter()
-        group, epoch = next(stream)
-        # a graph replays one shape: every micro-batch padded to the plan's length (pads carry no loss)
-        b = cpu_tensors(group, run.pad, plan.seq if run.graph is not None else None)
-        if run.max_doc is not None:
-            b[KEY] = cu_seqlens(b["position_ids"], run.slots, run.max_doc)
-        trained += int((b["labels"][:, 1:] != -100).sum())
-        seen += sum(len(e.input_ids) for e in group)
-        data_s += time.perf_counter() - t
-        if run.graph is not None:  # pinned, so the copy into the graph's inputs does not wait for the GPU
-            acc += run.graph({k: v.pin_memory().to(run.device, non_blocking=True) for k, v in b.items()})
+        mb = feed.take()
+        seen, trained, epoch = seen + mb.seen, trained + mb.trained, mb.epoch
+        if run.graph is not None:
+            acc += run.graph({name: v.to(run.device, non_blocking=True) for name, v in mb.tensors.items()})
+            feed.ahead()
             continue
-        # outside the data timer: a copy from pageable memory waits for the GPU's queue, which is step time
-        b = {k: v.to(run.device) for k, v in b.items()}
+        # a copy from pageable memory waits for the GPU's queue (the micro-batch before, whose wait the collation
+        # of this one already overlapped)
+        b = {name: v.to(run.device) for name, v in mb.tensors.items()}
         # DDP all-reduces on the last micro-batch only (https://pytorch.org/docs/stable/notes/ddp.html)
         last = k == plan.grad_accum - 1
         if hasattr(run.step_fn, "set_requires_gradient_sync"):  # FSDP2: reduce-scatter on the last one only
@@ -277,7 +355,8 @@ def _accumulate(plan: Plan, stream: Any, run: _Run) -> tuple[Any, int, int, int,
             loss = loss / plan.grad_accum
             (run.scaler.scale(loss) if run.scaler else loss).backward()
         acc += loss.detach()
-    return acc, seen, trained, epoch, data_s
+        feed.ahead()
+    return acc, seen, trained, epoch
 
 
 def _optimizer_step(cfg: TrainConfig, model: Any, run: _Run) -> None:
