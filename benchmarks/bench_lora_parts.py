@@ -39,25 +39,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=8192)
     a = ap.parse_args()
+    import bench_trainer
     import torch
 
-    import bench_trainer
     from envdoctor.training.dropout import hash_dropout
 
     torch.manual_seed(0)
     bf = dict(device="cuda", dtype=torch.bfloat16)
-    T, H, KV, I, R = a.tokens, 4096, 1024, 14336, 64
+    T, H, KV, FF, R = a.tokens, 4096, 1024, 14336, 64
     x = torch.randn(T, H, **bf)
     wq, wk, wv = (torch.randn(n, H, **bf) * 0.02 for n in (H, KV, KV))
     wqkv = torch.cat([wq, wk, wv])
-    wg, wu = (torch.randn(I, H, **bf) * 0.02 for _ in range(2))
+    wg, wu = (torch.randn(FF, H, **bf) * 0.02 for _ in range(2))
     wgu = torch.cat([wg, wu])
-    wd = torch.randn(H, I, **bf) * 0.02
+    wd = torch.randn(H, FF, **bf) * 0.02
     aq, ak, av = (torch.randn(R, H, **bf) * 0.02 for _ in range(3))
     bq, bk, bv = (torch.randn(n, R, **bf) * 0.02 for n in (H, KV, KV))
     gq, gk, gv = (torch.randn(T, n, **bf) for n in (H, KV, KV))
     gqkv = torch.cat([gq, gk, gv], 1)
-    ggu = torch.randn(T, 2 * I, **bf)
+    ggu = torch.randn(T, 2 * FF, **bf)
     seed = torch.zeros((), dtype=torch.int64, device="cuda")
     res: dict[str, float] = {}
 
@@ -69,12 +69,12 @@ def main() -> int:
     run("qkv base fwd: 1 mm (6144)", lambda: x @ wqkv.t())
     run("gate/up fwd: 2 mm", lambda: (x @ wg.t(), x @ wu.t()))
     run("gate/up fwd: 1 mm (28672)", lambda: x @ wgu.t())
-    run("down fwd", lambda: ggu[:, :I] @ wd.t())
+    run("down fwd", lambda: ggu[:, :FF] @ wd.t())
     run("qkv base dx: 3 mm + 2 add", lambda: gq @ wq + gk @ wk + gv @ wv)
     run("qkv base dx: mm + 2 addmm_", lambda: (gq @ wq).addmm_(gk, wk).addmm_(gv, wv))
     run("qkv base dx: cat g + 1 mm", lambda: torch.cat([gq, gk, gv], 1) @ wqkv)
     run("qkv base dx: 1 mm (g given whole)", lambda: gqkv @ wqkv)
-    run("gate/up dx: 2 mm + add", lambda: ggu[:, :I] @ wg + ggu[:, I:] @ wu)
+    run("gate/up dx: 2 mm + add", lambda: ggu[:, :FF] @ wg + ggu[:, FF:] @ wu)
     run("gate/up dx: 1 mm (28672)", lambda: ggu @ wgu)
     run("dropout x3 (hash, 0.1)", lambda: [hash_dropout(x, seed, s, 0.1) for s in range(3)])
     xd = hash_dropout(x, seed, 0, 0.1)
