@@ -1,7 +1,6 @@
 """The trainer's GPU kernels on the GPU: the Triton dropout, NF4 and fused LoRA kernels against the arithmetic they
-replace, flash
-varlen against per-document SDPA, NF4 row blocks against the whole weight, bitsandbytes' paged AdamW without its
-per-parameter syncs, and a captured step's replay against eager autograd on a tiny random NF4 Llama.
+replace, flash varlen against per-document SDPA, NF4 row blocks against the whole weight, and a captured step's
+replay against eager autograd on a tiny random NF4 Llama (the optimizer: test_gpu_optim.py).
 
 Skipped where torch sees no CUDA device (CI has none: the CPU paths are in test_dropout, test_varlen, test_lean,
 test_optim, test_lora_fused); run on the GPU machine with `python -m pytest tests/training/test_gpu.py`.
@@ -106,23 +105,6 @@ def test_nf4_row_blocks_compute_the_whole_weights_forward_and_backward():
         grads.append(gx.float())
     assert torch.equal(outs[0], outs[1])  # each output column is the same dot product
     assert float((grads[0] - grads[1]).abs().max()) <= 1e-2 * float(grads[0].abs().max())  # bf16 partial sums
-
-
-def test_paged_adamw_on_the_gpu_updates_as_bitsandbytes_does():
-    bnb = pytest.importorskip("bitsandbytes")
-    from envdoctor.training.optim import paged_adamw
-
-    torch.manual_seed(0)
-    ours = [torch.nn.Parameter(torch.randn(256, 64, device="cuda")) for _ in range(5)]
-    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
-    a, b = paged_adamw(ours, lr=1e-3), bnb.optim.PagedAdamW32bit(theirs, lr=1e-3)
-    for _ in range(3):
-        for p, q in zip(ours, theirs, strict=True):
-            p.grad = torch.randn_like(p)
-            q.grad = p.grad.clone()
-        a.step()
-        b.step()
-    assert all(torch.equal(p, q) for p, q in zip(ours, theirs, strict=True))
 
 
 def test_a_graphed_step_replays_what_eager_autograd_computes(tmp_path):
