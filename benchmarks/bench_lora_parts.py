@@ -91,6 +91,25 @@ def main() -> int:
     run("A bwd: dx_lora (gz @ A) x3 masked, summed",
         lambda: sum(hash_dropout(gz @ w, seed, s, 0.1) for s, w in enumerate((aq, ak, av))))
     run("add 64 MiB", lambda: x + xd)
+    # the fused kernels (training/lora_fused.py) at their tile sizes and a few others: memory speed is ~15 us a pass
+    from envdoctor.training.lora_fused import TritonOps
+
+    ops = TritonOps()
+    base = (dict(TritonOps.FWD), dict(TritonOps.BWD), dict(TritonOps.DX))
+    variants = {"FWD": [{}, {"SPLIT": 8}, {"SPLIT": 2}, {"BM": 32, "SPLIT": 2}, {"num_warps": 8}, {"BK": 128}],
+                "BWD": [{}, {"SPLIT": 32}, {"SPLIT": 8}, {"BK": 64}, {"num_warps": 8}],
+                "DX": [{}, {"num_warps": 8}, {"BM": 128}, {"BN": 256, "num_warps": 8}, {"BM": 32}]}
+    dx = x.clone()
+    calls = {"FWD": lambda: ops.drop_a(x, aq, seed, 1, 0.1), "BWD": lambda: ops.drop_a_grad(gz, x, seed, 1, 0.1),
+             "DX": lambda: ops.add_drop_gz_a(dx, gz, aq, seed, 1, 0.1)}
+    for name, tries in variants.items():
+        for change in tries:
+            setattr(TritonOps, name, {**base[("FWD", "BWD", "DX").index(name)], **change})
+            try:
+                run(f"fused {name} {change or 'as shipped'}", calls[name])
+            except Exception as e:  # a tile the kernel cannot take
+                print(f"fused {name} {change}: {type(e).__name__}: {str(e)[:120]}", flush=True)
+        setattr(TritonOps, name, base[("FWD", "BWD", "DX").index(name)])
     bench_trainer.emit({"kind": "lora_parts", "tokens": T, "us": res}, "lora_parts.jsonl")
     return 0
 

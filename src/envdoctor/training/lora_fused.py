@@ -68,12 +68,13 @@ def _kernels() -> tuple[Any, Any, Any]:
 
     # no annotations: Triton reads them as types (and `from __future__ import annotations` makes them strings)
     @triton.jit
-    def drop_a_fwd(x_ptr, a_ptr, z_ptr, seed_ptr, site, M, K, R, cut, scale,  # type: ignore[no-untyped-def]
+    def drop_a_fwd(x_ptr, a_ptr, part_ptr, seed_ptr, site, M, K, R, cols_per, cut, scale,  # type: ignore[no-untyped-def]
                    DROP: tl.constexpr, RP: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
         rows = tl.program_id(0) * BM + tl.arange(0, BM)
+        split = tl.program_id(1)
         rr = tl.arange(0, RP)
         acc = tl.zeros((BM, RP), dtype=tl.float32)
-        for k0 in range(0, K, BK):
+        for k0 in range(split * cols_per, tl.minimum(K, (split + 1) * cols_per), BK):
             cols = k0 + tl.arange(0, BK)
             inside = (rows[:, None] < M) & (cols[None, :] < K)
             x = tl.load(x_ptr + rows[:, None].to(tl.int64) * K + cols[None, :], mask=inside, other=0.0)
@@ -83,7 +84,7 @@ def _kernels() -> tuple[Any, Any, Any]:
             a = tl.load(a_ptr + rr[:, None] * K + cols[None, :], mask=(rr[:, None] < R) & (cols[None, :] < K),
                         other=0.0)
             acc += tl.dot(x, tl.trans(a))
-        tl.store(z_ptr + rows[:, None].to(tl.int64) * R + rr[None, :], acc.to(z_ptr.dtype.element_ty),
+        tl.store(part_ptr + split * M * R + rows[:, None].to(tl.int64) * R + rr[None, :], acc,
                  mask=(rows[:, None] < M) & (rr[None, :] < R))
 
     @triton.jit
@@ -132,11 +133,24 @@ def _rp(r: int) -> int:
     return max(16, 1 << (r - 1).bit_length())  # tl.dot needs each side >= 16 and a power of two
 
 
+def _split(n: int, parts: int, tile: int) -> tuple[int, int]:
+    """(length of each part, number of parts): `n` cut into about `parts` pieces of whole tiles."""
+    def up(a: int, b: int) -> int:
+        return -(-a // b)
+
+    per = up(up(n, parts), tile) * tile
+    return per, up(n, per)
+
+
 class TritonOps:
     """The same three products as Triton kernels that draw the mask themselves (x read once, nothing dropped
-    stored)."""
+    stored). The two reductions (over the hidden size for z, over tokens for dA) are split so that every SM has
+    a few programs streaming x, their fp32 partial sums added by torch; the tile sizes are class attributes
+    (benchmarks/bench_lora_parts.py tries others)."""
 
-    BM, BK, SPLIT = 64, 64, 8
+    FWD = {"BM": 64, "BK": 64, "SPLIT": 4, "num_warps": 4, "num_stages": 3}
+    BWD = {"BM": 64, "BK": 128, "SPLIT": 16, "num_warps": 4, "num_stages": 3}
+    DX = {"BM": 64, "BN": 128, "num_warps": 4, "num_stages": 1}
 
     def __init__(self) -> None:
         self.fwd, self.bwd, self.dx = _kernels()
@@ -145,30 +159,32 @@ class TritonOps:
         return (threshold(p), 1.0 / (1.0 - p), True) if p > 0 else (0, 1.0, False)
 
     def drop_a(self, x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
-        (m, k), r = x.shape, a.shape[0]
-        z = torch.empty((m, r), dtype=x.dtype, device=x.device)
+        (m, k), r, c = x.shape, a.shape[0], self.FWD
+        per, parts = _split(k, c["SPLIT"], c["BK"])
+        part = torch.empty((parts, m, r), dtype=torch.float32, device=x.device)
         cut, scale, drop = self._args(p)
-        self.fwd[(-(-m // self.BM),)](x, a, z, seed, site, m, k, r, cut, scale, DROP=drop, RP=_rp(r), BM=self.BM,
-                                      BK=self.BK, num_warps=4, num_stages=3)
-        return z
+        self.fwd[(-(-m // c["BM"]), parts)](x, a, part, seed, site, m, k, r, per, cut, scale, DROP=drop, RP=_rp(r),
+                                           BM=c["BM"], BK=c["BK"], num_warps=c["num_warps"],
+                                           num_stages=c["num_stages"])
+        return (part[0] if parts == 1 else part.sum(0)).to(x.dtype)
 
     def drop_a_grad(self, gz: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, site: int, p: float) -> torch.Tensor:
-        (m, k), r = x.shape, gz.shape[1]
-        rows_per = -(-m // self.SPLIT)
-        rows_per = -(-rows_per // self.BM) * self.BM
-        splits = -(-m // rows_per)
-        part = torch.empty((splits, r, k), dtype=torch.float32, device=x.device)
+        (m, k), r, c = x.shape, gz.shape[1], self.BWD
+        per, parts = _split(m, c["SPLIT"], c["BM"])
+        part = torch.empty((parts, r, k), dtype=torch.float32, device=x.device)
         cut, scale, drop = self._args(p)
-        self.bwd[(-(-k // 128), splits)](gz, x, part, seed, site, m, k, r, rows_per, cut, scale, DROP=drop,
-                                         RP=_rp(r), BM=self.BM, BK=128, num_warps=4, num_stages=3)
-        return part.sum(0)
+        self.bwd[(-(-k // c["BK"]), parts)](gz, x, part, seed, site, m, k, r, per, cut, scale, DROP=drop, RP=_rp(r),
+                                           BM=c["BM"], BK=c["BK"], num_warps=c["num_warps"],
+                                           num_stages=c["num_stages"])
+        return part[0] if parts == 1 else part.sum(0)
 
     def add_drop_gz_a(self, dx: torch.Tensor, gz: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, site: int,
                       p: float) -> None:
-        (m, k), r = dx.shape, a.shape[0]
+        (m, k), r, c = dx.shape, a.shape[0], self.DX
         cut, scale, drop = self._args(p)
-        self.dx[(-(-m // 64), -(-k // 128))](dx, gz, a, seed, site, m, k, r, cut, scale, DROP=drop, RP=_rp(r),
-                                             BM=64, BN=128, num_warps=4)
+        self.dx[(-(-m // c["BM"]), -(-k // c["BN"]))](dx, gz, a, seed, site, m, k, r, cut, scale, DROP=drop,
+                                                     RP=_rp(r), BM=c["BM"], BN=c["BN"], num_warps=c["num_warps"],
+                                                     num_stages=c["num_stages"])
 
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
