@@ -77,10 +77,10 @@ def _kernels() -> tuple[Any, Any, Any]:
         for k0 in range(split * cols_per, tl.minimum(K, (split + 1) * cols_per), BK):
             cols = k0 + tl.arange(0, BK)
             inside = (rows[:, None] < M) & (cols[None, :] < K)
-            x = tl.load(x_ptr + rows[:, None].to(tl.int64) * K + cols[None, :], mask=inside, other=0.0)
+            x = tl.load(x_ptr + (rows.to(tl.int64) * K)[:, None] + cols[None, :], mask=inside, other=0.0)
             if DROP:
-                h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
-                x = tl.where(h.to(tl.int64) >= cut, x * scale, 0.0).to(x_ptr.dtype.element_ty)
+                h = keep_bits(rows[:, None].to(tl.uint32) * K.to(tl.uint32) + cols[None, :].to(tl.uint32), seed_ptr, site)
+                x = tl.where(h >= cut.to(tl.uint32), x * scale, 0.0).to(x_ptr.dtype.element_ty)
             a = tl.load(a_ptr + rr[:, None] * K + cols[None, :], mask=(rr[:, None] < R) & (cols[None, :] < K),
                         other=0.0)
             acc += tl.dot(x, tl.trans(a))
@@ -97,10 +97,10 @@ def _kernels() -> tuple[Any, Any, Any]:
         for m0 in range(split * rows_per, tl.minimum(M, (split + 1) * rows_per), BM):
             rows = m0 + tl.arange(0, BM)
             inside = (rows[:, None] < M) & (cols[None, :] < K)
-            x = tl.load(x_ptr + rows[:, None].to(tl.int64) * K + cols[None, :], mask=inside, other=0.0)
+            x = tl.load(x_ptr + (rows.to(tl.int64) * K)[:, None] + cols[None, :], mask=inside, other=0.0)
             if DROP:
-                h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
-                x = tl.where(h.to(tl.int64) >= cut, x * scale, 0.0).to(x_ptr.dtype.element_ty)
+                h = keep_bits(rows[:, None].to(tl.uint32) * K.to(tl.uint32) + cols[None, :].to(tl.uint32), seed_ptr, site)
+                x = tl.where(h >= cut.to(tl.uint32), x * scale, 0.0).to(x_ptr.dtype.element_ty)
             gz = tl.load(gz_ptr + rows[:, None].to(tl.int64) * R + rr[None, :],
                          mask=(rows[:, None] < M) & (rr[None, :] < R), other=0.0)
             acc += tl.dot(tl.trans(gz), x)
@@ -119,10 +119,10 @@ def _kernels() -> tuple[Any, Any, Any]:
                     other=0.0)
         t = tl.dot(gz, a)
         if DROP:
-            h = keep_bits(rows[:, None].to(tl.int64) * K + cols[None, :], seed_ptr, site)
-            t = tl.where(h.to(tl.int64) >= cut, t * scale, 0.0)
+            h = keep_bits(rows[:, None].to(tl.uint32) * K.to(tl.uint32) + cols[None, :].to(tl.uint32), seed_ptr, site)
+            t = tl.where(h >= cut.to(tl.uint32), t * scale, 0.0)
         inside = (rows[:, None] < M) & (cols[None, :] < K)
-        at = dx_ptr + rows[:, None].to(tl.int64) * K + cols[None, :]
+        at = dx_ptr + (rows.to(tl.int64) * K)[:, None] + cols[None, :]
         dx = tl.load(at, mask=inside, other=0.0)
         tl.store(at, (dx.to(tl.float32) + t).to(dx_ptr.dtype.element_ty), mask=inside)
 
