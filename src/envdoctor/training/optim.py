@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import struct
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -171,6 +172,8 @@ def _why_per_parameter(opt: Any) -> str | None:
     import bitsandbytes as bnb
     import torch
 
+    if os.environ.get("ENVDOCTOR_MULTI_TENSOR_ADAM", "1") == "0":  # for A/B measurements
+        return "ENVDOCTOR_MULTI_TENSOR_ADAM=0"
     release = _version(bnb.__version__)
     if not _READ_RELEASES[0] <= release <= _READ_RELEASES[1]:
         return f"bitsandbytes {bnb.__version__}: its 32-bit Adam step is not the one read"
