@@ -146,7 +146,7 @@ def test_nf4_weights_are_kept_dequantised_only_where_the_plan_has_memory_to_spar
     fixed = {"effective_batch": 4, "fixed_batch": 4, "fixed_checkpointing": False}
     roomy = make_plan(LLAMA, declared("h200"), run, **fixed)
     assert roomy.run.resident_weights and "kept dequantised in bf16 (+13.0 GiB" in roomy.notes[-1]
-    assert roomy.estimate.parts["base weights dequantised once (bf16)"] == LLAMA.linear_params * 2
+    assert roomy.estimate.parts["base weights dequantised once (bf16/fp16)"] == LLAMA.linear_params * 2
     without = estimate(LLAMA, replace(roomy.run, resident_weights=False))
     tight = make_plan(LLAMA, declared("h200"), run, **fixed, max_memory_gib=planned(without, roomy.reserve_factor) / 2**30 + 1)
     assert not tight.run.resident_weights and tight.batch == 4 and not tight.checkpointing  # the same plan, less kept

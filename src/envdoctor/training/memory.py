@@ -157,7 +157,7 @@ class RunShape:
     grad_accum: int = 1  # micro-batches per optimizer step: >1 keeps full gradients alive across forwards
     shards: int = 1  # FSDP: weights, gradients and optimizer state split over this many GPUs
     counter_dropout: bool = False  # LoRA dropout through dropout.DropLinear (CUDA graphs): no per-adapter copies
-    resident_weights: bool = False  # QLoRA: the NF4 weights also kept dequantised in bf16 (lean.apply_lean)
+    resident_weights: bool = False  # QLoRA: the NF4 weights also kept dequantised, 2 bytes each (lean.apply_lean)
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def _static_parts(shape: ModelShape, run: RunShape) -> tuple[dict[str, int], int
     if run.method == "qlora":
         parts["base weights (NF4, double quant)"] = int(shape.linear_params * NF4_BYTES)
         if run.resident_weights:
-            parts["base weights dequantised once (bf16)"] = shape.linear_params * 2
+            parts["base weights dequantised once (bf16/fp16)"] = shape.linear_params * 2
         parts["embeddings + head"] = shape.embedding_params * emb_bytes
         n, n_paged = _trainable_lora(shape, run)
         parts["LoRA weights + grads (fp32)"] = n * 8

@@ -190,7 +190,7 @@ def _make_plan(shape: ModelShape, gpu: GpuInfo, run: RunShape, effective_batch: 
                         kept = replace(r, resident_weights=True)
                         ok, more = _fits(kept, shape, factor, budget)
                         if ok:
-                            notes.append(f"NF4 weights also kept dequantised in bf16 "
+                            notes.append(f"NF4 weights also kept dequantised in {cdtype} "
                                          f"(+{(more.total - est.total) / GiB:.1f} GiB of memory the plan has spare): "
                                          "no dequantisation in the step")
                             r, est = kept, more
