@@ -8,6 +8,9 @@ import os
 import struct
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
 from .config import TrainConfig
 from .plan import Plan
 
@@ -48,7 +51,7 @@ def optimizer(cfg: TrainConfig, plan: Plan, model: Any) -> Any:
 _STEP_PARTS = ("check_overrides", "to_gpu", "init_state", "prefetch_state", "update_step")  # + `initialized`
 # bitsandbytes releases whose 32-bit Adam step the multi-tensor step was read against (kOptimizer32bit2State's
 # ADAM case and its corrections are the same text in 0.45.0-0.50.1); a later one takes its own kernels until read
-_READ_RELEASES = ((0, 45), (0, 50))
+_READ_RELEASES = ">=0.45,<0.51"
 
 
 def paged_adamw(params: list[Any], **kw: Any) -> Any:
@@ -158,15 +161,6 @@ def _paged_adamw_class() -> type:
     return PagedAdamW32bit
 
 
-def _version(text: str) -> tuple[int, int]:
-    """(major, minor) of a version string, (0, 0) where it does not start with two numbers."""
-    parts = text.split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return 0, 0
-
-
 def _why_per_parameter(opt: Any) -> str | None:
     """What of this optimizer the multi-tensor step does not reproduce, or None: see paged_adamw."""
     import bitsandbytes as bnb
@@ -174,9 +168,12 @@ def _why_per_parameter(opt: Any) -> str | None:
 
     if os.environ.get("ENVDOCTOR_MULTI_TENSOR_ADAM", "1") == "0":  # for A/B measurements
         return "ENVDOCTOR_MULTI_TENSOR_ADAM=0"
-    release = _version(bnb.__version__)
-    if not _READ_RELEASES[0] <= release <= _READ_RELEASES[1]:
-        return f"bitsandbytes {bnb.__version__}: its 32-bit Adam step is not the one read"
+    try:
+        read = SpecifierSet(_READ_RELEASES).contains(Version(bnb.__version__), prereleases=True)
+    except InvalidVersion:
+        read = False
+    if not read:
+        return f"bitsandbytes {bnb.__version__}: its 32-bit Adam step is not the one read ({_READ_RELEASES})"
     if opt.optimizer_name != "adam":
         return f"optimizer {opt.optimizer_name!r}"
     args = opt.args
