@@ -31,7 +31,7 @@ class Levers:
     varlen: bool = False          # packed documents through flash attention's varlen kernel (training/varlen.py)
     dequant_blocks: int = 1       # lean: large NF4 weights dequantised in this many row blocks (less memory)
     fused_lora: bool = True       # lean: a LoRA linear and its base in one autograd step (training/lora_fused.py)
-    resident: bool = False        # lean: NF4 weights dequantised once and kept in bf16 (memory to spare)
+    resident: bool = False        # lean: NF4 weights dequantised once and kept (bf16/fp16; memory to spare)
 
     def describe(self) -> str:
         """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
@@ -39,7 +39,7 @@ class Levers:
                                    ("bf16-residual", self.keep_bf16), ("compiled-layers", self.compile),
                                    ("lean-nf4", self.lean and not self.compile),
                                    ("fused-lora", self.lean and not self.compile and self.fused_lora),
-                                   ("resident-bf16", self.lean and not self.compile and self.resident),
+                                   ("kept-weights", self.lean and not self.compile and self.resident),
                                    ("cuda-graphs", self.graphs), ("varlen-attn", self.varlen)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")

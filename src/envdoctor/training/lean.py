@@ -275,7 +275,8 @@ def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = Fal
             break
     if keep and nf4:
         dequant, blocks = resident(dequant, nf4), 1
-        how += f", kept dequantised ({sum(m.weight.quant_state.shape.numel() for m in nf4) * 2 / 2**30:.1f} GiB)"
+        kept = sum(m.weight.quant_state.shape.numel() * torch.finfo(m.compute_dtype).bits // 8 for m in nf4)
+        how += f", kept dequantised ({kept / 2**30:.1f} GiB)"
     lora = plain = 0
     wrapped: set[int] = set()
     for m in model.modules():
