@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from .kinds import Outcome
+from .loss_rows import IGNORE_INDEX, rows_for
 from .memory import loss_chunk
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,11 @@ class Levers:
 class _ChunkedLinearCE(torch.autograd.Function):
     """Mean cross-entropy of (hidden @ weight.T) against labels, one chunk of tokens at a time.
 
-    The gradient for `hidden` (and `weight`, if it trains) is computed during the forward pass, so neither
-    the logits nor their fp32 copy are ever stored: at most one chunk of logits lives at a time.
+    The gradient for `hidden` (and `weight`, if it trains) is computed during the forward pass, so the logits
+    are never stored: at most one chunk of logits lives at a time. Each chunk's loss and logits' gradient come
+    from loss_rows: on CUDA for bf16/fp16 one Triton kernel writes the gradient over the chunk's logits (no fp32
+    copy); elsewhere the torch reference, through one fp32 copy of the chunk. 1 / n is a device tensor and
+    nothing reads a device value on the host, so the whole loss can be captured in a CUDA graph.
     """
 
     @staticmethod
@@ -63,34 +65,21 @@ class _ChunkedLinearCE(torch.autograd.Function):
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros_like(weight) if need_w else None
         acc = torch.promote_types(weight.dtype, torch.float32)  # fp32 for bf16/fp16 weights, fp64 stays fp64
+        inv_n = n_valid.to(acc).reciprocal()  # on the device: no host sync (CUDA graphs)
         total = torch.zeros((), dtype=acc, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start:start + chunk]
-            lab = labels[start:start + chunk]
-            # everything below is in place on one fp32 chunk: peak is ~6 bytes per logit (bf16 + fp32)
-            logits = (h @ weight.t()).to(acc)
-            if scale != 1.0:
-                logits.mul_(scale)
-            valid = lab != IGNORE_INDEX
-            safe = torch.where(valid, lab, torch.zeros_like(lab))
-            target = logits.gather(1, safe[:, None]).squeeze(1)
-            top = logits.amax(dim=-1, keepdim=True)
-            logits.sub_(top).exp_()
-            sums = logits.sum(dim=-1, keepdim=True)
-            lse = (top + sums.log()).squeeze(1)
-            total += ((lse - target) * valid).sum()
-            if need_h or need_w:
-                probs = logits.div_(sums)  # softmax
-                probs[torch.arange(probs.shape[0], device=probs.device), safe] -= 1.0
-                probs.mul_((valid.to(acc) * scale / n_valid)[:, None])
-                g = probs.to(weight.dtype)
-                del probs, logits
+            logits = h @ weight.t()
+            part, g = rows_for(logits)(logits, labels[start:start + chunk], scale, inv_n, need_h or need_w)
+            total += part
+            del logits
+            if g is not None:
+                g = g.to(weight.dtype)  # already so, unless autocast made the logits of an fp32 head bf16
                 if grad_h is not None:
                     torch.matmul(g, weight, out=grad_h[start:start + chunk])
                 if grad_w is not None:
                     grad_w.addmm_(g.t(), h)
-            else:
-                del logits
+                del g
         ctx.save_for_backward(*(t for t in (grad_h, grad_w) if t is not None))
         ctx.has = (need_h, need_w)
         ctx.dtypes = (hidden.dtype, weight.dtype)
