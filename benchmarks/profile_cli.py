@@ -46,6 +46,30 @@ def kind(name: str) -> str:
     return "other"
 
 
+def attribute(prof: Any, kinds: set[str], steps: int) -> list[tuple[float, int, str]]:
+    """GPU time of the kernels of `kinds` by the chain of torch ops that launched them (with input shapes):
+    (ms a step, calls a step, "kind: op[shapes] < op[shapes] < ..."), largest first."""
+    if not kinds:
+        return []
+    acc: dict[str, list[float]] = {}
+    for ev in prof.events():
+        if "cuda" not in str(getattr(ev, "device_type", "")).lower() or kind(ev.name) not in kinds:
+            continue
+        chain: list[str] = []
+        parent = getattr(ev, "cpu_parent", None)
+        while parent is not None and len(chain) < 3:
+            if not parent.name.startswith(("cuda", "cu", "Runtime")):
+                shapes = ",".join("x".join(map(str, sh)) for sh in (getattr(parent, "input_shapes", None) or []) if sh)
+                chain.append(f"{parent.name}[{shapes}]")
+            parent = getattr(parent, "cpu_parent", None)
+        key = f"{kind(ev.name)}: " + (" < ".join(chain) or "(no launching op: a graph replay?)")
+        us = getattr(ev, "device_time_total", 0) or getattr(ev, "cuda_time_total", 0)
+        slot = acc.setdefault(key, [0.0, 0])
+        slot[0] += us
+        slot[1] += 1
+    return sorted(((us / 1000 / steps, int(c) // steps, k) for k, (us, c) in acc.items()), reverse=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps-from", type=int, default=6, help="the first profiled step (the first is warm-up)")
@@ -53,6 +77,9 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--label", default="cli")
     ap.add_argument("--method", default="qlora", help="envdoctor train's method (galore: a CPU smoke run)")
+    ap.add_argument("--attribute", default="copy,elementwise,reduce",
+                    help="kinds whose kernels are traced to the torch ops that launched them (eager steps only: "
+                         "a CUDA graph's replay has no launching op; run with ENVDOCTOR_GRAPHS=0)")
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: envdoctor train qlora's arguments")
     a = ap.parse_args()
     args = [x for x in a.train_args if x != "--"]
@@ -65,7 +92,7 @@ def main() -> int:
 
     state: dict[str, Any] = {"n": 0}
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=bool(a.attribute))
     accumulate = loop._accumulate
 
     def timed(plan: Any, stream: Any, run: Any) -> Any:
@@ -103,10 +130,16 @@ def main() -> int:
     print("top kernels (ms a step, calls a step):")
     for us, count, name in rows[:a.top]:
         print(f"  {us / 1000 / n:8.2f} {count // n:6d}  {kind(name):11s} {name[:110]}")
+    launched = attribute(prof, set(a.attribute.split(",")) - {""}, n)
+    if launched:
+        print("launched by (ms a step, calls a step, kernel kind: the torch ops above it, innermost first):")
+        for ms, calls, name in launched[:a.top]:
+            print(f"  {ms:8.2f} {calls:6d}  {name}")
     bench_trainer.emit({"kind": "profile", "label": a.label, "step_ms": round(wall_ms, 1),
                         "gpu_busy_ms": round(busy_ms, 1),
                         "by_kind_ms": {k: round(v / 1000 / n, 2) for k, v in by_kind.items()},
-                        "top": [[round(us / 1000 / n, 3), count // n, name[:160]] for us, count, name in rows[:60]]},
+                        "top": [[round(us / 1000 / n, 3), count // n, name[:160]] for us, count, name in rows[:60]],
+                        "launched_by": [[round(ms, 3), calls, name] for ms, calls, name in launched[:60]]},
                        "profile_cli.jsonl")
     return 0
 

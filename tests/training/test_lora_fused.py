@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from envdoctor.training.dropout import hash_dropout  # noqa: E402
-from envdoctor.training.lora_fused import TorchOps, lora_nf4  # noqa: E402
+from envdoctor.training.lora_fused import Member, TorchOps, linears, lora_nf4  # noqa: E402
 
 
 def _dense(weight, qs, dtype):  # a dense stand-in for the NF4 dequantisation: the weight as it is
@@ -42,6 +42,123 @@ def test_the_fused_step_equals_base_plus_scaled_dropped_lora_with_its_gradients(
     if p:  # the mask is the HashDropout's of (seed, site): another site is another branch
         other = lora_nf4(x, a, b, w, None, _dense, 0.5, seed, 4, p, torch.float64)
         assert not torch.allclose(other, out)
+
+
+def test_linears_on_a_shared_input_are_each_members_own_step_with_one_input_gradient():
+    """q/k/v-like members (two with adapters and different dropout sites, one plain) in one autograd step: every
+    output and gradient is what the members compute alone, an output left unused included (its gradient is zero)."""
+    g = torch.Generator().manual_seed(2)
+    f64 = torch.float64
+    x = torch.randn(3, 5, 32, generator=g, dtype=f64, requires_grad=True)
+    ws = [torch.randn(n, 32, generator=g, dtype=f64) for n in (24, 8, 8)]
+    ab = [t.requires_grad_() for t in (torch.randn(4, 32, generator=g, dtype=f64), torch.randn(24, 4, generator=g, dtype=f64),
+                                        torch.randn(4, 32, generator=g, dtype=f64), torch.randn(8, 4, generator=g, dtype=f64))]
+    seed = torch.full((), 9, dtype=torch.int64)
+    members = (Member(ws[0], None, _dense, True, 0.5, seed, 1, 0.25), Member(ws[1], None, _dense),
+               Member(ws[2], None, _dense, True, 2.0, seed, 2, 0.25))
+    ups = [torch.randn(3, 5, n, generator=g, dtype=f64) for n in (24, 8, 8)]
+    for used in ((0, 1, 2), (0, 2)):
+        outs = linears(x, members, tuple(ab), f64)
+        sum((outs[i] * ups[i]).sum() for i in used).backward()
+        got = [o.detach() for o in outs] + [x.grad.clone()] + [t.grad.clone() for t in ab]
+        for t in (x, *ab):
+            t.grad = None
+        refs = [_reference(x, ab[0], ab[1], ws[0], 0.5, seed, 1, 0.25), x @ ws[1].t(),
+                _reference(x, ab[2], ab[3], ws[2], 2.0, seed, 2, 0.25)]
+        sum((refs[i] * ups[i]).sum() for i in used).backward()
+        want = [r.detach() for r in refs] + [x.grad.clone()] + [t.grad.clone() for t in ab]
+        for t in (x, *ab):
+            t.grad = None
+        for mine, theirs in zip(got, want, strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-10)
+    assert float(got[-2].abs().max()) > 0 and float(got[-1].abs().max()) > 0  # not all unused
+
+
+def _tiny_nf4_lora(tmp_path, lora_dropout=0.1):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    from envdoctor.training.dropout import DropoutSeeds, use_hash_dropout
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2,
+                                 max_position_embeddings=64)).save_pretrained(tmp_path)
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.bfloat16)
+    m = AutoModelForCausalLM.from_pretrained(tmp_path, quantization_config=q, dtype=torch.bfloat16,
+                                             device_map={"": "cpu"})
+    for prm in m.parameters():
+        prm.requires_grad_(False)
+    m = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
+                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    gen = torch.Generator().manual_seed(1)
+    for name, prm in m.named_parameters():
+        if "lora_" in name:
+            prm.data = (torch.randn(prm.shape, generator=gen) * 0.2).float()
+    assert use_hash_dropout(m, DropoutSeeds(torch.device("cpu"), start=3)).ok
+    return m.train()
+
+
+def test_lean_computes_q_k_v_and_gate_up_in_one_step_each_as_the_members_alone(tmp_path, monkeypatch):
+    """Real NF4 weights (bitsandbytes' CPU backend), bf16 autocast: with shared-input groups each layer's q/k/v
+    and gate/up are one `linears` call each, nothing is held after the layer, and loss and gradients are the
+    ungrouped run's (the input gradient's sum is accumulated in another order: bf16 rounding apart)."""
+    pytest.importorskip("bitsandbytes")
+    from envdoctor.training import lean
+
+    ids = torch.randint(4, 90, (2, 16), generator=torch.Generator().manual_seed(3))
+
+    def step(model):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = {n: p.grad.double().clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
+    model = _tiny_nf4_lora(tmp_path)
+    ok, note = lean.apply_lean(model, fused=True, shared=False)
+    assert ok and "shared-input" not in note
+    ref_loss, ref = step(model)
+    lean.remove_lean(model)
+    ok, note = lean.apply_lean(model, fused=True)
+    assert ok and "4 shared-input groups" in note, note
+    calls: list[int] = []
+    real = lean.linears
+    monkeypatch.setattr(lean, "linears", lambda x, members, *a: calls.append(len(members)) or real(x, members, *a))
+    loss, got = step(model)
+    assert sorted(calls) == [1, 1, 2, 2, 3, 3]  # per layer: o_proj alone, gate/up, q/k/v (down_proj: _NF4Linear)
+    groups = {id(m.forward.envdoctor_group): m.forward.envdoctor_group for m in model.modules()
+              if getattr(m.__dict__.get("forward"), "envdoctor_group", None) is not None}
+    assert len(groups) == 4 and all(g.key is None and not g.pending for g in groups.values())
+    assert abs(loss - ref_loss) <= 1e-3 * abs(ref_loss)
+    assert got.keys() == ref.keys() and len(got) == 16
+    for n in ref:
+        assert float((got[n] - ref[n]).norm() / ref[n].norm()) < 0.02, n
+
+
+def test_a_sibling_called_on_another_input_computes_its_own_output(tmp_path):
+    """The group hands out a computed output only for the very input it was computed from: k on another tensor
+    than q's is k of that tensor, as k alone computes it."""
+    pytest.importorskip("bitsandbytes")
+    from envdoctor.training.lean import apply_lean, remove_lean
+
+    model = _tiny_nf4_lora(tmp_path, lora_dropout=0.0)
+    attn = model.base_model.model.model.layers[0].self_attn
+    g = torch.Generator().manual_seed(4)
+    x1, x2 = torch.randn(1, 6, 64, generator=g), torch.randn(1, 6, 64, generator=g)
+    apply_lean(model, fused=True, shared=False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = attn.k_proj(x2)
+    remove_lean(model)
+    assert "shared-input groups" in apply_lean(model, fused=True).note
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        attn.q_proj(x1)
+        got = attn.k_proj(x2)
+        again = attn.k_proj(x2)  # taken once: the second call computes afresh
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(again, want, rtol=0, atol=0)
 
 
 def test_the_fused_step_saves_x_and_z_not_the_dropped_copy_or_the_weight():

@@ -31,6 +31,7 @@ class Levers:
     dequant_blocks: int = 1       # lean: large NF4 weights dequantised in this many row blocks (less memory)
     fused_lora: bool = True       # lean: a LoRA linear and its base in one autograd step (training/lora_fused.py)
     resident: bool = False        # lean: NF4 weights dequantised once and kept (bf16/fp16; memory to spare)
+    shared_input: bool = True     # lean + fused_lora: q/k/v and gate/up in one autograd step each (one input grad)
 
     def describe(self) -> str:
         """The levers that are on, e.g. 'fused-loss, liger-kernels, bf16-residual, lean-nf4'."""
@@ -39,6 +40,8 @@ class Levers:
                                    ("lean-nf4", self.lean and not self.compile),
                                    ("fused-lora", self.lean and not self.compile and self.fused_lora),
                                    ("kept-weights", self.lean and not self.compile and self.resident),
+                                   ("shared-input", self.lean and not self.compile and self.fused_lora
+                                    and self.shared_input),
                                    ("cuda-graphs", self.graphs), ("varlen-attn", self.varlen)) if v]
         if self.checkpoint_layers is not None:
             on.append(f"checkpoint {self.checkpoint_layers} layers")

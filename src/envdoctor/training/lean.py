@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .kinds import Outcome
+from .lora_fused import Member, linears
 
 Dequant = Callable[[torch.Tensor, Any, torch.dtype], torch.Tensor]
 
@@ -145,7 +146,16 @@ def _is_nf4_linear(m: Any) -> bool:
 def _nf4_forward(m: Any, dequant: Dequant, blocks: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
     blocks = row_blocks(m, dequant, blocks)
 
+    def member(x: torch.Tensor) -> tuple[Member, tuple[torch.Tensor, ...]] | None:
+        """This linear as a member of a shared-input step, where it computes what `forward` does: a whole weight
+        under autocast to its compute dtype."""
+        if blocks != 1 or not _autocast_on(x.device.type) or _autocast_dtype(x.device.type) != m.compute_dtype:
+            return None
+        return Member(m.weight, m.weight.quant_state, dequant), ()
+
     def forward(x: torch.Tensor) -> torch.Tensor:
+        if (group := forward.envdoctor_group) is not None and (out := group.output(forward, x)) is not None:  # type: ignore[attr-defined]
+            return out
         xc = x if x.dtype == m.compute_dtype else x.to(m.compute_dtype)
         out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant, blocks)
         return out if out.dtype == x.dtype else out.to(x.dtype)
@@ -153,6 +163,8 @@ def _nf4_forward(m: Any, dequant: Dequant, blocks: int = 1) -> Callable[[torch.T
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
     forward.envdoctor_blocks = blocks  # type: ignore[attr-defined]
     forward.envdoctor_dequant = dequant  # type: ignore[attr-defined]
+    forward.envdoctor_member = member  # type: ignore[attr-defined]
+    forward.envdoctor_group = None  # type: ignore[attr-defined]
     return forward
 
 
@@ -190,36 +202,109 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
     """The LoRA wrapper's forward: base(x) + s * B(A(dropout(x))). `fused`: where the base is a whole NF4 weight
     and autocast is on, one autograd step for both (lora_fused.py), else the base and the branch apart."""
     from .dropout import drop_linear
-    from .lora_fused import lora_nf4
 
     layer = m.base_layer
     whole = getattr(base, "envdoctor_blocks", 1) == 1
 
-    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+    def plain_adapter() -> str | None:
+        """The active adapter's name, if it is one plain LoRA adapter (else peft's own forward runs)."""
         active = m.active_adapters
-        if (args or kwargs or m.disable_adapters or m.merged or len(active) != 1 or active[0] not in m.lora_A
-                or active[0] in getattr(m, "lora_variant", {})):
+        if (m.disable_adapters or m.merged or len(active) != 1 or active[0] not in m.lora_A
+                or active[0] in getattr(m, "lora_variant", {}) or m.lora_A[active[0]].bias is not None
+                or m.lora_B[active[0]].bias is not None):
+            return None
+        return str(active[0])
+
+    def member(x: torch.Tensor) -> tuple[Member, tuple[torch.Tensor, ...]] | None:
+        """This linear and its adapter as a member of a fused step (lora_fused.linears), where it can be one."""
+        name = plain_adapter()
+        if name is None or not (fused and whole and _autocast_on(x.device.type)):
+            return None
+        how = _dropout_of(m.lora_dropout[name])
+        if how is None:
+            return None
+        seed, site, p = how
+        if seed is None:
+            seed = _NO_SEED.setdefault(x.device, torch.zeros((), dtype=torch.int64, device=x.device))
+        return (Member(layer.weight, layer.weight.quant_state, base.envdoctor_dequant, True,  # type: ignore[attr-defined]
+                       m.scaling[name], seed, site, p), (m.lora_A[name].weight, m.lora_B[name].weight))
+
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
             return original(x, *args, **kwargs)
-        name = active[0]
+        if (group := forward.envdoctor_group) is not None and (out := group.output(forward, x)) is not None:  # type: ignore[attr-defined]
+            return out
+        name = plain_adapter()
+        if name is None:
+            return original(x)
+        if (one := member(x)) is not None:
+            return linears(x, (one[0],), one[1], _autocast_dtype(x.device.type))[0]
         a, b = m.lora_A[name].weight, m.lora_B[name].weight
         drop = m.lora_dropout[name]
-        autocast = _autocast_on(x.device.type)
-        plain = m.lora_A[name].bias is None and m.lora_B[name].bias is None
-        if fused and whole and autocast and plain and (how := _dropout_of(drop)) is not None:
-            seed, site, p = how
-            if seed is None:
-                seed = _NO_SEED.setdefault(x.device, torch.zeros((), dtype=torch.int64, device=x.device))
-            return lora_nf4(x, a, b, layer.weight, layer.weight.quant_state, base.envdoctor_dequant,  # type: ignore[attr-defined]
-                            m.scaling[name], seed, site, p, _autocast_dtype(x.device.type))
         result = base(x)
-        if autocast:
+        if _autocast_on(x.device.type):
             z = drop_linear(x, a, drop, _autocast_dtype(x.device.type))
             return torch.add(result, F.linear(z, b), alpha=m.scaling[name])
         lora = F.linear(drop_linear(x, a, drop, None), b).to(result.dtype)
         return torch.add(result, lora, alpha=m.scaling[name])
 
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
+    forward.envdoctor_member = member  # type: ignore[attr-defined]
+    forward.envdoctor_group = None  # type: ignore[attr-defined]
     return forward
+
+
+# linears that read the same input, by their names in Llama-style decoder layers (Llama, Mistral, Qwen, Gemma)
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+class _Siblings:
+    """Linears of one layer that read the same input (q/k/v, gate/up): the first of them called computes all of
+    them in one autograd step (lora_fused.linears: one input gradient, the products accumulated in place), the
+    others take their output from here when they are called with the same tensor.
+
+    Only an exact hit is taken (the same input object, grad mode and autocast dtype, an output not yet taken);
+    anything else computes afresh, so a model that calls them otherwise gets what it asked for. An output
+    computed and never taken only gets a zero gradient (autograd materialises it): correct, just wasted work.
+    """
+
+    def __init__(self, forwards: list[Any]) -> None:
+        self.forwards = forwards
+        self.key: tuple[Any, ...] | None = None
+        self.pending: dict[int, torch.Tensor] = {}
+
+    def output(self, me: Any, x: torch.Tensor) -> torch.Tensor | None:
+        i = next(j for j, f in enumerate(self.forwards) if f is me)
+        key = (x, torch.is_grad_enabled(), _autocast_on(x.device.type) and _autocast_dtype(x.device.type))
+        if self.key is not None and self.key[0] is x and self.key[1:] == key[1:] and i in self.pending:
+            out = self.pending.pop(i)
+            if not self.pending:
+                self.key = None  # nothing held past the last sibling's call
+            return out
+        specs = [f.envdoctor_member(x) for f in self.forwards]
+        if any(s is None for s in specs) or not _autocast_on(x.device.type):
+            return None
+        members = tuple(s[0] for s in specs)  # type: ignore[index]
+        adapters = tuple(t for s in specs for t in s[1])  # type: ignore[index]
+        outs = linears(x, members, adapters, _autocast_dtype(x.device.type))
+        self.key, self.pending = key, {j: o for j, o in enumerate(outs) if j != i}
+        return outs[i]
+
+
+def _group_siblings(model: Any) -> int:
+    """Give each set of SIBLINGS whose members all run lean forwards one _Siblings; returns how many sets."""
+    n = 0
+    for parent in model.modules():
+        for names in SIBLINGS:
+            kids = [getattr(parent, name, None) for name in names]
+            forwards = [k.__dict__.get("forward") for k in kids if isinstance(k, torch.nn.Module)]
+            if len(forwards) == len(names) and all(getattr(f, "envdoctor_member", None) is not None
+                                                   for f in forwards):
+                group = _Siblings(forwards)
+                for f in forwards:
+                    f.envdoctor_group = group  # type: ignore[union-attr]
+                n += 1
+    return n
 
 
 def _same_as_public(dequant: Dequant, modules: list[Any], blocks: int) -> bool:
@@ -255,11 +340,12 @@ def resident(dequant: Dequant, modules: list[Any]) -> Dequant:
     return once
 
 
-def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = False) -> Outcome:
+def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = False, shared: bool = True) -> Outcome:
     """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note).
     `blocks` > 1: large weights are dequantised in that many row blocks (less memory, a little more time);
     `fused`: a LoRA linear whose weight is whole is one autograd step with its adapter (lora_fused.py);
-    `keep`: every weight dequantised once and kept in the compute dtype (`resident`; row blocks are then moot)."""
+    `keep`: every weight dequantised once and kept in the compute dtype (`resident`; row blocks are then moot);
+    `shared` (with `fused`): the linears of a layer that read one input (q/k/v, gate/up) in one step (_Siblings)."""
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:
@@ -298,6 +384,8 @@ def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = Fal
         how += f", large weights in {blocks} row blocks"
     if fused and lora:
         how += ", LoRA fused with its base"
+    if fused and shared and (groups := _group_siblings(model)):
+        how += f", {groups} shared-input groups"
     return Outcome(True, f"lean NF4 path on {lora} LoRA + {plain} plain NF4 linears ({how})")
 
 

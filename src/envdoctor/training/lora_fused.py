@@ -1,4 +1,4 @@
-"""One autograd step for an NF4 linear and its LoRA adapter: x @ W.T + s * (dropout(x) @ A.T) @ B.T.
+"""One autograd step for NF4 linears on one input and their LoRA adapters: x @ W.T + s * (dropout(x) @ A.T) @ B.T.
 
 Why: at batch 4 x 2048 tokens the adapter's side of a Llama-8B layer costs more GPU time than it computes
 (benchmarks/trainer_NOTES.md, issue 17, third session): each of q/k/v/o ran a dropout kernel (x read, the dropped
@@ -12,6 +12,9 @@ HashDropout's, rebuilt in the backward, never stored):
   epilogue (`addmm` with beta = s), so the branch is never a separate tensor added afterwards;
 - backward: dA = gz.T @ dropout(x) in one kernel reading x once (split over tokens, partial sums added in fp32);
   the input's gradient is g @ W, and dropout(gz @ A) is added into it in place by one kernel (no product tensor).
+Linears of a layer that read the same input (q/k/v, gate/up: lean._Siblings) are one step: their input gradients
+accumulate in one buffer (`addmm_`), not one tensor each that autograd adds up (bench_lora_parts.py, H200, b4: q/k/v's
+input gradient 778 us as 3 matmuls + 2 adds, 626 us as a matmul and 2 `addmm_`).
 The arithmetic is peft's, in a different order (fp32 accumulation across the branch, one bf16 rounding where there
 were several). The Triton kernels are used only for bf16/fp16 CUDA tensors and after they agree with the torch
 ops (the same functions composed from dropout.hash_dropout and matmuls, which is also the CPU path) on a probe.
@@ -19,6 +22,7 @@ ops (the same functions composed from dropout.hash_dropout and matmuls, which is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -230,41 +234,86 @@ def _agree(fast: Ops, ref: Ops, device: torch.device, dtype: torch.dtype) -> boo
     return True
 
 
-class _LoRANF4(torch.autograd.Function):
-    """x @ dequant(W).T + s * (dropout(x) @ A.T) @ B.T, in `dtype`; saves x (already saved by its other users:
-    the norm's output feeds q, k and v) and the (tokens x r) z, never the dropped copy of x or the bf16 weight."""
+@dataclass(frozen=True)
+class Member:
+    """One NF4 linear that reads the shared input: its weight (dequantised by `dequant`), and its LoRA adapter's
+    scale and dropout (seed, site, p) if it has one (the adapter's A and B go to `linears` apart: autograd's
+    inputs)."""
+
+    weight: torch.Tensor
+    qs: Any
+    dequant: Any
+    lora: bool = False
+    s: float = 1.0
+    seed: Any = None  # the LoRA dropout's seed tensor (unread when p = 0)
+    site: int = 0
+    p: float = 0.0
+
+
+class _Shared(torch.autograd.Function):
+    """x @ dequant(W_i).T (+ s_i * (dropout_i(x) @ A_i.T) @ B_i.T) for every member i, in `dtype`.
+
+    Saves x once (already saved by its other users: the norm's output feeds q, k and v) and each adapter's
+    (tokens x r) z, never a dropped copy of x or a bf16 weight. The backward accumulates the input's gradient of
+    all members in one buffer (`addmm_`, the products' sum in the matmul's epilogue) where autograd would make one
+    per member and add them: two (tokens x hidden) adds fewer for q/k/v, one for gate/up."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, qs: Any,
-                dequant: Any, s: float, seed: torch.Tensor, site: int, p: float, dtype: torch.dtype) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, members: tuple[Member, ...], dtype: torch.dtype,
+                *adapters: torch.Tensor) -> tuple[torch.Tensor, ...]:
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, x.shape[-1]).to(dtype).contiguous()
-            ac, bc = a.to(dtype), b.to(dtype)
-            ops = ops_for(x2)
-            z = ops.drop_a(x2, ac, seed, site, p)
-            out = torch.addmm(torch.mm(z, bc.t()), x2, dequant(weight, qs, dtype).t(), beta=s)
-        ctx.save_for_backward(x2, z, ac, bc)
-        ctx.rest = (weight, qs, dequant, s, seed, site, p, ops, x.shape, x.dtype, a.dtype, b.dtype)
-        return out.view(*x.shape[:-1], out.shape[-1])
+            ops = ops_for(x2) if any(m.lora for m in members) else None
+            outs, saved, pairs = [], [], iter(zip(adapters[::2], adapters[1::2], strict=True))
+            for m in members:
+                w = m.dequant(m.weight, m.qs, dtype)
+                if m.lora:
+                    a, b = next(pairs)
+                    ac, bc = a.to(dtype), b.to(dtype)
+                    z = ops.drop_a(x2, ac, m.seed, m.site, m.p)  # type: ignore[union-attr]
+                    out = torch.addmm(torch.mm(z, bc.t()), x2, w.t(), beta=m.s)
+                    saved += [z, ac, bc]
+                else:
+                    out = torch.mm(x2, w.t())
+                outs.append(out.view(*x.shape[:-1], out.shape[-1]))
+        ctx.save_for_backward(x2, *saved)
+        ctx.rest = (members, ops, x.shape, x.dtype, [t.dtype for t in adapters])
+        return tuple(outs)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        x2, z, ac, bc = ctx.saved_tensors
-        weight, qs, dequant, s, seed, site, p, ops, shape, x_dtype, a_dtype, b_dtype = ctx.rest
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[Any, ...]:
+        x2, *saved = ctx.saved_tensors
+        members, ops, shape, x_dtype, dtypes = ctx.rest
+        need = ctx.needs_input_grad
+        dx: torch.Tensor | None = None
+        dadapters: list[torch.Tensor | None] = []
         with torch.autocast(x2.device.type, enabled=False):
-            g = grad.reshape(-1, grad.shape[-1]).to(x2.dtype)
-            gz = torch.mm(g, bc).mul_(s)
-            da = ops.drop_a_grad(gz, x2, seed, site, p).to(a_dtype) if ctx.needs_input_grad[1] else None
-            db = torch.mm(g.t(), z).to(b_dtype).mul_(s) if ctx.needs_input_grad[2] else None
-            dx = None
-            if ctx.needs_input_grad[0]:
-                dx = torch.mm(g, dequant(weight, qs, x2.dtype))
-                ops.add_drop_gz_a(dx, gz, ac, seed, site, p)
-                dx = dx.view(shape).to(x_dtype)
-        return dx, da, db, None, None, None, None, None, None, None, None
+            for m, grad in zip(members, grads, strict=True):
+                g = grad.reshape(-1, grad.shape[-1]).to(x2.dtype)
+                if need[0]:
+                    w = m.dequant(m.weight, m.qs, x2.dtype)
+                    dx = torch.mm(g, w) if dx is None else dx.addmm_(g, w)
+                if not m.lora:
+                    continue
+                z, ac, bc = saved[:3]
+                del saved[:3]
+                i = 3 + len(dadapters)  # A's and B's places among forward's inputs
+                gz = torch.mm(g, bc).mul_(m.s)
+                dadapters.append(ops.drop_a_grad(gz, x2, m.seed, m.site, m.p).to(dtypes[i - 3]) if need[i] else None)
+                dadapters.append(torch.mm(g.t(), z).to(dtypes[i - 2]).mul_(m.s) if need[i + 1] else None)
+                if dx is not None:
+                    ops.add_drop_gz_a(dx, gz, ac, m.seed, m.site, m.p)
+        return (None if dx is None else dx.view(shape).to(x_dtype), None, None, *dadapters)
+
+
+def linears(x: torch.Tensor, members: tuple[Member, ...], adapters: tuple[torch.Tensor, ...],
+            dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Every member's output on the shared input `x` in one autograd step; `adapters` are the LoRA members' A and
+    B, in order (A0, B0, A1, B1, ...)."""
+    return _Shared.apply(x, members, dtype, *adapters)
 
 
 def lora_nf4(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Any,
              s: float, seed: torch.Tensor, site: int, p: float, dtype: torch.dtype) -> torch.Tensor:
     """The NF4 linear plus its LoRA branch in one autograd step (p = 0: no dropout; `seed` is then not read)."""
-    return _LoRANF4.apply(x, a, b, weight, qs, dequant, s, seed, site, p, dtype)
+    return linears(x, (Member(weight, qs, dequant, True, s, seed, site, p),), (a, b), dtype)[0]

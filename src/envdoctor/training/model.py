@@ -96,7 +96,8 @@ def prepare(model: Any, *, checkpointing: bool, checkpoint_layers: int | None, l
     elif levers.lean:
         from .lean import apply_lean
 
-        ok, why = apply_lean(model, levers.dequant_blocks, levers.fused_lora, levers.resident)
+        ok, why = apply_lean(model, levers.dequant_blocks, levers.fused_lora, levers.resident,
+                              levers.shared_input)
         if ok or model_on_cuda(model):
             notes.append(why)
     if levers.varlen:

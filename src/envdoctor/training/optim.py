@@ -62,7 +62,9 @@ def paged_adamw(params: list[Any], **kw: Any) -> Any:
     torch.cuda.synchronize() (`sync_gpu(p)` in the loop). With LoRA r64 on q/k/v/o of a Llama-8B (256 tensors) the
     step took ~18 ms of wall time for ~3.5 ms of kernels, the GPU idle in between. Here all parameters of a group
     (and step count) take one torch._foreach_* chain of bitsandbytes' own arithmetic on bitsandbytes' own state
-    buffers: a few dozen launches, one sync at the end (bitsandbytes' own, for paged states). The arithmetic is
+    buffers: a few dozen launches, and no device sync (bitsandbytes ends its step with one, for paged states: the
+    host reads them only in state_dict, which syncs first), so the trainer can queue the next step's forward
+    behind it while the GPU still works (loop._fit). The arithmetic is
     that of the backend bitsandbytes would run, which differ: on CUDA its kernel's (the weight decay after the
     update, C-float scalars), on the CPU its CPU backend's (the weight decay before, double scalars); see _adam.
     What stays per parameter on the host is bookkeeping and bitsandbytes' prefetch_state (cudaMemPrefetchAsync of
@@ -112,12 +114,18 @@ def _paged_adamw_class() -> type:
                 self.per_parameter = _why_per_parameter(self)
                 self._decided_for = len(self.param_groups)
             if self.per_parameter is None and not _overridden(self.mng):
-                last = self._multi_tensor_step()
+                self._multi_tensor_step()  # queued only: stream order puts anything after it behind it
             else:
                 last = self._per_parameter_step()
-            if last is not None and last.is_cuda:
-                torch.cuda.synchronize(last.device)
+                if last is not None and last.is_cuda:  # bitsandbytes' own step ends so
+                    torch.cuda.synchronize(last.device)
             return loss
+
+        def state_dict(self) -> Any:
+            """bitsandbytes' state_dict, once the queued steps have written the paged states it reads on the host."""
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+            return super().state_dict()
 
         def _per_parameter_step(self) -> Tensor | None:
             """bitsandbytes' own loop, without its per-parameter device syncs; the last parameter seen."""

@@ -161,11 +161,13 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
         raise ConfigError(f"ENVDOCTOR_DEQUANT_BLOCKS={raw!r}: expected a whole number of row blocks >= 1")
     blocks = int(raw)
     fused_lora = os.environ.get("ENVDOCTOR_FUSED_LORA", "1") != "0"
+    shared_input = os.environ.get("ENVDOCTOR_SHARED_INPUT", "1") != "0"  # A/B switch of lean's _Siblings
     # the plan has memory to spare (plan.resident_allowed): the NF4 weights dequantised once, not twice a step
     resident = plan.run is not None and plan.run.resident_weights and os.environ.get("ENVDOCTOR_RESIDENT", "1") != "0"
     return Levers(fused_loss=plan.fused_loss, kernels=plan.fused_kernels, keep_bf16=True,
                   checkpoint_layers=plan.checkpoint_layers, lean=plan.fused_loss, graphs=graphs, varlen=varlen,
-                  dequant_blocks=blocks, fused_lora=fused_lora, resident=resident)
+                  dequant_blocks=blocks, fused_lora=fused_lora, resident=resident,
+                  shared_input=shared_input)
 
 
 def replan_without_counter_dropout(plan: Plan, shape: ModelShape, why: str) -> Plan:
