@@ -96,8 +96,8 @@ def main() -> int:
 
     ops = TritonOps()
     base = (dict(TritonOps.FWD), dict(TritonOps.BWD), dict(TritonOps.DX))
-    variants = {"FWD": [{}, {"SPLIT": 8}, {"SPLIT": 2}, {"BM": 32, "SPLIT": 2}, {"num_warps": 8}, {"BK": 128}],
-                "BWD": [{}, {"SPLIT": 32}, {"SPLIT": 8}, {"BK": 64}, {"num_warps": 8}],
+    variants = {"FWD": [{}, {"num_warps": 4}, {"SPLIT": 2}, {"SPLIT": 8}, {"BM": 32, "SPLIT": 2}],
+                "BWD": [{}, {"SPLIT": 16}, {"SPLIT": 4}, {"BK": 64}, {"BK": 64, "SPLIT": 4}],
                 "DX": [{}, {"num_warps": 8}, {"BM": 128}, {"BN": 256, "num_warps": 8}, {"BM": 32}]}
     dx = x.clone()
     calls = {"FWD": lambda: ops.drop_a(x, aq, seed, 1, 0.1), "BWD": lambda: ops.drop_a_grad(gz, x, seed, 1, 0.1),

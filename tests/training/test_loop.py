@@ -76,12 +76,14 @@ class _StopAt:
 
 
 def _run(tiny: dict[str, Path], out: Path, monkeypatch: pytest.MonkeyPatch, *, steps: int = 4,
-         prefetch: bool = True, stop_at: int | None = None) -> tuple[list[tuple], list[dict], object, list]:
+         prefetch: bool = True, stop_at: int | None = None,
+         ahead: bool = False) -> tuple[list[tuple], list[dict], object, list]:
     """Train a fresh tiny LoRA (batch 1, 2 micro-batches a step, 5 examples an epoch) and record, in order, every
     collation ("collate"), every forward ("forward", its input_ids) and every wait for the step's loss ("wait").
 
     Returns (events, the logged steps, the plan, the examples). `prefetch=False` bypasses the collate-ahead, so every
-    micro-batch is collated when it is taken: the order the loop had before it prefetched.
+    micro-batch is collated when it is taken: the order the loop had before it prefetched. `ahead=True` lets the loop
+    queue the next step before reading a step's loss, as it does with a captured CUDA graph (none on the CPU).
     """
     from transformers import AutoTokenizer
 
@@ -111,6 +113,8 @@ def _run(tiny: dict[str, Path], out: Path, monkeypatch: pytest.MonkeyPatch, *, s
     monkeypatch.setattr(loop, "_wait", waiting)
     if not prefetch:
         monkeypatch.setattr(loop._Feed, "ahead", lambda self: None)
+    if ahead:
+        monkeypatch.setattr(loop, "_ahead_allowed", lambda run: True)
     tok = AutoTokenizer.from_pretrained(tiny["model"])
     cfg = TrainConfig(method="qlora", model=str(tiny["model"]), dataset=str(tiny["data"]), output=str(out),
                       max_steps=steps, seq_len=48, batch_size=1, effective_batch=2, lora_r=4, lora_dropout=0.0,
@@ -184,3 +188,22 @@ def test_a_resumed_run_trains_the_micro_batches_the_uninterrupted_one_did(tiny, 
     assert _kinds(resumed).count("collate") == 4  # steps 3 and 4: nothing of the skipped ones is collated
     assert [r["step"] for r in relogged] == [1, 2, 3, 4]
     assert [r["loss"] for r in relogged] == pytest.approx([r["loss"] for r in logged], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_the_next_step_is_queued_before_the_loss_is_read_but_never_past_a_checkpoint(tiny, tmp_path, monkeypatch):
+    """With the next step queued ahead (the graph path's order), step 2's work runs before step 1's loss is read;
+    the checkpoint after step 2 (save_steps 2) and the last step are waited for before anything more is queued,
+    so checkpoint-2 holds step 2's weights, and every logged loss and learning rate is the plain order's."""
+    events, logged, _, _ = _run(tiny, tmp_path / "ahead", monkeypatch, steps=3, ahead=True)
+    work = [k for k in _kinds(events) if k != "collate"]
+    assert work == ["forward"] * 4 + ["wait"] * 2 + ["forward"] * 2 + ["wait"]
+    plain_events, plain, _, _ = _run(tiny, tmp_path / "plain", monkeypatch, steps=3)
+    assert [k for k in _kinds(plain_events) if k != "collate"] == (["forward"] * 2 + ["wait"]) * 3
+    assert _forwards(events) == _forwards(plain_events)
+    assert [(r["step"], r["loss"], r["lr"]) for r in logged] == [(r["step"], r["loss"], r["lr"]) for r in plain]
+    for name in ("adapter_model.safetensors", "optimizer.pt"):
+        mine, theirs = (tmp_path / d / "checkpoint-2" / name for d in ("ahead", "plain"))
+        if theirs.exists():
+            assert mine.read_bytes() == theirs.read_bytes(), name
+    assert any((tmp_path / "plain" / "checkpoint-2" / n).exists() for n in ("adapter_model.safetensors", "optimizer.pt"))

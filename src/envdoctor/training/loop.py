@@ -189,6 +189,9 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
 
     A step's time runs from the previous step's result to its own, less any eval or save in between: the host's
     collation (behind the GPU's work but still the host's time), the all-reduce and the logging count as step time.
+    With a captured graph the next step is queued before this one's loss is read (_ahead_allowed), so the GPU goes
+    from one step to the next without waiting for the host's bookkeeping in between; never past a step that an
+    eval or a checkpoint must see finished, or the last.
     """
     import torch
 
@@ -201,10 +204,14 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
     feed = _Feed(stream, plan, run, (run.total - run.start) * plan.grad_accum)
     model.train()
     clock = time.perf_counter()
+    queued: _Queued | None = None
     while f.step < run.total:
-        loss_t, seen, trained, epoch = _accumulate(plan, feed, run)  # and the next step's first micro-batch collated
-        _optimizer_step(cfg, model, run)  # queued behind the backward: the host reads the loss only after it
-        loss = _wait(loss_t, plan, run)
+        q = queued or _queue(cfg, plan, model, feed, run)  # and the next step's first micro-batch collated
+        queued = None
+        if _ahead_allowed(run) and not _pause_after(cfg, f.step + 1, run.total, bool(eval_examples)):
+            queued = _queue(cfg, plan, model, feed, run)  # the next step behind this one: the GPU never waits
+        loss = _wait(q)
+        seen, trained, epoch = q.seen, q.trained, q.epoch
         f.step += 1
         loss_sum, seen_g, trained_g = dist.all_sum([loss, seen, trained], run.world, run.device)
         f.loss, f.seen, f.trained = loss_sum / run.world.world_size, f.seen + int(seen_g), f.trained + int(trained_g)
@@ -220,8 +227,8 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
             rep.message(run.graph.outcome.note)
         rep.step(f.step, f.loss, f.tokens_per_s())
         if f.step % cfg.logging_steps == 0 or f.step == run.total:
-            log.write(f.step, f.loss, run.sched.get_last_lr()[0], f.tokens_per_s(), epoch, f.trained)
-        if eval_examples and ((cfg.eval_steps and f.step % cfg.eval_steps == 0) or f.step == run.total):
+            log.write(f.step, f.loss, q.lr, f.tokens_per_s(), epoch, f.trained)
+        if eval_examples and _eval_due(cfg, f.step, run.total):
             t = time.perf_counter()
             groups = [eval_examples[i:i + plan.batch] for i in range(0, len(eval_examples), plan.batch)]
             f.eval_loss, n = evaluate(plan, model, groups, run)
@@ -230,7 +237,7 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
             spent = time.perf_counter() - t
             f.stalls["eval"] += spent
             clock += spent  # not the next step's time
-        if cfg.save_steps and f.step % cfg.save_steps == 0 and f.step < run.total:
+        if _save_due(cfg, f.step, run.total):
             t = time.perf_counter()
             _checkpoint(model, tokenizer, run, f.step)
             spent = time.perf_counter() - t
@@ -239,14 +246,62 @@ def _fit(cfg: TrainConfig, plan: Plan, model: Any, tokenizer: Any, examples: lis
     return f
 
 
-def _wait(loss_t: Any, plan: Plan, run: _Run) -> float:
-    """The step's loss on the host: the one place a step waits for the GPU (everything before it only queues)."""
+@dataclass(frozen=True)
+class _Queued:
+    """One optimizer step whose work is queued on the device, its loss not yet read."""
+
+    loss: Any  # the step's loss on the device
+    seen: int
+    trained: int
+    epoch: int
+    lr: float  # the schedule's rate after this step (what the log shows for it)
+    host: Any = None  # CUDA: the loss copied into pinned memory once the step is done, and the event of that
+    done: Any = None
+
+
+def _queue(cfg: TrainConfig, plan: Plan, model: Any, feed: _Feed, run: _Run) -> _Queued:
+    """Forward, backward and optimizer step queued (on CUDA nothing here waits for the GPU)."""
     import torch
 
-    loss = float(loss_t)
-    if plan.device == "cuda":
-        torch.cuda.synchronize(run.device)
-    return loss
+    loss_t, seen, trained, epoch = _accumulate(plan, feed, run)
+    _optimizer_step(cfg, model, run)
+    host = done = None
+    if plan.device == "cuda":  # read later without a device-wide sync: the next step may be queued behind it
+        host = torch.empty((), dtype=loss_t.dtype, pin_memory=True)
+        host.copy_(loss_t.detach(), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+    return _Queued(loss_t, seen, trained, epoch, run.sched.get_last_lr()[0], host, done)
+
+
+def _wait(q: _Queued) -> float:
+    """The step's loss on the host: the one place a step waits for the GPU, and only for that step's work (its
+    optimizer step included), not for a step queued behind it."""
+    if q.done is None:
+        return float(q.loss)
+    q.done.synchronize()
+    return float(q.host)
+
+
+def _ahead_allowed(run: _Run) -> bool:
+    """Whether the next step may be queued before this step's loss is read: with a captured CUDA graph (one
+    process, its inputs copied from pinned memory, so queuing does not wait for the GPU). Eager steps copy their
+    inputs from pageable memory, which waits anyway, and DDP/FSDP steps talk to other ranks."""
+    return run.graph is not None and run.graph.graph is not None and run.world.world_size == 1
+
+
+def _eval_due(cfg: TrainConfig, step: int, total: int) -> bool:
+    return bool(cfg.eval_steps and step % cfg.eval_steps == 0) or step == total
+
+
+def _save_due(cfg: TrainConfig, step: int, total: int) -> bool:
+    return bool(cfg.save_steps and step % cfg.save_steps == 0 and step < total)
+
+
+def _pause_after(cfg: TrainConfig, step: int, total: int, evaluates: bool) -> bool:
+    """Whether `step` must be finished before the next one is queued: the last step, or one followed by an eval
+    or a checkpoint (they must see this step's weights, not the next one's)."""
+    return step >= total or (evaluates and _eval_due(cfg, step, total)) or _save_due(cfg, step, total)
 
 
 def _checkpoint(model: Any, tokenizer: Any, run: _Run, step: int) -> None:

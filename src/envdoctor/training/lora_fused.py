@@ -152,8 +152,8 @@ class TritonOps:
     a few programs streaming x, their fp32 partial sums added by torch; the tile sizes are class attributes
     (benchmarks/bench_lora_parts.py tries others)."""
 
-    FWD = {"BM": 64, "BK": 64, "SPLIT": 4, "num_warps": 4, "num_stages": 3}
-    BWD = {"BM": 64, "BK": 128, "SPLIT": 16, "num_warps": 4, "num_stages": 3}
+    FWD = {"BM": 64, "BK": 64, "SPLIT": 4, "num_warps": 8, "num_stages": 3}
+    BWD = {"BM": 64, "BK": 128, "SPLIT": 8, "num_warps": 4, "num_stages": 3}
     DX = {"BM": 64, "BN": 128, "num_warps": 4, "num_stages": 1}
 
     def __init__(self) -> None:
