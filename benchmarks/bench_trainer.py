@@ -90,7 +90,6 @@ def measure(model, opt_factory, *, bs, seq, vocab, fused, impl, steps=6, warmup=
                peak_alloc_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
                peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2),
                losses=[round(x.item(), 4) for x in losses])
-    del opt
     return rec
 
 

@@ -132,7 +132,7 @@ def test_a_run_without_the_planned_counter_dropout_is_replanned_or_refused_befor
     roomy = make_plan(LLAMA, declared("h200"), run, effective_batch=4, fixed_batch=4, fixed_checkpointing=False)
     again = replan_without_counter_dropout(roomy, LLAMA, "CUDA graphs off: a test")
     assert again.estimate.total > roomy.estimate.total and not again.run.counter_dropout
-    assert "counter-based dropout is off (CUDA graphs off: a test)" in again.notes[-1]
+    assert "counter-based LoRA dropout is off (CUDA graphs off: a test)" in again.notes[-1]
     tight = make_plan(LLAMA, declared("h200"), run, effective_batch=4, fixed_batch=4, fixed_checkpointing=False,
                       max_memory_gib=roomy.planned_bytes / 2**30 + 0.5)
     with pytest.raises(DoesNotFitError, match="counter-based LoRA dropout, which is off"):

@@ -152,7 +152,9 @@ class RunShape:
     fused_loss: bool = False
     fused_kernels: bool = False
     upcast_non_quantized: bool = False  # peft's prepare_model_for_kbit_training: norms/embeddings in fp32
-    packed: bool = False  # packed examples (position ids reset): an explicit mask, so SDPA gets repeated k/v
+    # an explicit (block-diagonal) mask reaches SDPA: packed rows off the varlen path (CPU, ENVDOCTOR_VARLEN=0, a
+    # model varlen does not cover); HF then repeats k/v to every head. Packed rows through flash varlen: False
+    packed: bool = False
     param_bytes: int = 2  # bf16/fp16 base weights (GaLore, LoRA); 4 for fp32 (CPU, or GaLore under fp16)
     grad_accum: int = 1  # micro-batches per optimizer step: >1 keeps full gradients alive across forwards
     shards: int = 1  # FSDP: weights, gradients and optimizer state split over this many GPUs

@@ -58,6 +58,13 @@ def graphs_allowed() -> bool:
     return os.environ.get("ENVDOCTOR_GRAPHS", "1") != "0"
 
 
+def varlen_planned(device: Device) -> bool:
+    """Whether packed documents are planned through flash attention's varlen kernel (training/varlen.py): on CUDA,
+    unless ENVDOCTOR_VARLEN=0 (an A/B switch). Off it, packed rows reach SDPA with an explicit block-diagonal mask.
+    runner.levers_for turns the lever on and runner.plan_run estimates by this one rule."""
+    return device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
+
+
 def choose_dtype(gpu: GpuInfo, requested: DtypeChoice = "auto") -> Dtype:
     """bf16 on compute capability >= 8.0, fp16 on older CUDA GPUs (a T4), fp32 on CPU."""
     if requested != "auto":

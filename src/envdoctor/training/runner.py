@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .kinds import Device, Outcome
 from .loop import NullReporter, Reporter, TrainResult
 from .memory import ModelShape, RunShape, shape_from_config
-from .plan import Plan, graphs_allowed, make_plan
+from .plan import Plan, choose_dtype, graphs_allowed, make_plan, varlen_planned
 
 
 def gate(cfg: TrainConfig) -> Any:
@@ -68,6 +68,25 @@ def loss_on(cfg: TrainConfig) -> str:
             "everything; the EOS ending each response is trained")
 
 
+def varlen_gaps(cfg_dict: dict[str, Any] | None, head_dim: int, compute: str) -> list[str]:
+    """What of the model's attention varlen.attention hands back to SDPA with its mask (its per-call fallbacks, read
+    off the config: attention dropout, a sliding window, soft-capped scores, a head size the kernel lacks, fp32);
+    empty when the varlen kernel takes every layer."""
+    c = (cfg_dict or {}).get("text_config") or cfg_dict or {}
+    gaps = []
+    if float(c.get("attention_dropout") or 0) > 0:
+        gaps.append("attention dropout")
+    if c.get("sliding_window") and c.get("use_sliding_window", True) is not False:  # Qwen2 keeps it but turns it off
+        gaps.append("sliding-window attention")
+    if c.get("attn_logit_softcapping"):
+        gaps.append("soft-capped attention scores")
+    if head_dim % 8 or head_dim > 256:
+        gaps.append(f"head size {head_dim}")
+    if compute not in ("bf16", "fp16"):
+        gaps.append(f"{compute} compute")
+    return gaps
+
+
 def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[str, Any] | None = None,
              world_size: int = 1) -> Plan:
     """The run's plan: the config's fixed choices, the rest chosen to fit the GPU (each GPU, under DDP)."""
@@ -81,9 +100,17 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
     kernels_ok, why = fast_path_probe("cuda" if cuda else "cpu")
     # CUDA graphs make LoRA dropout counter-based, which saves less (make_plan adds the device conditions)
     counter = cfg.method == "qlora" and graphs_allowed() and importlib.util.find_spec("triton") is not None
+    # packed rows on the varlen path (levers_for) reach the attention without a mask: no k/v repeated to every head
+    # (the H200's batch-4 Llama-3.1-8B run: 44.55 GiB measured, 47.52 estimated with the mask's k/v, 44.52 without)
+    mask = cfg.packing
+    if cfg.packing and varlen_planned("cuda" if cuda else "cpu"):
+        gaps = varlen_gaps(cfg_dict, shape.head_dim, choose_dtype(gpu, cfg.dtype))
+        mask = bool(gaps)
+        if gaps:
+            notes.append(f"packed attention estimated with SDPA's mask: varlen leaves {', '.join(gaps)} to SDPA")
     run = RunShape(cfg.method, cfg.batch_size or 1, cfg.seq_len, lora_r=cfg.lora_r,
                    lora_targets=tuple(cfg.lora_targets), lora_dropout=cfg.lora_dropout, galore_rank=cfg.galore_rank,
-                   galore_targets=tuple(cfg.galore_targets), packed=cfg.packing, counter_dropout=counter)
+                   galore_targets=tuple(cfg.galore_targets), packed=mask, counter_dropout=counter)
     if fast and cuda and not kernels_ok:
         if cfg.fast == "on":
             raise ConfigError(f"fast = on, but {why}")
@@ -153,7 +180,8 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
     graphs = (cfg.method == "qlora" and plan.device == "cuda" and plan.dtype == "bf16" and plan.fused_loss
               and world.world_size == 1 and graphs_allowed())
     # packed documents through flash attention's varlen kernel: CUDA only (off the GPU it would be a per-document loop)
-    varlen = plan.device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
+    # (plan_run estimates packed runs by the same rule: plan.varlen_planned)
+    varlen = varlen_planned(plan.device)
     # short of memory (checkpointing): the MLP's NF4 weights dequantised in 4 row blocks, not whole (-84 MiB at the
     # peak); ENVDOCTOR_DEQUANT_BLOCKS=N sets N
     raw = os.environ.get("ENVDOCTOR_DEQUANT_BLOCKS", "4" if plan.checkpointing else "1")
@@ -170,22 +198,51 @@ def levers_for(cfg: TrainConfig, plan: Plan, world: dist.World) -> Any:
                   shared_input=shared_input)
 
 
+def replan(plan: Plan, shape: ModelShape, lost: str, why: str, *, instead: str, advice: str,
+           **changes: Any) -> Plan:
+    """The plan counted on `lost`, which came out off at load time (`why`): its RunShape with `changes`, estimated
+    again, and a note saying so; DoesNotFitError (one line: what is off, why, the new need, `advice`) before any
+    step when that no longer fits the budget."""
+    from .memory import estimate
+
+    if plan.run is None:
+        raise ValueError("replan: the plan has no RunShape")
+    why = " ".join(why.split())  # one line, whatever the lever's reason held
+    # only the run and its estimate: the plan's own fields stay (_execute may have turned the fused loss off)
+    run = replace(plan.run, **changes)
+    again = replace(plan, run=run, estimate=estimate(shape, run))
+    need = again.planned_bytes
+    if plan.budget and need > plan.budget:
+        raise DoesNotFitError(f"the plan counted on {lost}, which is off ({why}); {instead} the step needs "
+                              f"{need / 2**30:.1f} GiB of the {plan.budget / 2**30:.1f} available: {advice}")
+    return replace(again, notes=(*plan.notes, f"memory estimate {again.estimate.gib():.2f} GiB: {lost} is off ({why})"))
+
+
 def replan_without_counter_dropout(plan: Plan, shape: ModelShape, why: str) -> Plan:
     """The plan counted on counter-based LoRA dropout, and it is off (`why`): the estimate with nn.Dropout's saved
     copies; DoesNotFitError before any step when that no longer fits the budget."""
-    from .memory import estimate
-    from .plan import planned
+    return replan(plan, shape, "counter-based LoRA dropout", why, instead="with nn.Dropout",
+                  advice="use --gradient-checkpointing, a smaller --batch-size, or --lora-dropout 0",
+                  counter_dropout=False)
 
-    assert plan.run is not None
-    run = replace(plan.run, counter_dropout=False)
-    est = estimate(shape, run)
-    need = planned(est, plan.reserve_factor)
-    if plan.budget and need > plan.budget:
-        raise DoesNotFitError(f"the plan counted on counter-based LoRA dropout, which is off ({why}); with "
-                              f"nn.Dropout the step needs {need / 2**30:.1f} GiB of the {plan.budget / 2**30:.1f} "
-                              "available: use --gradient-checkpointing, a smaller --batch-size, or --lora-dropout 0")
-    return replace(plan, run=run, estimate=est,
-                   notes=(*plan.notes, f"memory estimate {est.gib():.2f} GiB: counter-based dropout is off ({why})"))
+
+def replan_without_varlen(plan: Plan, shape: ModelShape, why: str) -> Plan:
+    """The plan sent packed documents through varlen attention, and it is off (`why`): the estimate with SDPA's
+    block-diagonal mask (k/v repeated to every head); DoesNotFitError before any step when that no longer fits."""
+    return replan(plan, shape, "varlen attention for the packed documents", why,
+                  instead="with SDPA's mask (k/v repeated to every head)",
+                  advice="use --gradient-checkpointing, a smaller --batch-size, or --no-packing", packed=True)
+
+
+def varlen_lost(cfg: TrainConfig, plan: Plan, levers: Any, model: Any, notes: list[str]) -> str | None:
+    """Why the varlen attention the plan counted on is off after prepare (`notes`: its notes), None when the plan
+    did not count on it (no packing, not planned, estimated with the mask anyway) or it is on."""
+    from .varlen import active
+
+    if not (cfg.packing and levers.varlen and plan.run is not None and not plan.run.packed) or active(model):
+        return None
+    said = next((n for n in notes if n.startswith("varlen attention")), "")
+    return said.removeprefix("varlen attention off: ") or "not applied to the model"
 
 
 def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World, shape: ModelShape) -> TrainResult:
@@ -237,7 +294,12 @@ def _execute(cfg: TrainConfig, plan: Plan, rep: Reporter, world: dist.World, sha
     if seeds is None and plan.run is not None and plan.run.counter_dropout:
         plan = replan_without_counter_dropout(plan, shape, why or "CUDA graphs off")
         rep.message(plan.notes[-1])
-    for note in prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
-                        levers=replace(levers, graphs=seeds is not None)):
+    notes = prepare(model, checkpointing=plan.checkpointing, checkpoint_layers=plan.checkpoint_layers,
+                    levers=replace(levers, graphs=seeds is not None))
+    for note in notes:
         rep.message(note)
+    lost = varlen_lost(cfg, plan, levers, model, notes)
+    if lost is not None:  # e.g. a model whose attention is not sdpa: packed rows get transformers' mask
+        plan = replan_without_varlen(plan, shape, lost)
+        rep.message(plan.notes[-1])
     return train_loop(cfg, plan, model, tok, examples, rep, evals, world, seeds)
