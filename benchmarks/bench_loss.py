@@ -12,7 +12,6 @@ gradient (the values change, the work does not). --reference: the whole loss thr
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,23 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def timed(fn: Callable[[], object], reps: int = 20) -> float:
-    import torch
-
-    for _ in range(5):
-        fn()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b) * 1000)
-    return statistics.median(out)
-
+from bench_lora_parts import timed  # noqa: E402  (CUDA events, median of 20 after 5 warm-ups)
 
 TRIES = [{}, {"BLOCK": 16384}, {"BLOCK": 8192}, {"BLOCK": 65536}, {"NUM_WARPS": 16}, {"NUM_WARPS": 8},
          {"BLOCK": 16384, "NUM_WARPS": 16}, {"BLOCK": 8192, "NUM_WARPS": 8}]

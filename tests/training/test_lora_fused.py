@@ -75,29 +75,13 @@ def test_linears_on_a_shared_input_are_each_members_own_step_with_one_input_grad
 
 
 def _tiny_nf4_lora(tmp_path, lora_dropout=0.1):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
-
-    from envdoctor.training.dropout import DropoutSeeds, use_hash_dropout
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2,
                                  max_position_embeddings=64)).save_pretrained(tmp_path)
-    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                           bnb_4bit_compute_dtype=torch.bfloat16)
-    m = AutoModelForCausalLM.from_pretrained(tmp_path, quantization_config=q, dtype=torch.bfloat16,
-                                             device_map={"": "cpu"})
-    for prm in m.parameters():
-        prm.requires_grad_(False)
-    m = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
-                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    gen = torch.Generator().manual_seed(1)
-    for name, prm in m.named_parameters():
-        if "lora_" in name:
-            prm.data = (torch.randn(prm.shape, generator=gen) * 0.2).float()
-    assert use_hash_dropout(m, DropoutSeeds(torch.device("cpu"), start=3)).ok
-    return m.train()
+    return _nf4_model(tmp_path, torch.bfloat16, lora_dropout, lora_seed=1)
 
 
 def test_lean_computes_q_k_v_and_gate_up_in_one_step_each_as_the_members_alone(tmp_path, monkeypatch):
@@ -201,7 +185,8 @@ def test_torch_ops_add_the_masked_product_in_place():
     assert int((hash_dropout(torch.ones(10, 12), seed, 7, 0.5) == 0).sum()) > 20  # about half dropped
 
 
-def _nf4_model(model_dir, dtype):
+def _nf4_model(model_dir, dtype, lora_dropout=0.2, lora_seed=0):
+    """The checkpoint in NF4 on the CPU with r-4 adapters on q/k/v/o (random A and B), dropout counter-based."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -212,10 +197,10 @@ def _nf4_model(model_dir, dtype):
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=q, dtype=dtype, device_map={"": "cpu"})
     for prm in model.parameters():
         prm.requires_grad_(False)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.2, bias="none",
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, bias="none",
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                                              task_type="CAUSAL_LM"))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(lora_seed)
     for name, prm in model.named_parameters():
         if "lora_" in name:
             prm.data = (torch.randn(prm.shape, generator=gen) * 0.2).float()
