@@ -97,14 +97,17 @@ def test_the_row_block_forward_and_backward_equal_the_whole_weight():
 
     dequant.rows = rows
     grads = []
+    bias = torch.randn(10, generator=g, dtype=torch.float64)
     for blocks in (1, 3, 4):  # 4 blocks of 10 rows: 3, 3, 3, 1
-        x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
-        y = _NF4Linear.apply(x, w, SimpleNamespace(shape=w.shape), dequant, blocks)
-        assert torch.allclose(y, torch.nn.functional.linear(x, w))
-        y.pow(2).sum().backward()
-        grads.append(x.grad)
-    assert torch.allclose(grads[0], grads[1]) and torch.allclose(grads[0], grads[2])
-    assert grads[0].shape == (2, 5, 6)
+        for b in (None, bias):
+            x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64,
+                            requires_grad=True)
+            y = _NF4Linear.apply(x, w, SimpleNamespace(shape=w.shape), dequant, blocks, b)
+            assert torch.allclose(y, torch.nn.functional.linear(x, w, b))
+            y.pow(2).sum().backward()
+            grads.append(x.grad)
+    assert all(torch.allclose(grads[0], gr) for gr in grads[2::2]) and grads[0].shape == (2, 5, 6)
+    assert all(torch.allclose(grads[1], gr) for gr in grads[3::2])
 
 
 def test_kept_weights_are_dequantised_once_and_train_as_the_step_dequantising(tiny, monkeypatch):
@@ -130,3 +133,27 @@ def test_kept_weights_are_dequantised_once_and_train_as_the_step_dequantising(ti
     assert len(calls) == at_setup  # two steps, forward and backward: not one more dequantisation
     assert loss == ref_loss and grads.keys() == ref_grads.keys()
     assert all(torch.equal(g, ref_grads[n]) for n, g in grads.items())
+
+
+def test_lean_takes_qwen2s_biased_q_k_v_and_computes_what_bnb_and_peft_do(tmp_path, make_tok):
+    """Qwen2's q/k/v have a (frozen) bias: the lean forwards add it (whole weights and row blocks), so its
+    attention is not left to bitsandbytes' and peft's modules."""
+    from envdoctor._certify.probes.family import tiny_model
+    from envdoctor.training.lean import apply_lean
+
+    torch.manual_seed(0)
+    m = tiny_model("qwen2", vocab_size=len(make_tok()))
+    for name, b in m.named_parameters():
+        if name.endswith("proj.bias"):  # transformers starts them at zero: make them matter
+            b.data.normal_(0.0, 0.5)
+    m.save_pretrained(tmp_path)
+    model = _nf4_lora(tmp_path, dropout=0.1)
+    ids = torch.randint(4, 40, (2, 12), generator=torch.Generator().manual_seed(3))
+    ref_loss, ref_grads = _step(model, ids)
+    ok, note = apply_lean(model)
+    assert ok and "8 LoRA + 6 plain NF4 linears" in note, note  # before: 2 LoRA (o_proj) + 6 plain
+    loss, grads = _step(model, ids)
+    assert abs(loss - ref_loss) < 1e-5 * abs(ref_loss)
+    assert grads.keys() == ref_grads.keys() and len(grads) == 16
+    for n, g in grads.items():
+        assert torch.allclose(g, ref_grads[n], rtol=1e-4, atol=1e-6), n

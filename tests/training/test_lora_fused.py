@@ -300,3 +300,37 @@ def test_the_first_adapter_updates_reach_the_loss_as_in_fp32_not_lost_to_double_
     # measured here: fp32 0.00125 / 0.00256, fused 0.00142 / 0.00259, unfused 0.00052 / 0.00137
     assert all(abs(f - r) <= 0.2 * r for f, r in zip(fused, fp32, strict=True))
     assert abs(unfused[0] - fp32[0]) > 3 * abs(fused[0] - fp32[0])
+
+
+def test_qwen2s_biased_q_k_v_go_through_one_fused_step_as_peft_computes_them(tmp_path, make_tok):
+    """Qwen2's q/k/v carry a frozen bias: they join the fused shared-input step (the bias added to each output),
+    and loss and gradients under bf16 autocast are bitsandbytes + peft's, bf16 rounding apart."""
+    pytest.importorskip("bitsandbytes")
+    from envdoctor._certify.probes.family import tiny_model
+    from envdoctor.training import lean
+
+    torch.manual_seed(0)
+    m = tiny_model("qwen2", vocab_size=96, hidden_size=64, intermediate_size=128)
+    for name, b in m.named_parameters():
+        if name.endswith("proj.bias"):  # transformers starts them at zero: make them matter
+            b.data.normal_(0.0, 0.5)
+    m.save_pretrained(tmp_path)
+    model = _nf4_model(tmp_path, torch.bfloat16, lora_dropout=0.0)
+    ids = torch.randint(4, 90, (2, 16), generator=torch.Generator().manual_seed(3))
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = {n: p.grad.double().clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
+    ref_loss, ref = step()
+    ok, note = lean.apply_lean(model, fused=True)
+    assert ok and "8 LoRA + 6 plain NF4 linears" in note and "4 shared-input groups" in note, note
+    loss, got = step()
+    assert abs(loss - ref_loss) <= 5e-3 * abs(ref_loss)
+    assert got.keys() == ref.keys() and len(got) == 16
+    for n in ref:
+        assert float((got[n] - ref[n]).norm() / ref[n].norm()) < 0.03, n

@@ -102,7 +102,8 @@ def row_blocks(m: Any, dequant: Dequant, blocks: int) -> int:
 
 
 class _NF4Linear(torch.autograd.Function):
-    """x @ dequant(W).T; the backward dequantises again (bitsandbytes keeps only the 4-bit weight, so do we).
+    """x @ dequant(W).T (+ a frozen bias: Qwen2's q/k/v); the backward dequantises again (bitsandbytes keeps only
+    the 4-bit weight, so do we).
 
     A large weight goes in row blocks when `blocks` > 1 (a plan short of memory): the forward writes each block's
     output columns, the backward sums grad[:, rows] @ W[rows]; only a block of the bf16 weight is alive at a time,
@@ -110,36 +111,43 @@ class _NF4Linear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant, blocks: int = 1) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, qs: Any, dequant: Dequant, blocks: int = 1,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         ctx.weight, ctx.qs, ctx.dequant, ctx.blocks = weight, qs, dequant, blocks  # frozen: not a saved activation
+        b = None if bias is None else bias.to(x.dtype)  # bitsandbytes casts it to the compute dtype too
         if blocks <= 1:
-            return F.linear(x, dequant(weight, qs, x.dtype))
+            return F.linear(x, dequant(weight, qs, x.dtype), b)
         x2 = x.reshape(-1, x.shape[-1])
         out = torch.empty((x2.shape[0], qs.shape[0]), dtype=x.dtype, device=x.device)
         for r0, w in dequant.rows(weight, qs, x.dtype, blocks):  # type: ignore[attr-defined]
-            torch.mm(x2, w.t(), out=out[:, r0:r0 + w.shape[0]])
+            if b is None:
+                torch.mm(x2, w.t(), out=out[:, r0:r0 + w.shape[0]])
+            else:
+                torch.addmm(b[r0:r0 + w.shape[0]], x2, w.t(), out=out[:, r0:r0 + w.shape[0]])
         return out.view(*x.shape[:-1], out.shape[-1])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         if ctx.blocks <= 1:
-            return torch.matmul(grad, ctx.dequant(ctx.weight, ctx.qs, grad.dtype)), None, None, None, None
+            return torch.matmul(grad, ctx.dequant(ctx.weight, ctx.qs, grad.dtype)), None, None, None, None, None
         g = grad.reshape(-1, grad.shape[-1])
         dx: torch.Tensor | None = None
         for r0, w in ctx.dequant.rows(ctx.weight, ctx.qs, grad.dtype, ctx.blocks):
             part = g[:, r0:r0 + w.shape[0]]
             dx = torch.mm(part, w) if dx is None else dx.addmm_(part, w)
         assert dx is not None
-        return dx.view(*grad.shape[:-1], dx.shape[-1]), None, None, None, None
+        return dx.view(*grad.shape[:-1], dx.shape[-1]), None, None, None, None, None
 
 
 def _is_nf4_linear(m: Any) -> bool:
+    """A bitsandbytes 4-bit linear with its quant state, and no bias or a frozen one (the lean forwards give a
+    bias no gradient)."""
     import bitsandbytes as bnb
 
-    w = getattr(m, "weight", None)
-    return (isinstance(m, bnb.nn.Linear4bit) and getattr(m, "bias", None) is None
+    w, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+    return (isinstance(m, bnb.nn.Linear4bit) and (bias is None or not bias.requires_grad)
             and getattr(w, "quant_state", None) is not None and getattr(m, "compute_dtype", None) is not None)
 
 
@@ -151,13 +159,13 @@ def _nf4_forward(m: Any, dequant: Dequant, blocks: int = 1) -> Callable[[torch.T
         under autocast to its compute dtype."""
         if blocks != 1 or not _autocast_on(x.device.type) or _autocast_dtype(x.device.type) != m.compute_dtype:
             return None
-        return Member(m.weight, m.weight.quant_state, dequant), ()
+        return Member(m.weight, m.weight.quant_state, dequant, bias=m.bias), ()
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         if (group := forward.envdoctor_group) is not None and (out := group.output(forward, x)) is not None:  # type: ignore[attr-defined]
             return out
         xc = x if x.dtype == m.compute_dtype else x.to(m.compute_dtype)
-        out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant, blocks)
+        out = _NF4Linear.apply(xc, m.weight, m.weight.quant_state, dequant, blocks, m.bias)
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
     forward.envdoctor_lean = True  # type: ignore[attr-defined]
@@ -227,7 +235,7 @@ def _lora_forward(m: Any, original: Callable[..., Any], base: Callable[[torch.Te
         if seed is None:
             seed = _NO_SEED.setdefault(x.device, torch.zeros((), dtype=torch.int64, device=x.device))
         return (Member(layer.weight, layer.weight.quant_state, base.envdoctor_dequant, True,  # type: ignore[attr-defined]
-                       m.scaling[name], seed, site, p), (m.lora_A[name].weight, m.lora_B[name].weight))
+                       m.scaling[name], seed, site, p, layer.bias), (m.lora_A[name].weight, m.lora_B[name].weight))
 
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
@@ -341,7 +349,8 @@ def resident(dequant: Dequant, modules: list[Any]) -> Dequant:
 
 
 def apply_lean(model: Any, blocks: int = 1, fused: bool = True, keep: bool = False, shared: bool = True) -> Outcome:
-    """Swap in the lean forwards on every bias-free NF4 linear and its LoRA wrapper; returns (applied, note).
+    """Swap in the lean forwards on every NF4 linear (no bias, or a frozen one) and its LoRA wrapper; returns
+    (applied, note).
     `blocks` > 1: large weights are dequantised in that many row blocks (less memory, a little more time);
     `fused`: a LoRA linear whose weight is whole is one autograd step with its adapter (lora_fused.py);
     `keep`: every weight dequantised once and kept in the compute dtype (`resident`; row blocks are then moot);

@@ -236,9 +236,9 @@ def _agree(fast: Ops, ref: Ops, device: torch.device, dtype: torch.dtype) -> boo
 
 @dataclass(frozen=True)
 class Member:
-    """One NF4 linear that reads the shared input: its weight (dequantised by `dequant`), and its LoRA adapter's
-    scale and dropout (seed, site, p) if it has one (the adapter's A and B go to `linears` apart: autograd's
-    inputs)."""
+    """One NF4 linear that reads the shared input: its weight (dequantised by `dequant`), its frozen bias if any
+    (Qwen2's q/k/v), and its LoRA adapter's scale and dropout (seed, site, p) if it has one (the adapter's A and B
+    go to `linears` apart: autograd's inputs)."""
 
     weight: torch.Tensor
     qs: Any
@@ -248,10 +248,11 @@ class Member:
     seed: Any = None  # the LoRA dropout's seed tensor (unread when p = 0)
     site: int = 0
     p: float = 0.0
+    bias: torch.Tensor | None = None  # frozen: no gradient
 
 
 class _Shared(torch.autograd.Function):
-    """x @ dequant(W_i).T (+ s_i * (dropout_i(x) @ A_i.T) @ B_i.T) for every member i, in `dtype`.
+    """x @ dequant(W_i).T (+ s_i * (dropout_i(x) @ A_i.T) @ B_i.T) (+ bias_i) for every member i, in `dtype`.
 
     Saves x once (already saved by its other users: the norm's output feeds q, k and v) and each adapter's
     (tokens x r) z, never a dropped copy of x or a bf16 weight. The backward accumulates the input's gradient of
@@ -272,9 +273,11 @@ class _Shared(torch.autograd.Function):
                     ac, bc = a.to(dtype), b.to(dtype)
                     z = ops.drop_a(x2, ac, m.seed, m.site, m.p)  # type: ignore[union-attr]
                     out = torch.addmm(torch.mm(z, bc.t()), x2, w.t(), beta=m.s)
+                    if m.bias is not None:
+                        out.add_(m.bias.to(dtype))
                     saved += [z, ac, bc]
                 else:
-                    out = torch.mm(x2, w.t())
+                    out = torch.mm(x2, w.t()) if m.bias is None else torch.addmm(m.bias.to(dtype), x2, w.t())
                 outs.append(out.view(*x.shape[:-1], out.shape[-1]))
         # x only where an adapter's gradient needs it: plain members (gate/up) need only their weights, and their
         # input is kept by nothing else (2 GiB at batch 4 x 2048 on a Llama-8B when it was saved regardless)
