@@ -3,8 +3,8 @@
     python benchmarks/bench_family.py qwen2.5-7b [--src DIR] [--case seed|b4] [--runs N]
 
 Makes the checkpoint once (random bf16 weights from the family's own config class, on the GPU) next to
-bench_vs_trl's Llama checkpoint, reusing that one's tokenizer and data (run `bench_vs_trl.py` or `device_steps.py
-... make` first), then runs the CLI with bench_vs_trl's settings for the case. `--src` runs another checkout's
+bench_vs_trl's Llama checkpoint, with a byte-level BPE trained on bench_vs_trl's data (run `bench_vs_trl.py` or
+`device_steps.py ... make` first), then runs the CLI with bench_vs_trl's settings for the case. `--src` runs another checkout's
 `src` (an A/B of two commits on the same checkpoint). Prints one JSON record a run.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,8 +35,8 @@ def make(name: str) -> str:
     path = os.path.join(vs.TMP, name)
     if os.path.exists(os.path.join(path, "config.json")):
         return path
-    if not os.path.exists(os.path.join(vs.MODEL, "tokenizer.json")):
-        raise SystemExit(f"no tokenizer at {vs.MODEL}: run `python benchmarks/device_steps.py 60 make` first")
+    if not os.path.exists(vs.DATA):
+        raise SystemExit(f"no data at {vs.DATA}: run `python benchmarks/device_steps.py 60 make` first")
     cls, kw = SHAPES[name]
     cfg = getattr(transformers, cls)(**kw)
     t = time.time()
@@ -48,11 +47,27 @@ def make(name: str) -> str:
     del model
     torch.set_default_dtype(torch.float32)
     torch.cuda.empty_cache()
-    for f in os.listdir(vs.MODEL):
-        if f.startswith(("tokenizer", "special_tokens")):
-            shutil.copy(os.path.join(vs.MODEL, f), path)
+    tokenizer_for(path)
     print(f"made random {name} in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     return path
+
+
+def tokenizer_for(path: str) -> None:
+    """A byte-level BPE over the data's words, saved into `path`. Not the Llama folder's word-level tokenizer:
+    transformers 5 builds the model type's own tokenizer class from tokenizer.json whatever tokenizer_config
+    names (https://github.com/huggingface/transformers/pull/44606), and Qwen2Tokenizer encodes a word-level
+    vocabulary to nothing (the trainer stops: "its tokenizer (Qwen2Tokenizer) turned all 600 rows ... into no
+    tokens"). Qwen's pre-tokenizer splits digits, so a word here is 2-4 tokens (tokens/s counts tokens)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    with open(vs.DATA, encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=2000, min_frequency=1,
+                            special_tokens=["<pad>", "<s>", "</s>", "<unk>"], show_progress=False)
+    PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(path)
 
 
 def main() -> int:

@@ -143,3 +143,29 @@ def test_memory_budget_that_nothing_fits_is_a_finding(tiny, tmp_path, skip_guard
     assert _train(tiny, "qlora", tmp_path / "x", "--gpu", "t4", "--max-memory-gib", "0.5") == 1
     err = capsys.readouterr().err
     assert "does not fit --max-memory-gib 0.5" in err and not (tmp_path / "x").exists()
+
+
+def test_a_tokenizer_that_encodes_every_row_to_nothing_is_named_in_one_line(tiny, tmp_path, skip_guard, capsys):
+    """A tokenizer that does not belong to the model (here a BPE with no merges: what transformers 5 makes of a
+    word-level tokenizer.json in a Qwen2 folder) gives no tokens at all: the error names the tokenizer, not the
+    dataset's masking."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny["model"], model)
+    for f in model.glob("tokenizer*"):
+        f.unlink()
+    bpe = Tokenizer(models.BPE(vocab={"<unk>": 0, "<pad>": 1, "<s>": 2, "</s>": 3}, merges=[]))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                            pad_token="<pad>").save_pretrained(model)
+    code = main(["train", "qlora", "--model", str(model), "--dataset", str(tiny["data"]), "--output",
+                 str(tmp_path / "x"), "--seq-len", "48", "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = next(x for x in err.splitlines() if x.startswith("envdoctor: error:"))
+    assert f"model {model}: its tokenizer (" in line and "into no tokens" in line
+    assert not (tmp_path / "x").exists()

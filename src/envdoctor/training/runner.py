@@ -159,6 +159,12 @@ def load_data(cfg: TrainConfig, tok: Any, seq: int, rep: Reporter) -> tuple[list
         rep.message(f"  warning: the EOS is not a target in {len(docs) - stats.eos_trained} rows: a model that never "
                     "learns to emit it does not stop")
     examples = pack(docs, seq, cfg.packing)
+    if not examples and stats.rows and not stats.seen_tokens:
+        # e.g. transformers 5 builds the model type's own tokenizer class from tokenizer.json whatever
+        # tokenizer_config names (https://github.com/huggingface/transformers/pull/44606): a word-level
+        # tokenizer.json in a Qwen2 folder becomes a Qwen2Tokenizer that encodes every text to nothing
+        raise ConfigError(f"model {cfg.model}: its tokenizer ({type(tok).__name__}) turned all {stats.rows} rows of "
+                          f"{cfg.dataset} into no tokens: are the tokenizer files the model's own?")
     if not examples:
         raise ConfigError(f"dataset {cfg.dataset}: no example has a trained token (every row masked?)")
     evals: list[Any] = []
