@@ -169,3 +169,16 @@ def test_a_tokenizer_that_encodes_every_row_to_nothing_is_named_in_one_line(tiny
     line = next(x for x in err.splitlines() if x.startswith("envdoctor: error:"))
     assert f"model {model}: its tokenizer (" in line and "into no tokens" in line
     assert not (tmp_path / "x").exists()
+
+
+def test_all_linear_adapts_every_linear_layer_but_the_head(tiny, tmp_path, skip_guard, capsys):
+    """peft's "all-linear", as TRL's examples write it: adapters on the 7 projections of each layer, none on lm_head."""
+    from safetensors import safe_open
+
+    out = tmp_path / "all"
+    assert _train(tiny, "qlora", out, "--max-steps", "1", "--lora-r", "4", "--lora-targets", "all-linear") == 0
+    with safe_open(str(out / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    adapted = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n in names if ".lora_A" in n}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert len([n for n in names if ".lora_A" in n]) == 7 * 2 and not any("lm_head" in n for n in names)

@@ -49,3 +49,22 @@ def test_every_key_has_a_flag():
     for name in FIELDS:
         if name not in ("schema_version", "method"):
             assert "--" + name.replace("_", "-") in help_text, name
+
+
+def test_all_linear_is_a_lora_target_on_its_own_only():
+    assert load_config(None, {**BASE, "lora_targets": "all-linear"}).lora_targets == ["all-linear"]
+    with pytest.raises(ConfigError, match="all-linear already names every linear layer"):
+        load_config(None, {**BASE, "lora_targets": "all-linear,q_proj"})
+
+
+def test_all_linear_is_planned_as_every_projection_of_a_layer():
+    from envdoctor._env.gpu import declared
+    from envdoctor.training.memory import KNOWN_SHAPES
+    from envdoctor.training.runner import plan_run
+
+    shape, gpu = KNOWN_SHAPES["llama-3.1-8b"], declared("h200")
+    every = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    plans = [plan_run(load_config(None, {**BASE, "lora_targets": t, "batch_size": 1}), shape, gpu)
+             for t in ("all-linear", every, "q_proj,k_proj,v_proj,o_proj")]
+    assert plans[0].run is not None and plans[0].run.lora_targets == tuple(every.split(","))
+    assert plans[0].estimate.total == plans[1].estimate.total > plans[2].estimate.total

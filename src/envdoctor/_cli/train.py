@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--seq", type=int, default=2048)
     m.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=None)
     m.add_argument("--rank", type=int, help="LoRA r (qlora) or GaLore rank")
-    m.add_argument("--targets", help="comma-separated module names")
+    m.add_argument("--targets", help="comma-separated module names, or all-linear (every linear layer but the head)")
     m.add_argument("--fast", choices=["on", "off"], default="on", help="fused loss + kernels (default on)")
     m.add_argument("--max-memory-gib", type=float, help="plan within this many GiB per GPU (default: the card)")
     m.add_argument("--world-size", type=int, default=1, help="data-parallel GPUs sharing the effective batch")
@@ -142,7 +142,7 @@ def _plan_memory(args: argparse.Namespace) -> int:
     if args.rank:
         run = replace(run, lora_r=args.rank, galore_rank=args.rank)
     if args.targets:
-        t = tuple(x.strip() for x in args.targets.split(",") if x.strip())
+        t = shape.targets([x.strip() for x in args.targets.split(",") if x.strip()])
         run = replace(run, lora_targets=t, galore_targets=t)
     plan = make_plan(shape, gpu, run, effective_batch=max(args.effective_batch, args.batch or 1),
                      fixed_batch=args.batch, fixed_checkpointing=args.checkpointing, fast=args.fast == "on",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ConfigError
 from .kinds import DtypeChoice, FastChoice, ParallelChoice, TrainMethod
+from .memory import ALL_LINEAR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +58,8 @@ class TrainConfig(BaseModel):
     lora_r: int = Field(64, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: list(ATTN))
+    lora_targets: list[str] = Field(default_factory=lambda: list(ATTN),
+                                    description=f"module names, or {ALL_LINEAR} (every linear layer but the head)")
     galore_rank: int = Field(128, ge=1)
     galore_update_proj_gap: int = Field(200, ge=1)
     galore_scale: float = Field(0.25, gt=0)
@@ -71,6 +73,13 @@ class TrainConfig(BaseModel):
     @classmethod
     def _split(cls, v: Any) -> Any:
         return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+    @field_validator("lora_targets")
+    @classmethod
+    def _all_linear_alone(cls, v: list[str]) -> list[str]:
+        if ALL_LINEAR in v and len(v) > 1:
+            raise ValueError(f"{ALL_LINEAR} already names every linear layer: give it alone")
+        return v
 
 
 FIELDS = TrainConfig.model_fields

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from .kinds import Method
 
 GiB = 2**30
+ALL_LINEAR = "all-linear"  # peft's shorthand for LoRA targets: every linear layer but the output head
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax blocks
 PAGED_MIN_NUMEL = 100_000  # bitsandbytes pages optimizer state only for tensors at least this large
 
@@ -65,6 +66,10 @@ class ModelShape:
     def kv_width(self) -> int:
         """Width of the keys and values (grouped-query attention)."""
         return self.kv_heads * self.head_dim
+
+    def targets(self, names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """LoRA or GaLore target names as the estimate counts them: ALL_LINEAR is every projection of a layer."""
+        return tuple(self.linear_shapes()) if list(names) == [ALL_LINEAR] else tuple(names)
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each projection of one layer, by the usual HF module names."""

@@ -63,16 +63,20 @@ def freeze_base(model: Any, levers: Levers) -> None:
 
 
 def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str]) -> Any:
-    """Wrap the model with LoRA adapters (fp32 weights; the step runs them under autocast)."""
+    """Wrap the model with LoRA adapters (fp32 weights; the step runs them under autocast). `targets` [ALL_LINEAR]
+    is peft's own "all-linear": every linear layer but the output head."""
     from peft import LoraConfig, get_peft_model
 
+    from .memory import ALL_LINEAR
+
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in present]
+    missing = [t for t in targets if t not in present] if targets != [ALL_LINEAR] else []
     if missing:
         raise ConfigError(f"lora_targets: {', '.join(missing)} not found in the model "
-                          f"(it has e.g. {', '.join(sorted(n for n in present if n.endswith('proj'))[:8])})")
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
-                     bias="none", task_type="CAUSAL_LM")
+                          f"(it has e.g. {', '.join(sorted(n for n in present if n.endswith('proj'))[:8])}; "
+                          f"or {ALL_LINEAR})")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else list(targets),
+                     lora_dropout=dropout, bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, cfg)
 
 

@@ -109,7 +109,7 @@ def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[s
         if gaps:
             notes.append(f"packed attention estimated with SDPA's mask: varlen leaves {', '.join(gaps)} to SDPA")
     run = RunShape(cfg.method, cfg.batch_size or 1, cfg.seq_len, lora_r=cfg.lora_r,
-                   lora_targets=tuple(cfg.lora_targets), lora_dropout=cfg.lora_dropout, galore_rank=cfg.galore_rank,
+                   lora_targets=shape.targets(cfg.lora_targets), lora_dropout=cfg.lora_dropout, galore_rank=cfg.galore_rank,
                    galore_targets=tuple(cfg.galore_targets), packed=mask, counter_dropout=counter)
     if fast and cuda and not kernels_ok:
         if cfg.fast == "on":
