@@ -93,25 +93,17 @@ def test_lean_computes_q_k_v_and_gate_up_in_one_step_each_as_the_members_alone(t
 
     ids = torch.randint(4, 90, (2, 16), generator=torch.Generator().manual_seed(3))
 
-    def step(model):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        grads = {n: p.grad.double().clone() for n, p in model.named_parameters() if p.grad is not None}
-        model.zero_grad(set_to_none=True)
-        return float(loss.detach()), grads
-
     model = _tiny_nf4_lora(tmp_path)
     ok, note = lean.apply_lean(model, fused=True, shared=False)
     assert ok and "shared-input" not in note
-    ref_loss, ref = step(model)
+    ref_loss, ref = _lean_step(model, ids)
     lean.remove_lean(model)
     ok, note = lean.apply_lean(model, fused=True)
     assert ok and "4 shared-input groups" in note, note
     calls: list[int] = []
     real = lean.linears
     monkeypatch.setattr(lean, "linears", lambda x, members, *a: calls.append(len(members)) or real(x, members, *a))
-    loss, got = step(model)
+    loss, got = _lean_step(model, ids)
     assert sorted(calls) == [1, 1, 2, 2, 3, 3]  # per layer: o_proj alone, gate/up, q/k/v (down_proj: _NF4Linear)
     groups = {id(m.forward.envdoctor_group): m.forward.envdoctor_group for m in model.modules()
               if getattr(m.__dict__.get("forward"), "envdoctor_group", None) is not None}
@@ -208,7 +200,9 @@ def _nf4_model(model_dir, dtype, lora_dropout=0.2, lora_seed=0):
     return model.train()
 
 
-def _lean_step(model, ids, autocast: bool):
+def _lean_step(model, ids, autocast: bool = True):
+    """One forward + backward on the CPU (bf16 autocast unless `autocast` is False): the loss and every gradient
+    (fp64 copies)."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
@@ -318,18 +312,10 @@ def test_qwen2s_biased_q_k_v_go_through_one_fused_step_as_peft_computes_them(tmp
     model = _nf4_model(tmp_path, torch.bfloat16, lora_dropout=0.0)
     ids = torch.randint(4, 90, (2, 16), generator=torch.Generator().manual_seed(3))
 
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        grads = {n: p.grad.double().clone() for n, p in model.named_parameters() if p.grad is not None}
-        model.zero_grad(set_to_none=True)
-        return float(loss.detach()), grads
-
-    ref_loss, ref = step()
+    ref_loss, ref = _lean_step(model, ids)
     ok, note = lean.apply_lean(model, fused=True)
     assert ok and "8 LoRA + 6 plain NF4 linears" in note and "4 shared-input groups" in note, note
-    loss, got = step()
+    loss, got = _lean_step(model, ids)
     assert abs(loss - ref_loss) <= 5e-3 * abs(ref_loss)
     assert got.keys() == ref.keys() and len(got) == 16
     for n in ref:
