@@ -64,3 +64,10 @@ def make_tok():  # type: ignore[no-untyped-def]
 def jsonl():  # type: ignore[no-untyped-def]
     """write_jsonl, as a fixture."""
     return write_jsonl
+
+
+@pytest.fixture
+def skip_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The trainer's gate skipped (ENVDOCTOR_SKIP_GUARD=1), the matrix cache in the test's folder."""
+    monkeypatch.setenv("ENVDOCTOR_SKIP_GUARD", "1")
+    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "cache"))

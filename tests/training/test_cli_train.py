@@ -25,12 +25,6 @@ def _metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture
-def skip_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ENVDOCTOR_SKIP_GUARD", "1")
-    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def test_qlora_cpu_path_trains_saves_adapter_and_resumes(tiny, tmp_path, skip_guard, capsys):
     out = tmp_path / "run"
     assert _train(tiny, "qlora", out, "--max-steps", "3", "--lora-r", "4", "--save-steps", "2") == 0

@@ -22,12 +22,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU trainer: needs a CUDA device")
 
 
-@pytest.fixture
-def skip_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ENVDOCTOR_SKIP_GUARD", "1")
-    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def _run(model: Path, data: Path, out: Path, family: str, *extra: str) -> list[float]:
     """The run's logged training losses, one a step."""
     code = main(["train", "qlora", "--model", str(model), "--dataset", str(data), "--output", str(out),

@@ -24,12 +24,6 @@ def _train(tiny: dict[str, Path], out: Path) -> int:
                  "--lora-r", "4", "--save-steps", "0"])
 
 
-@pytest.fixture
-def skip_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ENVDOCTOR_SKIP_GUARD", "1")
-    monkeypatch.setenv("ENVDOCTOR_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def test_a_packed_cuda_run_keeps_varlen_and_its_plan(tiny, tmp_path, skip_guard, capsys):
     pytest.importorskip("bitsandbytes")
     assert _train(tiny, tmp_path / "on") == 0

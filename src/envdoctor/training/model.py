@@ -69,13 +69,14 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str])
 
     from .memory import ALL_LINEAR
 
+    every = targets == [ALL_LINEAR]
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in present] if targets != [ALL_LINEAR] else []
+    missing = [] if every else [t for t in targets if t not in present]
     if missing:
         raise ConfigError(f"lora_targets: {', '.join(missing)} not found in the model "
                           f"(it has e.g. {', '.join(sorted(n for n in present if n.endswith('proj'))[:8])}; "
                           f"or {ALL_LINEAR})")
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else list(targets),
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=ALL_LINEAR if every else list(targets),
                      lora_dropout=dropout, bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, cfg)
 

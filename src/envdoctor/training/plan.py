@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .._env.gpu import GpuInfo
 from ..errors import ConfigError, DoesNotFitError
@@ -63,6 +64,36 @@ def varlen_planned(device: Device) -> bool:
     unless ENVDOCTOR_VARLEN=0 (an A/B switch). Off it, packed rows reach SDPA with an explicit block-diagonal mask.
     runner.levers_for turns the lever on and runner.plan_run estimates by this one rule."""
     return device == "cuda" and os.environ.get("ENVDOCTOR_VARLEN", "1") != "0"
+
+
+# what flash attention's varlen kernel takes (varlen.attention hands anything else to SDPA with its mask)
+FLASH_HEAD_DIM_MAX = 256
+FLASH_HEAD_DIM_MULTIPLE = 8
+FLASH_DTYPES = ("bf16", "fp16")
+
+
+def flash_takes_head_dim(d: int) -> bool:
+    """Whether the varlen kernel takes a head size of `d`."""
+    return d <= FLASH_HEAD_DIM_MAX and d % FLASH_HEAD_DIM_MULTIPLE == 0
+
+
+def varlen_gaps(cfg_dict: dict[str, Any] | None, head_dim: int, compute: str) -> list[str]:
+    """What of the model's attention varlen.attention hands back to SDPA with its mask (its per-call fallbacks, read
+    off the config: attention dropout, a sliding window, soft-capped scores, a head size the kernel lacks, fp32);
+    empty when the varlen kernel takes every layer."""
+    c = (cfg_dict or {}).get("text_config") or cfg_dict or {}
+    gaps = []
+    if float(c.get("attention_dropout") or 0) > 0:
+        gaps.append("attention dropout")
+    if c.get("sliding_window") and c.get("use_sliding_window", True) is not False:  # Qwen2 keeps it but turns it off
+        gaps.append("sliding-window attention")
+    if c.get("attn_logit_softcapping"):
+        gaps.append("soft-capped attention scores")
+    if not flash_takes_head_dim(head_dim):
+        gaps.append(f"head size {head_dim}")
+    if compute not in FLASH_DTYPES:
+        gaps.append(f"{compute} compute")
+    return gaps
 
 
 def choose_dtype(gpu: GpuInfo, requested: DtypeChoice = "auto") -> Dtype:

@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .kinds import Device, Outcome
 from .loop import NullReporter, Reporter, TrainResult
 from .memory import ModelShape, RunShape, shape_from_config
-from .plan import Plan, choose_dtype, graphs_allowed, make_plan, varlen_planned
+from .plan import Plan, choose_dtype, graphs_allowed, make_plan, varlen_gaps, varlen_planned
 
 
 def gate(cfg: TrainConfig) -> Any:
@@ -66,25 +66,6 @@ def loss_on(cfg: TrainConfig) -> str:
         return "every token (--train-on-prompt)"
     return ("responses only: instruction/prompt rows train on the output, messages on assistant turns, text rows on "
             "everything; the EOS ending each response is trained")
-
-
-def varlen_gaps(cfg_dict: dict[str, Any] | None, head_dim: int, compute: str) -> list[str]:
-    """What of the model's attention varlen.attention hands back to SDPA with its mask (its per-call fallbacks, read
-    off the config: attention dropout, a sliding window, soft-capped scores, a head size the kernel lacks, fp32);
-    empty when the varlen kernel takes every layer."""
-    c = (cfg_dict or {}).get("text_config") or cfg_dict or {}
-    gaps = []
-    if float(c.get("attention_dropout") or 0) > 0:
-        gaps.append("attention dropout")
-    if c.get("sliding_window") and c.get("use_sliding_window", True) is not False:  # Qwen2 keeps it but turns it off
-        gaps.append("sliding-window attention")
-    if c.get("attn_logit_softcapping"):
-        gaps.append("soft-capped attention scores")
-    if head_dim % 8 or head_dim > 256:
-        gaps.append(f"head size {head_dim}")
-    if compute not in ("bf16", "fp16"):
-        gaps.append(f"{compute} compute")
-    return gaps
 
 
 def plan_run(cfg: TrainConfig, shape: ModelShape, gpu: GpuInfo, cfg_dict: dict[str, Any] | None = None,

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .kinds import Outcome
+from .plan import flash_takes_head_dim
 
 NAME = "envdoctor_varlen"
 KEY = "cu_seqlens"  # the micro-batch's key for the document boundaries
@@ -117,7 +118,7 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     d = query.shape[-1]
     if (cu is None or dropout or kwargs.get("sliding_window") or kwargs.get("softcap")
             or query.shape[2] != key.shape[2]
-            or (query.is_cuda and (query.dtype not in (torch.float16, torch.bfloat16) or d % 8 or d > 256))):
+            or (query.is_cuda and (query.dtype not in (torch.float16, torch.bfloat16) or not flash_takes_head_dim(d)))):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     b, h, t, _ = query.shape
